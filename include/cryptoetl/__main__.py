@@ -1,0 +1,5 @@
+import sys
+
+from cryptoetl.cli import main
+
+sys.exit(main())

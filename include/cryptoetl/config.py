@@ -1,0 +1,214 @@
+"""Settings for every cryptoetl process: the DAG processor, the scheduler's workers and the pods.
+
+All settings come from environment variables, read once into a frozen, validated
+``Settings``. Reading the environment is cheap and safe at DAG-parse time, unlike
+``Variable.get`` or connection look-ups, which would hit the metadata DB on every parse.
+In Kubernetes the same variables come from the pod spec and the ``data-collection-secrets``
+Secret; locally they come from the shell (the Makefile exports the demo defaults).
+
+Secrets (API keys, the warehouse URL) are read here but never logged: ``Settings.__repr__``
+hides them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Literal
+
+Mode = Literal["local", "kubernetes"]
+CoinGeckoPlan = Literal["public", "demo", "pro"]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed. The message names the environment variable."""
+
+
+@dataclass(frozen=True)
+class Coin:
+    symbol: str  # ticker, the warehouse key: "BTC"
+    coingecko_id: str  # CoinGecko's id for /coins/{id}/...: "bitcoin"
+    name: str  # display name, also used to tag news mentions later: "Bitcoin"
+
+
+# The symbol universe. Order is irrelevant; symbol is the primary key everywhere.
+# Select a subset with CRYPTOETL_SYMBOLS=BTC,ETH (unknown tickers are an error, not ignored).
+UNIVERSE: tuple[Coin, ...] = (
+    Coin("BTC", "bitcoin", "Bitcoin"),
+    Coin("ETH", "ethereum", "Ethereum"),
+    Coin("SOL", "solana", "Solana"),
+    Coin("BNB", "binancecoin", "BNB"),
+    Coin("XRP", "ripple", "XRP"),
+    Coin("ADA", "cardano", "Cardano"),
+    Coin("DOGE", "dogecoin", "Dogecoin"),
+    Coin("AVAX", "avalanche-2", "Avalanche"),
+    Coin("DOT", "polkadot", "Polkadot"),
+    Coin("LINK", "chainlink", "Chainlink"),
+)
+
+
+@dataclass(frozen=True)
+class ResourceProfile:
+    """Kubernetes requests/limits for one step's pod. CPU limit is deliberately unset:
+    CPU throttling only slows batch work down, while a memory limit protects the node."""
+
+    cpu_request: str
+    memory_request: str
+    memory_limit: str
+    cpu_limit: str | None = None
+
+
+# Named profiles; every step names one (see steps.STEPS). Sized from measured peak RSS
+# of a 90-day single-interval run of each step with 10 symbols, with 2x headroom.
+RESOURCE_PROFILES: dict[str, ResourceProfile] = {
+    "io-small": ResourceProfile(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi"),
+    "compute-medium": ResourceProfile(cpu_request="500m", memory_request="512Mi", memory_limit="1Gi"),
+    "compute-large": ResourceProfile(cpu_request="1", memory_request="1Gi", memory_limit="2Gi"),
+}
+
+COINGECKO_HOSTS: dict[str, str] = {
+    "public": "https://api.coingecko.com/api/v3",
+    "demo": "https://api.coingecko.com/api/v3",
+    "pro": "https://pro-api.coingecko.com/api/v3",
+}
+# Documented per-minute limits by plan; the client spaces requests to stay under them.
+COINGECKO_RATE_PER_MINUTE: dict[str, int] = {"public": 5, "demo": 30, "pro": 500}
+
+_SECRET_FIELDS = {"coingecko_api_key", "warehouse_url"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Mode = "local"
+    # Warehouse: an Airflow connection id, or an explicit SQLAlchemy URL that overrides it.
+    warehouse_conn_id: str = "cryptoetl_warehouse"
+    warehouse_url: str | None = None
+    symbols: tuple[Coin, ...] = UNIVERSE
+    start_date: datetime = datetime(2025, 1, 1, tzinfo=UTC)
+    # CoinGecko
+    coingecko_plan: CoinGeckoPlan = "public"
+    coingecko_api_key: str | None = None
+    coingecko_base_url_override: str | None = None
+    coingecko_rate_per_minute_override: int | None = None
+    http_timeout_seconds: float = 30.0
+    # Technical indicators: hourly bars read before each interval so that recursive
+    # indicators (EMA, RSI, MACD) converge to the same value whatever the chunking.
+    warmup_hours: int = 720
+    # Kubernetes pods
+    image: str = "ghcr.io/cryptoetl/cryptoetl:0.1.0"
+    namespace: str = "cryptoetl"
+    service_account: str = "cryptoetl-pods"
+    secret_name: str = "data-collection-secrets"
+    node_selector: Mapping[str, str] = field(default_factory=lambda: {"node-type": "data-collection"})
+    startup_timeout_seconds: int = 600
+    # Local mode: the interpreter that runs `python -m cryptoetl`; default: the worker's own.
+    python: str | None = None
+
+    def __repr__(self) -> str:  # never print secrets, e.g. in task logs
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRET_FIELDS and value:
+                value = "***"
+            parts.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(parts)})"
+
+    @property
+    def coingecko_base_url(self) -> str:
+        return (self.coingecko_base_url_override or COINGECKO_HOSTS[self.coingecko_plan]).rstrip("/")
+
+    @property
+    def coingecko_rate_per_minute(self) -> int:
+        return self.coingecko_rate_per_minute_override or COINGECKO_RATE_PER_MINUTE[self.coingecko_plan]
+
+    def coin(self, symbol: str) -> Coin:
+        for coin in self.symbols:
+            if coin.symbol == symbol:
+                return coin
+        raise ConfigError(f"symbol {symbol!r} is not in the configured universe (CRYPTOETL_SYMBOLS)")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        kwargs: dict = {}
+        if (mode := get("CRYPTOETL_MODE")) is not None:
+            if mode not in ("local", "kubernetes"):
+                raise ConfigError(f"CRYPTOETL_MODE must be 'local' or 'kubernetes', got {mode!r}")
+            kwargs["mode"] = mode
+        if (plan := get("COINGECKO_API_PLAN")) is not None:
+            if plan not in COINGECKO_HOSTS:
+                raise ConfigError(f"COINGECKO_API_PLAN must be one of {sorted(COINGECKO_HOSTS)}, got {plan!r}")
+            kwargs["coingecko_plan"] = plan
+        if (symbols := get("CRYPTOETL_SYMBOLS")) is not None:
+            kwargs["symbols"] = _parse_symbols(symbols)
+        if (start := get("CRYPTOETL_START_DATE")) is not None:
+            kwargs["start_date"] = parse_utc(start, "CRYPTOETL_START_DATE")
+        for name, attr, conv in (
+            ("CRYPTOETL_WAREHOUSE_CONN_ID", "warehouse_conn_id", str),
+            ("CRYPTOETL_WAREHOUSE_URL", "warehouse_url", str),
+            ("COINGECKO_API_KEY", "coingecko_api_key", str),
+            ("COINGECKO_BASE_URL", "coingecko_base_url_override", str),
+            ("COINGECKO_RATE_PER_MINUTE", "coingecko_rate_per_minute_override", int),
+            ("CRYPTOETL_HTTP_TIMEOUT", "http_timeout_seconds", float),
+            ("CRYPTOETL_WARMUP_HOURS", "warmup_hours", int),
+            ("CRYPTOETL_IMAGE", "image", str),
+            ("CRYPTOETL_NAMESPACE", "namespace", str),
+            ("CRYPTOETL_SERVICE_ACCOUNT", "service_account", str),
+            ("CRYPTOETL_SECRET_NAME", "secret_name", str),
+            ("CRYPTOETL_STARTUP_TIMEOUT", "startup_timeout_seconds", int),
+            ("CRYPTOETL_PYTHON", "python", str),
+        ):
+            if (raw := get(name)) is not None:
+                try:
+                    kwargs[attr] = conv(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"{name}={raw!r} is not a valid {conv.__name__}") from exc
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        # API-key presence is checked when a step runs, never here: a missing key must not
+        # break DAG parsing.
+        if ":" not in self.image.rsplit("/", 1)[-1] or self.image.endswith(":latest"):
+            raise ConfigError(
+                f"CRYPTOETL_IMAGE={self.image!r} must carry a pinned tag (not ':latest'): "
+                "a backfill must run the same code as the scheduled run did"
+            )
+        if self.warmup_hours < 0:
+            raise ConfigError("CRYPTOETL_WARMUP_HOURS must be >= 0")
+        if not self.symbols:
+            raise ConfigError("CRYPTOETL_SYMBOLS selects no symbol")
+
+
+def _parse_symbols(raw: str) -> tuple[Coin, ...]:
+    by_symbol = {c.symbol: c for c in UNIVERSE}
+    wanted = [s.strip().upper() for s in raw.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in by_symbol]
+    if unknown:
+        raise ConfigError(f"CRYPTOETL_SYMBOLS names unknown symbols {unknown}; known: {sorted(by_symbol)}")
+    return tuple(by_symbol[s] for s in dict.fromkeys(wanted))
+
+
+def parse_utc(value: str, what: str = "timestamp") -> datetime:
+    """Parse an ISO-8601 date or timestamp as an aware UTC datetime; naive input means UTC.
+
+    Rejects anything else with a message that names ``what`` (a CLI flag or setting).
+    """
+    raw = value.strip()
+    if raw.endswith("Z"):
+        raw = raw[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {value!r} is not an ISO-8601 date or timestamp") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

@@ -1,0 +1,171 @@
+"""Warehouse connection and the one write primitive every step uses: ``replace_interval``.
+
+The warehouse is an Airflow connection (``cryptoetl_warehouse``): MySQL in production
+through the mysql provider, a SQLite file locally. ``CRYPTOETL_WAREHOUSE_URL`` overrides
+it with a plain SQLAlchemy URL (tests, or a pod whose Secret carries the URL).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import cache
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, insert, make_url, select
+
+from cryptoetl.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+
+def warehouse_url(settings: Settings) -> str:
+    """The SQLAlchemy URL of the warehouse: the explicit URL, else the Airflow connection."""
+    if settings.warehouse_url:
+        return settings.warehouse_url
+    from airflow.sdk import BaseHook  # deferred: only needed when resolving a connection
+
+    try:
+        conn = BaseHook.get_connection(settings.warehouse_conn_id)
+    except Exception as exc:  # the SDK raises its own not-found type
+        raise ConfigError(
+            f"no warehouse: set CRYPTOETL_WAREHOUSE_URL or create the Airflow connection "
+            f"{settings.warehouse_conn_id!r} (env AIRFLOW_CONN_{settings.warehouse_conn_id.upper()})"
+        ) from exc
+    if conn.conn_type == "mysql":
+        from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+        uri = MySqlHook(mysql_conn_id=settings.warehouse_conn_id).get_uri()
+        return make_url(uri).update_query_dict({"charset": "utf8mb4"}).render_as_string(hide_password=False)
+    if conn.conn_type == "sqlite":
+        if not conn.host:
+            raise ConfigError(f"sqlite connection {settings.warehouse_conn_id!r} has no host (the file path)")
+        return f"sqlite:///{conn.host}"
+    raise ConfigError(f"connection {settings.warehouse_conn_id!r} has type {conn.conn_type!r}; use mysql or sqlite")
+
+
+@cache
+def get_engine(url: str) -> Engine:
+    """One pooled engine per URL per process."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        # Several task processes write the same file locally: wait for the lock instead of
+        # failing, and use WAL so readers never block the writer.
+        engine = create_engine(url, connect_args={"timeout": 120})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=120000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+
+
+def to_naive_utc(ts: datetime | pd.Timestamp) -> datetime:
+    """Aware -> naive UTC, the storage convention. Naive input is taken as UTC already."""
+    ts = pd.Timestamp(ts)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert(UTC).tz_localize(None)
+    return ts.to_pydatetime()
+
+
+def _records(rows: pd.DataFrame | Iterable[Mapping], table: Table) -> list[dict]:
+    """Rows as plain dicts with only the table's columns; NaN/NaT become NULL."""
+    names = [c.name for c in table.columns]
+    if isinstance(rows, pd.DataFrame):
+        missing = [c.name for c in table.columns if not c.nullable and c.name not in rows.columns]
+        if missing:
+            raise ValueError(f"{table.name}: rows lack required columns {missing}")
+        frame = rows[[n for n in names if n in rows.columns]]
+        records = frame.to_dict("records")
+    else:
+        records = [{k: v for k, v in dict(r).items() if k in names} for r in rows]
+    out = []
+    for rec in records:
+        clean = {}
+        for key, value in rec.items():
+            if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+                clean[key] = None
+            elif isinstance(value, pd.Timestamp | datetime):
+                clean[key] = to_naive_utc(value)
+            elif hasattr(value, "item"):  # numpy scalar -> Python
+                clean[key] = value.item()
+            else:
+                clean[key] = value
+        out.append(clean)
+    return out
+
+
+def replace_interval(
+    target: Engine | Connection,
+    table: Table,
+    rows: pd.DataFrame | Iterable[Mapping],
+    *,
+    time_column: str,
+    start: datetime,
+    end: datetime,
+    keys: Mapping[str, Sequence] | None = None,
+) -> int:
+    """Replace exactly the rows of ``table`` with ``start <= time_column < end`` (and, when
+    given, ``column IN values`` for each entry of ``keys``) by ``rows``, in one transaction.
+
+    Every row must fall inside that scope, so a step can never write outside its interval;
+    a violation raises before anything is touched. On any error the transaction rolls back
+    and the interval keeps its previous rows. Returns the number of rows inserted.
+    """
+    if start >= end:
+        raise ValueError(f"empty or inverted interval [{start}, {end})")
+    lo, hi = to_naive_utc(start), to_naive_utc(end)
+    records = _records(rows, table)
+    keys = {k: list(v) for k, v in (keys or {}).items()}
+    for rec in records:
+        ts = rec.get(time_column)
+        if ts is None or not (lo <= ts < hi):
+            raise ValueError(f"{table.name}: row with {time_column}={ts} is outside [{lo}, {hi})")
+        for col, allowed in keys.items():
+            if rec.get(col) not in allowed:
+                raise ValueError(f"{table.name}: row with {col}={rec.get(col)!r} is outside the keys {allowed}")
+
+    time_col = table.c[time_column]
+    where = [time_col >= lo, time_col < hi] + [table.c[col].in_(vals) for col, vals in keys.items()]
+
+    def _write(conn: Connection) -> int:
+        deleted = conn.execute(delete(table).where(*where)).rowcount
+        if records:
+            conn.execute(insert(table), records)
+        log.info("%s: replaced [%s, %s): %s rows deleted, %s inserted", table.name, lo, hi, deleted, len(records))
+        return len(records)
+
+    if isinstance(target, Connection):
+        # Caller owns the transaction (several tables in one commit).
+        return _write(target)
+    with target.begin() as conn:
+        return _write(conn)
+
+
+def read_frame(target: Engine | Connection, table: Table, *, time_column: str, start: datetime,
+               end: datetime, symbols: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows of [start, end) ordered by (symbol, time), with times as aware UTC."""
+    cols = table.c
+    stmt = select(table).where(cols[time_column] >= to_naive_utc(start), cols[time_column] < to_naive_utc(end))
+    if symbols is not None and "symbol" in cols:
+        stmt = stmt.where(cols["symbol"].in_(list(symbols)))
+    if "symbol" in cols:
+        stmt = stmt.order_by(cols["symbol"], cols[time_column])
+    else:
+        stmt = stmt.order_by(cols[time_column])
+    if isinstance(target, Connection):
+        result = target.execute(stmt)
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    else:
+        with target.connect() as conn:
+            result = conn.execute(stmt)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    if not frame.empty:
+        frame[time_column] = pd.to_datetime(frame[time_column]).dt.tz_localize(UTC)
+    return frame
