@@ -1,0 +1,73 @@
+"""Build the DAGs. A DAG file names its step, its cron and its docs; everything else is here.
+
+Two kinds of DAG:
+
+- **source** DAGs (prices, and the macro/on-chain/news sources to come) run on
+  ``CronDataIntervalTimetable`` with ``catchup=True``: every [start, end) since
+  ``CRYPTOETL_START_DATE`` is loaded once, and ``airflow backfill create`` reloads any range.
+- **derived** DAGs (technical indicators, ml_features) run on ``AssetOrTimeSchedule``: the
+  upstream table's asset events trigger a rebuild of exactly the intervals that changed
+  (including when the upstream is re-run or backfilled), and a daily cron run is kept so
+  the DAG stays backfillable on its own (e.g. after an indicator code change). Their
+  ``catchup`` is False on purpose: their history is driven by the upstream's events, and a
+  catch-up of their own would race ahead of inputs that are not loaded yet.
+
+``max_active_runs=1`` on derived DAGs: two runs over overlapping intervals must not commit
+out of order, or an older computation could overwrite a newer one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable
+
+from cryptoetl.airflow.operators import step_task, table_asset
+from cryptoetl.config import Settings
+from cryptoetl.steps import get_step
+
+OWNER = "data-platform"
+
+
+def _default_args() -> dict:
+    return {"owner": OWNER, "depends_on_past": False, "execution_timeout": timedelta(hours=2)}
+
+
+def source_dag(*, dag_id: str, step: str, cron: str, doc_md: str, max_active_runs: int = 4,
+               settings: Settings | None = None) -> DAG:
+    settings = settings or Settings.from_env()
+    with DAG(
+        dag_id=dag_id,
+        schedule=CronDataIntervalTimetable(cron, timezone="UTC"),
+        start_date=settings.start_date,
+        catchup=True,
+        max_active_runs=max_active_runs,
+        default_args=_default_args(),
+        tags=["cryptoetl", "source", step],
+        doc_md=doc_md,
+    ) as dag:
+        step_task(step, settings=settings)
+    return dag
+
+
+def derived_dag(*, dag_id: str, step: str, cron: str, doc_md: str, settings: Settings | None = None) -> DAG:
+    settings = settings or Settings.from_env()
+    spec = get_step(step)
+    triggers = [table_asset(table) for table in spec.triggered_by]
+    condition = triggers[0]
+    for asset in triggers[1:]:
+        condition = condition | asset
+    with DAG(
+        dag_id=dag_id,
+        schedule=AssetOrTimeSchedule(
+            timetable=CronDataIntervalTimetable(cron, timezone="UTC"), assets=condition
+        ),
+        start_date=settings.start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(),
+        tags=["cryptoetl", "derived", step],
+        doc_md=doc_md,
+    ) as dag:
+        step_task(step, settings=settings)
+    return dag

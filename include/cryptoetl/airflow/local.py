@@ -1,0 +1,243 @@
+"""Local mode runner behind ``make run`` and ``make ui``.
+
+``python -m cryptoetl.airflow.local demo`` does, on the Airflow the Makefile configured:
+  1. set-up, idempotent: metadata DB migration, pools import, the warehouse connection,
+     the warehouse schema;
+  2. starts the offline sandbox API (SYNTHETIC data) and ``airflow standalone`` (API
+     server + UI, scheduler, DAG processor, triggerer);
+  3. unpauses the DAGs and runs ``airflow backfill create`` for prices over the demo window;
+  4. waits until the backfill and every run it triggers downstream (technical indicators,
+     ml_features, through asset events) are finished;
+  5. stops Airflow and prints a summary.
+
+``ui`` starts the sandbox and Airflow and waits for Ctrl-C, to browse the runs.
+The Airflow CLI is used for every action a user would take; the ORM only to watch progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+DAG_IDS = ("prices_coingecko", "technical_indicators", "ml_features")
+SOURCE_DAG = "prices_coingecko"
+
+
+def _airflow(*args: str, check: bool = True, quiet: bool = True) -> subprocess.CompletedProcess:
+    cmd = [str(Path(sys.executable).with_name("airflow")), *args]
+    result = subprocess.run(cmd, capture_output=quiet, text=True)
+    if check and result.returncode != 0:
+        raise SystemExit(f"`airflow {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def setup() -> None:
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    print("· migrating the Airflow metadata DB")
+    _airflow("db", "migrate")
+    pools = Path(__file__).resolve().parents[2] / "pools.json"
+    print(f"· importing pools from {pools}")
+    _airflow("pools", "import", str(pools))
+    warehouse = os.environ.get("CRYPTOETL_WAREHOUSE_FILE", str(home.parent / "data" / "warehouse.db"))
+    Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
+    conn_id = os.environ.get("CRYPTOETL_WAREHOUSE_CONN_ID", "cryptoetl_warehouse")
+    existing = _airflow("connections", "get", conn_id, "-o", "json", check=False)
+    if existing.returncode != 0:
+        print(f"· creating Airflow connection {conn_id} -> sqlite {warehouse}")
+        _airflow("connections", "add", conn_id, "--conn-type", "sqlite", "--conn-host", warehouse)
+    env = dict(os.environ, CRYPTOETL_WAREHOUSE_URL=f"sqlite:///{warehouse}")
+    subprocess.run([sys.executable, "-m", "cryptoetl", "init-db"], env=env, check=True)
+
+
+class Stack:
+    """The sandbox (in-process thread) and ``airflow standalone`` (child process)."""
+
+    def __init__(self, port: int, sandbox_port: int):
+        self.port = port
+        self.sandbox_port = sandbox_port
+        self.proc: subprocess.Popen | None = None
+        self.sandbox = None
+
+    def __enter__(self) -> Stack:
+        from cryptoetl.sandbox.server import SandboxServer
+
+        self.sandbox = SandboxServer(port=self.sandbox_port)
+        base_url = self.sandbox.start()
+        os.environ["COINGECKO_BASE_URL"] = base_url
+        print(f"· sandbox API (SYNTHETIC data) on {base_url}")
+        log_path = Path(os.environ["AIRFLOW_HOME"]) / "standalone.log"
+        print(f"· starting airflow standalone (log: {log_path})")
+        self.log = open(log_path, "a")  # noqa: SIM115 - closed in __exit__
+        # standalone starts its components as `airflow ...` from PATH: put this venv first.
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("airflow")), "standalone"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self, timeout: float = 240) -> None:
+        url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"airflow standalone exited early (code {self.proc.returncode}); see the log")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    health = json.load(resp)
+                if health.get("scheduler", {}).get("status") == "healthy":
+                    print(f"· Airflow is up: http://localhost:{self.port}")
+                    return
+            except OSError:
+                pass
+            time.sleep(2)
+        raise SystemExit(f"Airflow did not become healthy within {timeout:.0f}s")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            print("· stopping Airflow")
+            os.killpg(self.proc.pid, signal.SIGINT)  # standalone stops cleanly on SIGINT only
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.sandbox:
+            self.sandbox.stop()
+        self.log.close()
+
+
+def wait_for_dags(timeout: float = 180) -> None:
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            found = set(session.scalars(select(SerializedDagModel.dag_id).where(
+                SerializedDagModel.dag_id.in_(DAG_IDS))))
+        if found == set(DAG_IDS):
+            return
+        time.sleep(2)
+    raise SystemExit(f"DAGs not parsed within {timeout:.0f}s; check `airflow dags list-import-errors`")
+
+
+def wait_until_settled(backfill_started: datetime, timeout: float) -> dict[str, dict[str, int]]:
+    """Block until the backfill is complete and no run or queued asset trigger is pending."""
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.models.backfill import Backfill
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, or_, select
+
+    deadline = time.monotonic() + timeout
+    quiet_polls = 0
+    last = None
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            backfill_open = session.scalar(select(func.count()).select_from(Backfill).where(
+                Backfill.dag_id == SOURCE_DAG, Backfill.completed_at.is_(None)))
+            queued_triggers = session.scalar(select(func.count()).select_from(AssetDagRunQueue))
+            rows = session.execute(
+                select(DagRun.dag_id, DagRun.state, func.count())
+                .where(DagRun.dag_id.in_(DAG_IDS),
+                       or_(DagRun.queued_at >= backfill_started, DagRun.state.in_(("queued", "running"))))
+                .group_by(DagRun.dag_id, DagRun.state)
+            ).all()
+        states: dict[str, dict[str, int]] = {d: {} for d in DAG_IDS}
+        for dag_id, state, n in rows:
+            states[dag_id][str(state)] = n
+        active = sum(n for s in states.values() for k, n in s.items() if k in ("queued", "running"))
+        summary = "  ".join(
+            f"{d}: " + (",".join(f"{k}={v}" for k, v in sorted(s.items())) or "-") for d, s in states.items())
+        if summary != last:
+            print(f"  {datetime.now(UTC):%H:%M:%S} {summary}")
+            last = summary
+        settled = not backfill_open and not queued_triggers and active == 0
+        quiet_polls = quiet_polls + 1 if settled else 0
+        if quiet_polls >= 3:  # asset events can land between two polls: require a quiet spell
+            return states
+        time.sleep(3)
+    raise SystemExit(f"pipeline did not settle within {timeout:.0f}s; see {os.environ['AIRFLOW_HOME']}/logs")
+
+
+def demo(days: int, port: int, sandbox_port: int, timeout: float) -> int:
+    setup()
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, last = today - timedelta(days=days), today - timedelta(days=1)
+    began = time.monotonic()
+    with Stack(port, sandbox_port):
+        wait_for_dags()
+        print(f"· airflow backfill create --dag-id {SOURCE_DAG} --from-date {start:%Y-%m-%d} "
+              f"--to-date {last:%Y-%m-%d}  ({days} daily intervals)")
+        created = datetime.now(UTC)
+        # Backfill first, unpause second: the scheduler then finds a run for every logical
+        # date of the window and its catch-up (from CRYPTOETL_START_DATE) creates none twice.
+        # Backfill runs of a paused DAG stay queued, so unpausing is what starts them.
+        _airflow("backfill", "create", "--dag-id", SOURCE_DAG, "--from-date", f"{start:%Y-%m-%d}",
+                 "--to-date", f"{last:%Y-%m-%d}", "--max-active-runs", "4")
+        for dag_id in DAG_IDS:
+            _airflow("dags", "unpause", dag_id)
+        states = wait_until_settled(created, timeout)
+    failed = {d: s.get("failed", 0) for d, s in states.items() if s.get("failed")}
+    print(f"\nPipeline finished in {time.monotonic() - began:.0f}s through the Airflow scheduler.")
+    env = dict(os.environ)
+    subprocess.run([sys.executable, "-m", "cryptoetl", "summary"], env=env, check=False)
+    _print_ui_help(port)
+    if failed:
+        print(f"\nFAILED runs: {failed}. Open the UI (make ui) or read {os.environ['AIRFLOW_HOME']}/logs.")
+        return 1
+    return 0
+
+
+def _print_ui_help(port: int) -> None:
+    pw_file = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    password = ""
+    if pw_file.exists():
+        password = ", ".join(f"{u} / {p}" for u, p in json.loads(pw_file.read_text()).items())
+    print(f"\nWeb UI: run `make ui`, then open http://localhost:{port}"
+          + (f"  (login: {password})" if password else ""))
+
+
+def ui(port: int, sandbox_port: int) -> int:
+    setup()
+    with Stack(port, sandbox_port):
+        _print_ui_help(port)
+        print("Ctrl-C to stop.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cryptoetl.airflow.local")
+    parser.add_argument("command", choices=["setup", "demo", "ui"])
+    parser.add_argument("--days", type=int, default=int(os.environ.get("DEMO_DAYS", "14")))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW__API__PORT", "8080")))
+    parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8899")))
+    parser.add_argument("--timeout", type=float, default=1200)
+    args = parser.parse_args(argv)
+    if args.command == "setup":
+        setup()
+        return 0
+    if args.command == "demo":
+        return demo(args.days, args.port, args.sandbox_port, args.timeout)
+    return ui(args.port, args.sandbox_port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The one place that decides how a step is launched, and owns every pod default.
+
+``step_task(step_name)`` returns, for ``CRYPTOETL_MODE=kubernetes``, a
+``KubernetesPodOperator`` and, for ``local``, a subprocess task. Both run the same command:
+
+    python -m cryptoetl run STEP --interval START/END [--interval ...]
+
+Which intervals? A scheduled or backfill run computes its own data interval. A run
+triggered by upstream asset events computes the union of the intervals those events
+carry (in ``extra["intervals"]``), each extended by the step's ``lookahead_hours``: a
+price correction on day X changes EMAs and 7-day returns after X too. After success the
+task attaches the intervals it wrote to its own asset event, so the next step downstream
+rebuilds exactly what changed. A run with neither an interval nor events fails: it never
+falls back to "now".
+
+Pod defaults, and why:
+- image: ``CRYPTOETL_IMAGE``, a pinned tag (validated in config), so a backfill runs the
+  same code as the scheduled run did.
+- namespace / service account ``cryptoetl`` / ``cryptoetl-pods``: task pods need no
+  Kubernetes API access, so their account has none (k8s/rbac.yaml).
+- node selector ``node-type: data-collection`` plus a toleration for the node's
+  ``dedicated=data-collection:NoSchedule`` taint: collection traffic leaves the cluster
+  from one node pool, and nothing else lands there by accident.
+- resources: the step's named profile (config.RESOURCE_PROFILES): memory limit, no CPU limit.
+- secrets: the whole ``data-collection-secrets`` Secret as environment variables. Never as
+  arguments: arguments show up in the UI, in logs and in ``kubectl describe``.
+- ``on_finish_action="delete_succeeded_pod"``: failed pods stay for ``kubectl logs``.
+- ``startup_timeout_seconds``: 600 s covers an image pull on a fresh node.
+- retries: 3 with exponential backoff from 2 min (max 30 min): rides out API hiccups and
+  rate-limit windows without hammering the API.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+from airflow.sdk import Asset, BaseOperator
+
+from cryptoetl.config import RESOURCE_PROFILES, ConfigError, Settings
+from cryptoetl.intervals import Interval, covering_hours, make_interval, merge, parse_interval
+from cryptoetl.steps import Step, get_step
+
+ASSET_URI = "cryptoetl://warehouse/{table}"
+
+DEFAULT_RETRY_ARGS: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=30),
+}
+
+# Non-secret settings that pods must share with the scheduler's view of the world.
+POD_ENV_SETTINGS = (
+    "CRYPTOETL_SYMBOLS",
+    "CRYPTOETL_WAREHOUSE_CONN_ID",
+    "CRYPTOETL_WARMUP_HOURS",
+    "CRYPTOETL_HTTP_TIMEOUT",
+    "COINGECKO_API_PLAN",
+    "COINGECKO_BASE_URL",
+    "COINGECKO_RATE_PER_MINUTE",
+)
+
+
+def table_asset(table: str) -> Asset:
+    """The Airflow asset for a warehouse table; steps emit it, downstream DAGs schedule on it."""
+    return Asset(name=table, uri=ASSET_URI.format(table=table), group="warehouse")
+
+
+def command_for(step: Step, intervals: Iterable[Interval]) -> list[str]:
+    """Arguments after ``python -m cryptoetl``: identical for pods and local subprocesses."""
+    args = ["run", step.name]
+    for interval in intervals:
+        args += ["--interval", str(interval)]
+    return args
+
+
+def _intervals_from_event(event: Any) -> list[Interval]:
+    extra = getattr(event, "extra", None) or {}
+    raw = extra.get("intervals")
+    if not raw:
+        source = getattr(event, "source_dag_id", None) or "an external producer"
+        raise ConfigError(
+            f"asset event from {source} carries no extra['intervals']; cannot tell which data "
+            'changed. Create asset events with extra {"intervals": ["START/END", ...]}'
+        )
+    return [parse_interval(text) for text in raw]
+
+
+def resolve_intervals(context: Mapping[str, Any], step: Step) -> list[Interval]:
+    """The intervals this run must (re)build; see the module docstring."""
+    events = context.get("triggering_asset_events") or {}
+    from_events: list[Interval] = []
+    for asset_events in events.values():
+        for event in asset_events:
+            from_events += [iv.extended(step.lookahead_hours) for iv in _intervals_from_event(event)]
+    if from_events:
+        return merge(from_events)
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if step.triggered_by:  # derived: a timed run off the hour covers the whole hours around it
+        return [covering_hours(start, end, step.name)]
+    return [make_interval(start, end, step.name)]
+
+
+def record_outlet(context: Mapping[str, Any], step: Step, intervals: Iterable[Interval]) -> None:
+    """Attach what was written to this task's asset event, for downstream DAGs."""
+    context["outlet_events"][table_asset(step.writes)].extra = {"intervals": [str(iv) for iv in intervals]}
+
+
+class _StepMixin:
+    step: Step
+
+    def _prepare(self, context: Mapping[str, Any]) -> list[Interval]:
+        intervals = resolve_intervals(context, self.step)
+        self.log.info("step %s over %s", self.step.name, ", ".join(map(str, intervals)))
+        return intervals
+
+
+class LocalStepOperator(_StepMixin, BaseOperator):
+    """Runs the step's CLI command as a subprocess of the task (local mode).
+
+    The warehouse URL is resolved here, inside the task, where Airflow connections are
+    available, and handed to the child through its environment (never its arguments).
+    """
+
+    ui_color = "#e8f4ea"
+
+    def __init__(self, *, step: Step, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.step = step
+        self.settings = settings
+
+    def execute(self, context: Any) -> None:
+        from airflow.providers.standard.hooks.subprocess import SubprocessHook
+        from airflow.sdk.exceptions import AirflowException
+
+        from cryptoetl.warehouse.io import warehouse_url
+
+        intervals = self._prepare(context)
+        env = dict(os.environ)
+        env["CRYPTOETL_WAREHOUSE_URL"] = warehouse_url(self.settings)
+        python = self.settings.python or sys.executable
+        result = SubprocessHook().run_command(
+            command=[python, "-m", "cryptoetl", *command_for(self.step, intervals)], env=env
+        )
+        if result.exit_code != 0:
+            raise AirflowException(f"step {self.step.name} exited with code {result.exit_code}: {result.output}")
+        record_outlet(context, self.step, intervals)
+
+
+@cache
+def _pod_operator_class():
+    # Imported lazily: local mode never needs the Kubernetes client.
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    class StepPodOperator(_StepMixin, KubernetesPodOperator):
+        """KubernetesPodOperator that derives its ``--interval`` arguments at run time."""
+
+        def __init__(self, *, step: Step, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.step = step
+
+        def set_intervals(self, intervals: Iterable[Interval]) -> None:
+            self.arguments = command_for(self.step, intervals)
+
+        def execute(self, context: Any) -> Any:
+            intervals = self._prepare(context)
+            self.set_intervals(intervals)
+            result = super().execute(context)
+            record_outlet(context, self.step, intervals)
+            return result
+
+    return StepPodOperator
+
+
+def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
+    """Every KubernetesPodOperator argument for ``step``; see the module docstring for why."""
+    from airflow.providers.cncf.kubernetes.secret import Secret
+    from kubernetes.client import models as k8s
+
+    profile = RESOURCE_PROFILES[step.profile]
+    limits = {"memory": profile.memory_limit}
+    if profile.cpu_limit:
+        limits["cpu"] = profile.cpu_limit
+    env = {name: os.environ[name] for name in POD_ENV_SETTINGS if os.environ.get(name)}
+    return {
+        "name": step.task_id.replace("_", "-"),
+        "namespace": settings.namespace,
+        "image": settings.image,
+        "image_pull_policy": "IfNotPresent",
+        "cmds": ["python", "-m", "cryptoetl"],
+        "arguments": command_for(step, []),
+        "env_vars": env,
+        "secrets": [Secret("env", None, settings.secret_name)],
+        "service_account_name": settings.service_account,
+        "node_selector": dict(settings.node_selector),
+        "tolerations": [
+            k8s.V1Toleration(key="dedicated", operator="Equal", value="data-collection", effect="NoSchedule")
+        ],
+        "container_resources": k8s.V1ResourceRequirements(
+            requests={"cpu": profile.cpu_request, "memory": profile.memory_request}, limits=limits
+        ),
+        "labels": {"app.kubernetes.io/name": "cryptoetl", "cryptoetl/step": step.name},
+        "in_cluster": True,
+        "get_logs": True,
+        "do_xcom_push": False,
+        "on_finish_action": "delete_succeeded_pod",
+        "startup_timeout_seconds": settings.startup_timeout_seconds,
+        "reattach_on_restart": True,
+    }
+
+
+def step_task(step_name: str, *, settings: Settings | None = None, **overrides: Any) -> BaseOperator:
+    """The task that runs ``step_name``: a pod in Kubernetes mode, a subprocess locally."""
+    settings = settings or Settings.from_env()
+    step = get_step(step_name)
+    common: dict[str, Any] = {
+        "task_id": step.task_id,
+        "outlets": [table_asset(step.writes)],
+        "doc_md": step.description,
+        **DEFAULT_RETRY_ARGS,
+    }
+    if step.pool:
+        common["pool"] = step.pool
+    common.update(overrides)
+    if settings.mode == "kubernetes":
+        return _pod_operator_class()(step=step, **pod_kwargs(step, settings), **common)
+    return LocalStepOperator(step=step, settings=settings, **common)

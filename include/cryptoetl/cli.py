@@ -1,0 +1,109 @@
+"""``python -m cryptoetl``: the one command that pods, local subprocess tasks and people run.
+
+    python -m cryptoetl init-db
+    python -m cryptoetl run STEP --interval 2026-01-01T00:00Z/2026-01-02T00:00Z [--interval ...]
+    python -m cryptoetl run STEP --start 2026-01-01 --end 2026-01-02
+    python -m cryptoetl summary
+    python -m cryptoetl sandbox --port 8899      # offline CoinGecko stand-in (SYNTHETIC data)
+
+Exit codes: 0 success, 2 bad input or configuration (clear message, nothing written),
+1 a step failed (its transaction rolled back; the interval keeps its previous rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from cryptoetl.config import ConfigError, Settings
+from cryptoetl.intervals import make_interval, merge, parse_interval
+
+log = logging.getLogger("cryptoetl")
+
+
+def _engine(settings: Settings):
+    from cryptoetl.warehouse.io import get_engine, warehouse_url
+
+    return get_engine(warehouse_url(settings))
+
+
+def cmd_init_db(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptoetl.warehouse.schema import create_all
+
+    engine = _engine(settings)
+    create_all(engine)
+    print(f"warehouse schema ready on {engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptoetl.steps import StepContext, get_step
+
+    step = get_step(args.step)
+    intervals = [parse_interval(text) for text in args.interval or []]
+    if args.start is not None or args.end is not None:
+        intervals.append(make_interval(args.start, args.end, "--start/--end"))
+    if not intervals:
+        raise ConfigError("run: give --interval START/END (repeatable) or --start and --end")
+    ctx = StepContext(settings=settings, engine=_engine(settings))
+    for interval in merge(intervals):
+        began = time.monotonic()
+        rows = step.run(ctx, interval)
+        log.info("%s %s: %d rows written in %.2fs", step.name, interval, rows, time.monotonic() - began)
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptoetl.report import print_summary
+
+    print_summary(_engine(settings))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptoetl.sandbox.server import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cryptoetl", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("init-db", help="create the warehouse tables, indexes and views (idempotent)")
+
+    run = sub.add_parser("run", help="run one step over one or more data intervals")
+    run.add_argument("step", help="prices | technical | features")
+    run.add_argument("--interval", action="append", metavar="START/END",
+                     help="ISO-8601 half-open interval; repeat for several (they are merged)")
+    run.add_argument("--start", help="interval start (ISO-8601, UTC if no offset)")
+    run.add_argument("--end", help="interval end, exclusive")
+
+    sub.add_parser("summary", help="rows per table and an example query")
+
+    sandbox = sub.add_parser("sandbox", help="serve the offline API sandbox (synthetic data)")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8899)
+    return parser
+
+
+COMMANDS = {"init-db": cmd_init_db, "run": cmd_run, "summary": cmd_summary, "sandbox": cmd_sandbox}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = Settings.from_env()
+        return COMMANDS[args.command](args, settings)
+    except ConfigError as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2

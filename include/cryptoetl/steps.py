@@ -1,0 +1,184 @@
+"""Steps: each one is extract -> transform -> load for one data interval.
+
+A step is a pure function of (context, interval). The CLI, a Kubernetes pod, a local
+subprocess and the tests all call the same function; only the launcher differs.
+Every step writes through ``replace_interval``: rerunning an interval replaces exactly its
+rows in one transaction, and a failure leaves the previous rows in place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cached_property
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from cryptoetl.config import ConfigError, Settings
+from cryptoetl.intervals import Interval
+from cryptoetl.transforms import features as features_tx
+from cryptoetl.transforms import technical as technical_tx
+from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.io import read_frame, replace_interval
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepContext:
+    """What a step needs from the outside world. Tests pass fakes; the CLI builds the real ones."""
+
+    settings: Settings
+    engine: Engine
+    clients: dict[str, object] = field(default_factory=dict)
+
+    @cached_property
+    def coingecko(self):
+        if "coingecko" in self.clients:
+            return self.clients["coingecko"]
+        from cryptoetl.sources.coingecko import CoinGeckoClient
+
+        return CoinGeckoClient.from_settings(self.settings)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[StepContext, Interval], int]
+    writes: str  # the table it owns; also the name of the Airflow asset it emits
+    reads: tuple[str, ...]  # tables whose changes make this step's output stale
+    profile: str  # key of config.RESOURCE_PROFILES
+    task_id: str  # verb first; the pod name is this with hyphens
+    # Assets (tables) whose events trigger a rebuild. Narrower than ``reads`` where an
+    # input always arrives through another trigger: prices reach features via technical.
+    triggered_by: tuple[str, ...] = ()
+    # How far past a changed input interval this step's output changes, in hours. A price
+    # correction on day X moves the EMAs of the following warm-up window, and the 7-day
+    # returns of the following week; downstream runs extend event intervals by this much.
+    lookahead_hours: int = 0
+    pool: str | None = None
+    description: str = ""
+
+
+def _symbols(ctx: StepContext) -> list[str]:
+    return [coin.symbol for coin in ctx.settings.symbols]
+
+
+class SourceDataMissing(RuntimeError):
+    """The source returned nothing where the warehouse already holds data: refusing to erase it."""
+
+
+def run_prices(ctx: StepContext, interval: Interval) -> int:
+    """Fetch every configured symbol, then write them all in one transaction.
+
+    If any symbol fails, the task fails and nothing is written: a partial day would look
+    complete to everything downstream. Airflow retries the whole interval. A symbol with no
+    points is fine (not listed yet), unless the interval already holds rows for it: an empty
+    answer must never erase data that was loaded before.
+    """
+    frames = []
+    for coin in ctx.settings.symbols:
+        frame = ctx.coingecko.market_chart_range(coin.coingecko_id, interval.start, interval.end)
+        frame = frame.dropna(subset=["price"])
+        if frame.empty:
+            existing = read_frame(ctx.engine, schema.price_data_real, time_column="time",
+                                  start=interval.start, end=interval.end, symbols=[coin.symbol])
+            if not existing.empty:
+                raise SourceDataMissing(
+                    f"prices: CoinGecko returned no points for {coin.symbol} in {interval}, but the warehouse "
+                    f"holds {len(existing)} rows there; refusing to erase them (rerun later)")
+            log.warning("prices: CoinGecko returned no points for %s in %s", coin.symbol, interval)
+            continue
+        frames.append(frame.assign(symbol=coin.symbol))
+    rows = pd.concat(frames, ignore_index=True) if frames else []
+    return replace_interval(
+        ctx.engine,
+        schema.price_data_real,
+        rows,
+        time_column="time",
+        start=interval.start,
+        end=interval.end,
+        keys={"symbol": _symbols(ctx)},
+    )
+
+
+def run_technical(ctx: StepContext, interval: Interval) -> int:
+    warmup = timedelta(hours=ctx.settings.warmup_hours)
+    symbols = _symbols(ctx)
+    prices = read_frame(
+        ctx.engine, schema.price_data_real, time_column="time",
+        start=interval.start - warmup, end=interval.end, symbols=symbols,
+    )
+    rows = technical_tx.compute(prices, pd.Timestamp(interval.start), pd.Timestamp(interval.end))
+    return replace_interval(
+        ctx.engine, schema.technical_indicators, rows, time_column="time",
+        start=interval.start, end=interval.end, keys={"symbol": symbols},
+    )
+
+
+def run_features(ctx: StepContext, interval: Interval) -> int:
+    symbols = _symbols(ctx)
+    lookback = timedelta(hours=features_tx.LOOKBACK_HOURS)
+    with ctx.engine.connect() as conn:  # one snapshot for both reads
+        prices = read_frame(
+            conn, schema.price_data_real, time_column="time",
+            start=interval.start - lookback, end=interval.end, symbols=symbols,
+        )
+        technical = read_frame(
+            conn, schema.technical_indicators, time_column="time",
+            start=interval.start, end=interval.end, symbols=symbols,
+        )
+    rows = features_tx.compute(prices, technical, pd.Timestamp(interval.start), pd.Timestamp(interval.end))
+    return replace_interval(
+        ctx.engine, schema.ml_features_materialized, rows, time_column="time",
+        start=interval.start, end=interval.end, keys={"symbol": symbols},
+    )
+
+
+STEPS: dict[str, Step] = {
+    step.name: step
+    for step in (
+        Step(
+            name="prices",
+            run=run_prices,
+            writes="price_data_real",
+            reads=(),
+            profile="io-small",
+            task_id="load_prices",
+            pool="coingecko",
+            description="Hourly price, market cap and volume from CoinGecko market_chart/range",
+        ),
+        Step(
+            name="technical",
+            run=run_technical,
+            writes="technical_indicators",
+            reads=("price_data_real",),
+            triggered_by=("price_data_real",),
+            profile="compute-medium",
+            task_id="compute_technical_indicators",
+            lookahead_hours=720,  # = default warm-up: beyond it a change is below 1e-24
+            description="SMA 20/50, EMA 12/26, RSI 14, MACD, Bollinger 20/2 with the `ta` library",
+        ),
+        Step(
+            name="features",
+            run=run_features,
+            writes="ml_features_materialized",
+            reads=("price_data_real", "technical_indicators"),
+            triggered_by=("technical_indicators",),
+            profile="compute-medium",
+            task_id="build_ml_features",
+            lookahead_hours=features_tx.LOOKBACK_HOURS,
+            description="Rebuild ml_features_materialized: one row per symbol per hour",
+        ),
+    )
+}
+
+
+def get_step(name: str) -> Step:
+    try:
+        return STEPS[name]
+    except KeyError:
+        raise ConfigError(f"unknown step {name!r}; known steps: {', '.join(STEPS)}") from None
