@@ -1,0 +1,120 @@
+"""Shared fixtures.
+
+Airflow reads its configuration at import time, so this module points it at a private,
+per-session AIRFLOW_HOME before anything imports airflow. Under pytest-xdist each worker is
+its own session with its own metadata DB.
+
+MySQL tests run against a real MariaDB/MySQL server (default root@127.0.0.1:3306, override
+with CRYPTOETL_TEST_MYSQL_URL) in a throwaway database created for the session. Without a
+server they skip locally; with CI=true they fail instead, so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_HOME = Path(tempfile.mkdtemp(prefix="cryptoetl-test-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
+        "CRYPTOETL_MODE": "local",
+    }
+)
+# Settings the developer's shell may carry must not leak into tests.
+for _name in ("CRYPTOETL_WAREHOUSE_URL", "CRYPTOETL_SYMBOLS", "COINGECKO_BASE_URL", "COINGECKO_API_PLAN",
+              "COINGECKO_API_KEY", "CRYPTOETL_START_DATE", "CRYPTOETL_WARMUP_HOURS"):
+    os.environ.pop(_name, None)
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+MYSQL_URL = os.environ.get("CRYPTOETL_TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """One offline CoinGecko sandbox (synthetic data) for the session; faults reset per use."""
+    from cryptoetl.sandbox.server import SandboxServer
+
+    with SandboxServer(port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox_clean(sandbox):
+    sandbox.set_faults([])
+    yield sandbox
+    sandbox.set_faults([])
+
+
+def _sqlite_engine(path: Path):
+    from cryptoetl.warehouse.io import get_engine
+    from cryptoetl.warehouse.schema import create_all
+
+    engine = get_engine(f"sqlite:///{path}")
+    create_all(engine)
+    return engine
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    return _sqlite_engine(tmp_path / "warehouse.db")
+
+
+@pytest.fixture(scope="session")
+def mysql_server_url():
+    """URL of a throwaway database on the MySQL/MariaDB server, dropped at session end."""
+    from sqlalchemy import create_engine, make_url, text
+
+    admin_url = make_url(MYSQL_URL)
+    try:
+        admin = create_engine(admin_url)
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server"
+        message = f"MySQL/MariaDB not reachable at {admin_url.render_as_string()}: {exc}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: MySQL tests must run, not skip)")
+        pytest.skip(message)
+    name = f"cryptoetl_test_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    try:
+        yield admin_url.set(database=name, query={"charset": "utf8mb4"}).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.fixture
+def mysql_engine(mysql_server_url):
+    """A MySQL warehouse with the schema, emptied before each test."""
+    from sqlalchemy import delete
+
+    from cryptoetl.warehouse.io import get_engine
+    from cryptoetl.warehouse.schema import create_all, metadata
+
+    engine = get_engine(mysql_server_url)
+    create_all(engine)
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(delete(table))
+    return engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def engine(request, tmp_path):
+    """The warehouse on each supported backend."""
+    if request.param == "sqlite":
+        return _sqlite_engine(tmp_path / "warehouse.db")
+    return request.getfixturevalue("mysql_engine")

@@ -1,0 +1,75 @@
+"""The command pods and local tasks run: clear errors for bad input, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import dump
+
+from cryptoetl.cli import main
+from cryptoetl.config import ConfigError, Settings
+from cryptoetl.intervals import merge, parse_interval
+from cryptoetl.warehouse import schema
+
+
+@pytest.fixture
+def warehouse(sqlite_engine, monkeypatch):
+    monkeypatch.setenv("CRYPTOETL_WAREHOUSE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    return sqlite_engine
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["run", "prices", "--start", "2026-13-01", "--end", "2026-01-02"], "not an ISO-8601"),
+        (["run", "prices", "--start", "2026-01-02", "--end", "2026-01-01"], "is not before end"),
+        (["run", "prices", "--start", "2026-01-01T00:30", "--end", "2026-01-02"], "hour boundary"),
+        (["run", "prices", "--start", "None", "--end", "None"], "refusing to guess"),
+        (["run", "prices", "--interval", "2026-01-01"], "expected START/END"),
+        (["run", "prices"], "give --interval"),
+        (["run", "nosuchstep", "--start", "2026-01-01", "--end", "2026-01-02"], "unknown step 'nosuchstep'"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(warehouse, capsys, argv, message):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert dump(warehouse, schema.price_data_real) == []
+
+
+def test_bad_setting_names_the_variable(warehouse, capsys, monkeypatch):
+    monkeypatch.setenv("CRYPTOETL_SYMBOLS", "BTC,NOPE")
+    assert main(["init-db"]) == 2
+    assert "CRYPTOETL_SYMBOLS" in capsys.readouterr().err
+
+
+def test_missing_warehouse_connection_is_explained(capsys, monkeypatch):
+    monkeypatch.delenv("CRYPTOETL_WAREHOUSE_URL", raising=False)
+    monkeypatch.setenv("CRYPTOETL_WAREHOUSE_CONN_ID", "cryptoetl_nowhere")
+    assert main(["init-db"]) == 2
+    err = capsys.readouterr().err
+    assert "CRYPTOETL_WAREHOUSE_URL" in err and "AIRFLOW_CONN_CRYPTOETL_NOWHERE" in err
+
+
+def test_init_db_creates_the_schema(tmp_path, monkeypatch, capsys):
+    from sqlalchemy import create_engine, inspect
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    monkeypatch.setenv("CRYPTOETL_WAREHOUSE_URL", url)
+    assert main(["init-db"]) == 0 and main(["init-db"]) == 0
+    assert "ml_features_materialized" in inspect(create_engine(url)).get_table_names()
+
+
+def test_run_over_several_intervals_merges_them(warehouse):
+    assert main(["run", "technical", "--interval", "2026-01-01T00:00Z/2026-01-02T00:00Z",
+                 "--interval", "2026-01-02T00:00Z/2026-01-03T00:00Z"]) == 0
+    assert merge([parse_interval("2026-01-02T00:00Z/2026-01-03T00:00Z"),
+                  parse_interval("2026-01-01T00:00Z/2026-01-02T00:00Z")]) == [
+        parse_interval("2026-01-01T00:00Z/2026-01-03T00:00Z")]
+
+
+def test_settings_reject_unpinned_images_and_hide_secrets():
+    with pytest.raises(ConfigError, match="pinned tag"):
+        Settings.from_env({"CRYPTOETL_IMAGE": "ghcr.io/x/cryptoetl:latest"})
+    with pytest.raises(ConfigError, match="pinned tag"):
+        Settings.from_env({"CRYPTOETL_IMAGE": "ghcr.io/x/cryptoetl"})
+    shown = repr(Settings.from_env({"COINGECKO_API_KEY": "CG-secret", "CRYPTOETL_WAREHOUSE_URL": "mysql://a:pw@h/d"}))
+    assert "CG-secret" not in shown and "pw@" not in shown

@@ -1,0 +1,130 @@
+"""The real CoinGecko client against the offline sandbox (synthetic data), every fault included."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import utc
+
+from cryptoetl.config import ConfigError, Settings
+from cryptoetl.sandbox.server import SandboxServer
+from cryptoetl.sources.coingecko import CoinGeckoClient, CoinGeckoError, CoinGeckoRateLimited
+
+DAY1 = (utc(2026, 3, 1), utc(2026, 3, 2))
+
+
+def client(sandbox, slept=None, **kwargs):
+    sleep = slept.append if slept is not None else (lambda s: None)
+    return CoinGeckoClient(sandbox.base_url, rate_per_minute=60_000, sleep=sleep, **kwargs)
+
+
+def test_hourly_rows_are_aligned_complete_and_deterministic(sandbox_clean):
+    one_day = client(sandbox_clean).market_chart_range("bitcoin", *DAY1)
+    ten_days = client(sandbox_clean).market_chart_range("bitcoin", utc(2026, 2, 25), utc(2026, 3, 7))
+    assert len(one_day) == 24 and len(ten_days) == 240
+    assert (one_day["time"].dt.minute == 0).all() and one_day["time"].is_unique
+    assert one_day["time"].min() == DAY1[0] and one_day["time"].max() == utc(2026, 3, 1, 23)
+    same = one_day.merge(ten_days, on="time")
+    assert len(same) == 24 and (same["price_x"] == same["price_y"]).all()
+    assert (one_day["source"] == "sandbox-synthetic").all()
+    # a 1-day interval is requested as >= 2 days so CoinGecko answers hourly, not 5-minutely
+    req = sandbox_clean.requests[-2]
+    assert int(req["query"]["to"]) - int(req["query"]["from"]) >= 2 * 86400
+
+
+def test_long_ranges_are_split_into_90_day_requests(sandbox_clean):
+    before = len(sandbox_clean.requests)
+    rows = client(sandbox_clean).market_chart_range("ethereum", utc(2025, 1, 1), utc(2025, 7, 20))
+    spans = [int(r["query"]["to"]) - int(r["query"]["from"]) for r in sandbox_clean.requests[before:]]
+    assert len(rows) == 200 * 24 and rows["time"].is_unique
+    assert len(spans) == 3 and max(spans) <= 90 * 86400
+
+
+@pytest.mark.parametrize("plan,header", [("demo", "x-cg-demo-api-key"), ("pro", "x-cg-pro-api-key")])
+def test_keys_go_in_the_plan_header_never_the_url(sandbox_clean, plan, header):
+    client(sandbox_clean, api_key="CG-key-123", plan=plan).market_chart_range("bitcoin", *DAY1)
+    req = sandbox_clean.requests[-1]
+    assert req["headers"][header] == "CG-key-123"
+    assert "CG-key-123" not in str(req["query"]) and "CG-key-123" not in req["path"]
+
+
+def test_missing_key_names_the_setting():
+    with pytest.raises(ConfigError, match="COINGECKO_API_KEY"):
+        CoinGeckoClient.from_settings(Settings(coingecko_plan="demo"))
+
+
+def test_required_key_rejected_by_server_is_a_clear_error():
+    with SandboxServer(require_key="pro") as server, pytest.raises(CoinGeckoError, match="HTTP 401"):
+        client(server).market_chart_range("bitcoin", *DAY1)
+
+
+def test_429_honours_retry_after(sandbox_clean):
+    sandbox_clean.set_faults([{"kind": "429", "count": 2, "retry_after": 7}])
+    slept = []
+    rows = client(sandbox_clean, slept).market_chart_range("bitcoin", *DAY1)
+    assert len(rows) == 24 and slept == [7.0, 7.0]
+
+
+def test_persistent_429_gives_up_with_rate_limited(sandbox_clean):
+    sandbox_clean.set_faults([{"kind": "429", "count": -1}])
+    with pytest.raises(CoinGeckoRateLimited, match="4 attempts"):
+        client(sandbox_clean, max_retries=3).market_chart_range("bitcoin", *DAY1)
+
+
+def test_500_is_retried_with_exponential_backoff(sandbox_clean):
+    sandbox_clean.set_faults([{"kind": "500", "count": 2}])
+    slept = []
+    assert len(client(sandbox_clean, slept, backoff_base=1.0).market_chart_range("bitcoin", *DAY1)) == 24
+    assert slept == [1.0, 2.0]
+    sandbox_clean.set_faults([{"kind": "500", "count": -1}])
+    with pytest.raises(CoinGeckoError, match="HTTP 500"):
+        client(sandbox_clean, max_retries=2).market_chart_range("bitcoin", *DAY1)
+
+
+def test_timeouts_are_retried_then_fail():
+    with SandboxServer(timeout_sleep=1.0) as server:
+        server.set_faults([{"kind": "timeout", "count": 1}])
+        assert len(client(server, timeout=0.3).market_chart_range("bitcoin", *DAY1)) == 24
+        server.set_faults([{"kind": "timeout", "count": -1}])
+        with pytest.raises(CoinGeckoError, match="Timeout"):
+            client(server, timeout=0.3, max_retries=1).market_chart_range("bitcoin", *DAY1)
+
+
+@pytest.mark.parametrize("kind,message", [("malformed", "not valid JSON"), ("drift", "no 'prices'")])
+def test_bad_payloads_fail_clearly_without_retry(sandbox_clean, kind, message):
+    sandbox_clean.set_faults([{"kind": kind, "count": 1}])
+    with pytest.raises(CoinGeckoError, match=message) as info:
+        client(sandbox_clean).market_chart_range("bitcoin", *DAY1)
+    assert "bitcoin" in str(info.value) or "/coins/bitcoin" in str(info.value)
+
+
+def test_empty_payload_is_an_empty_frame(sandbox_clean):
+    sandbox_clean.set_faults([{"kind": "empty", "count": 1}])
+    rows = client(sandbox_clean).market_chart_range("bitcoin", *DAY1)
+    assert rows.empty and list(rows.columns) == ["time", "price", "market_cap", "total_volume", "source"]
+
+
+def test_unknown_coin_is_not_retried(sandbox_clean):
+    before = len(sandbox_clean.requests)
+    with pytest.raises(CoinGeckoError, match="HTTP 404"):
+        client(sandbox_clean).market_chart_range("no-such-coin", *DAY1)
+    assert len(sandbox_clean.requests) == before + 1
+
+
+def test_rate_limiter_spaces_calls(sandbox_clean):
+    clock = iter([0.0, 0.5, 2.0]).__next__
+    slept = []
+    c = CoinGeckoClient(sandbox_clean.base_url, rate_per_minute=30, sleep=slept.append, clock=clock)
+    c.get("/ping", {})
+    c.get("/ping", {})  # 0.5 s after the first: must wait the remaining 1.5 s of its 2 s slot
+    assert slept == [1.5]
+
+
+def test_faults_can_be_set_over_http(sandbox_clean):
+    import requests
+
+    requests.post(f"http://127.0.0.1:{sandbox_clean.port}/__sandbox__/faults",
+                  json=[{"kind": "500", "count": -1}], timeout=5).raise_for_status()
+    with pytest.raises(CoinGeckoError):
+        client(sandbox_clean, max_retries=0).market_chart_range("bitcoin", *DAY1)
+    requests.delete(f"http://127.0.0.1:{sandbox_clean.port}/__sandbox__/faults", timeout=5)
+    assert len(client(sandbox_clean).market_chart_range("bitcoin", *DAY1)) == 24

@@ -1,0 +1,216 @@
+"""DAG integrity and policy, parse-time hygiene, interval resolution and rendered pods."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from types import SimpleNamespace
+
+import kubernetes_validate
+import pytest
+from conftest import REPO
+from helpers import utc
+
+from cryptoetl.airflow.operators import record_outlet, resolve_intervals, table_asset
+from cryptoetl.config import RESOURCE_PROFILES, ConfigError, Settings
+from cryptoetl.intervals import Interval
+from cryptoetl.steps import STEPS, get_step
+
+DAG_FILES = sorted(p.stem for p in (REPO / "dags").glob("*.py"))
+K8S_VERSION = kubernetes_validate.latest_version()
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_dagbag_has_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == set(DAG_FILES), "file name must equal dag_id"
+
+
+def test_dag_policy(dagbag):
+    from airflow.sdk import CronDataIntervalTimetable
+
+    for dag in dagbag.dags.values():
+        assert dag.doc_md and "backfill" in dag.doc_md.lower(), dag.dag_id
+        assert dag.tags and "cryptoetl" in dag.tags
+        assert dag.max_active_runs >= 1 and dag.start_date is not None
+        assert all(t.owner == "data-platform" for t in dag.tasks)
+        for task in dag.tasks:
+            assert task.retries >= 1 and task.retry_exponential_backoff, task.task_id
+            assert task.task_id.split("_")[0] in {"load", "compute", "build", "extract", "score"}
+            assert [a.name for a in task.outlets], "every step emits its table's asset"
+        timetable = dag.timetable
+        if "source" in dag.tags:
+            assert isinstance(timetable, CronDataIntervalTimetable) and dag.catchup is True
+        else:  # derived: asset events plus a cron interval, so it stays backfillable
+            assert isinstance(timetable.timetable, CronDataIntervalTimetable) and dag.catchup is False
+            assert dag.max_active_runs == 1
+
+
+def test_every_pool_a_task_names_is_declared_as_code(dagbag):
+    declared = json.loads((REPO / "include" / "pools.json").read_text())
+    used = {t.pool for dag in dagbag.dags.values() for t in dag.tasks} - {"default_pool"}
+    assert used and used <= set(declared), f"undeclared pools: {used - set(declared)}"
+
+
+def test_asset_graph_connects_prices_to_features(dagbag):
+    produced = {a.name: dag.dag_id for dag in dagbag.dags.values() for t in dag.tasks for a in t.outlets}
+    assert produced == {"price_data_real": "prices_coingecko", "technical_indicators": "technical_indicators",
+                        "ml_features_materialized": "ml_features"}
+    triggers = {dag.dag_id: dag.timetable.asset_condition for dag in dagbag.dags.values() if "derived" in dag.tags}
+    assert triggers["technical_indicators"] == table_asset("price_data_real")
+    assert triggers["ml_features"] == table_asset("technical_indicators")
+
+
+def test_dag_files_do_no_io_and_import_no_torch_at_parse_time():
+    """Parse every DAG file in a fresh interpreter that fails on network, DB or subprocess use."""
+    probe = f"""
+import sys, runpy
+BLOCKED = {{"socket.connect", "sqlite3.connect", "subprocess.Popen", "os.system"}}
+def hook(event, args):
+    if event in BLOCKED:
+        raise RuntimeError(f"I/O at parse time: {{event}} {{args!r:.120}}")
+import airflow.sdk  # the framework's own start-up is not ours to police
+sys.addaudithook(hook)
+for name in {DAG_FILES!r}:
+    runpy.run_path("{REPO}/dags/" + name + ".py")
+heavy = sorted(m for m in ("torch", "transformers", "kubernetes", "pandas", "sqlalchemy.engine.create")
+               if m in sys.modules)
+print("HEAVY=" + ",".join(m for m in heavy if m in ("torch", "transformers")))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "HEAVY=\n" in result.stdout or result.stdout.strip().endswith("HEAVY="), result.stdout
+
+
+# --- which intervals a run builds -------------------------------------------------------
+
+def _event(*intervals, source="prices_coingecko"):
+    return SimpleNamespace(extra={"intervals": [str(i) for i in intervals]}, source_dag_id=source)
+
+
+DAY = [Interval(utc(2026, 1, d), utc(2026, 1, d + 1)) for d in range(1, 28)]
+
+
+def test_scheduled_run_builds_its_data_interval():
+    ctx = {"data_interval_start": DAY[0].start, "data_interval_end": DAY[0].end, "triggering_asset_events": {}}
+    assert resolve_intervals(ctx, get_step("prices")) == [DAY[0]]
+
+
+def test_timed_run_of_derived_step_off_the_hour_covers_the_surrounding_hours():
+    # technical_indicators runs at 00:30 so that the midnight price runs have landed
+    ctx = {"data_interval_start": utc(2026, 1, 1, 0, 30), "data_interval_end": utc(2026, 1, 2, 0, 30),
+           "triggering_asset_events": {}}
+    assert resolve_intervals(ctx, get_step("technical")) == [Interval(utc(2026, 1, 1), utc(2026, 1, 2, 1))]
+    with pytest.raises(ConfigError, match="hour boundary"):  # a source step never widens what it loads
+        resolve_intervals(ctx, get_step("prices"))
+
+
+def test_asset_triggered_run_merges_event_intervals_and_extends_by_lookahead():
+    step = get_step("technical")
+    ctx = {"triggering_asset_events": {"price_data_real": [_event(DAY[0]), _event(DAY[1]), _event(DAY[20])]},
+           "data_interval_start": None, "data_interval_end": None}
+    lookahead = timedelta(hours=step.lookahead_hours)
+    assert resolve_intervals(ctx, step) == [Interval(DAY[0].start, DAY[20].end + lookahead)]
+    apart = {**ctx, "triggering_asset_events": {"x": [_event(DAY[10]), _event(DAY[0])]}}
+    features = get_step("features")  # 168 h: days 1 and 11 stay separate intervals
+    assert resolve_intervals(apart, features) == [
+        DAY[0].extended(features.lookahead_hours), DAY[10].extended(features.lookahead_hours)]
+
+
+def test_run_without_interval_or_events_fails_instead_of_using_now():
+    ctx = {"data_interval_start": None, "data_interval_end": None, "triggering_asset_events": {}}
+    with pytest.raises(ConfigError, match="no data interval"):
+        resolve_intervals(ctx, get_step("features"))
+
+
+def test_event_without_intervals_is_a_clear_error():
+    ctx = {"triggering_asset_events": {"a": [SimpleNamespace(extra={}, source_dag_id="manual")]}}
+    with pytest.raises(ConfigError, match=r"extra\['intervals'\]"):
+        resolve_intervals(ctx, get_step("technical"))
+
+
+def test_record_outlet_attaches_intervals_for_downstream():
+    accessor = {table_asset("price_data_real"): SimpleNamespace(extra=None)}
+    record_outlet({"outlet_events": accessor}, get_step("prices"), [DAY[0]])
+    assert accessor[table_asset("price_data_real")].extra == {"intervals": [str(DAY[0])]}
+
+
+# --- Kubernetes mode ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def k8s_dags(monkeypatch_module):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch_module.setenv("CRYPTOETL_MODE", "kubernetes")
+    monkeypatch_module.setenv("CRYPTOETL_SYMBOLS", "BTC,ETH")
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def _render(task, interval):
+    from kubernetes.client import ApiClient
+
+    task.set_intervals([interval])
+    pod = task.build_pod_request_obj(dry_run=True)
+    return ApiClient().sanitize_for_serialization(pod)
+
+
+def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    settings = Settings.from_env({"CRYPTOETL_MODE": "kubernetes"})
+    tasks = [t for dag in k8s_dags.values() for t in dag.tasks]
+    assert len(tasks) == len(STEPS)
+    for task in tasks:
+        assert isinstance(task, KubernetesPodOperator)
+        pod = _render(task, DAY[0])
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+        spec, (container,) = pod["spec"], pod["spec"]["containers"]
+        assert spec["nodeSelector"] == {"node-type": "data-collection"}
+        assert {"key": "dedicated", "operator": "Equal", "value": "data-collection",
+                "effect": "NoSchedule"} in spec["tolerations"]
+        assert spec["serviceAccountName"] == "cryptoetl-pods"
+        assert container["image"] == settings.image and not container["image"].endswith(":latest")
+        assert container["command"] == ["python", "-m", "cryptoetl"]
+        assert container["args"] == ["run", task.step.name, "--interval", str(DAY[0])]
+        profile = RESOURCE_PROFILES[task.step.profile]
+        assert container["resources"]["requests"] == {"cpu": profile.cpu_request, "memory": profile.memory_request}
+        assert container["resources"]["limits"]["memory"] == profile.memory_limit
+        assert container["envFrom"] == [{"secretRef": {"name": "data-collection-secrets"}}]
+        assert {"name": "CRYPTOETL_SYMBOLS", "value": "BTC,ETH"} in container["env"]
+        assert pod["metadata"]["name"].startswith(task.task_id.replace("_", "-"))
+        assert task.on_finish_action.value == "delete_succeeded_pod"
+        assert task.startup_timeout_seconds == settings.startup_timeout_seconds
+
+
+def test_no_secret_reaches_pod_arguments_or_env(k8s_dags, monkeypatch):
+    monkeypatch.setenv("COINGECKO_API_KEY", "CG-very-secret")
+    monkeypatch.setenv("CRYPTOETL_WAREHOUSE_URL", "mysql://u:hunter2@db/x")
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    for dag in bag.dags.values():
+        rendered = json.dumps(_render(dag.tasks[0], DAY[0]))
+        assert "very-secret" not in rendered and "hunter2" not in rendered
+
+
+def test_validator_rejects_a_broken_pod(k8s_dags):
+    pod = _render(next(iter(k8s_dags.values())).tasks[0], DAY[0])
+    pod["spec"]["containers"][0]["resources"]["requests"] = "lots"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)

@@ -1,0 +1,95 @@
+"""Schema creation and the interval-replace primitive, on SQLite and MariaDB."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import dump, utc
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.io import replace_interval
+
+TABLES = {
+    "price_data_real", "technical_indicators", "macro_indicators", "crypto_onchain_data",
+    "crypto_news", "crypto_news_mentions", "crypto_sentiment_data", "ml_features_materialized",
+}
+
+
+def _price(symbol, hour, price, day=1):
+    return {"symbol": symbol, "time": utc(2026, 1, day, hour), "price": price,
+            "market_cap": price * 10, "total_volume": None, "source": "sandbox-synthetic"}
+
+
+def test_create_all_is_idempotent_and_complete(engine):
+    schema.create_all(engine)  # the fixture already ran it once
+    schema.create_all(engine)
+    inspector = inspect(engine)
+    assert TABLES <= set(inspector.get_table_names())
+    assert "onchain_metrics" in inspector.get_view_names()
+    pk = inspector.get_pk_constraint("ml_features_materialized")["constrained_columns"]
+    assert pk == ["symbol", "time"]
+    indexed = {tuple(ix["column_names"]) for ix in inspector.get_indexes("ml_features_materialized")}
+    assert ("time",) in indexed
+    with engine.connect() as conn:  # the view is queryable
+        assert conn.execute(text("SELECT COUNT(*) FROM onchain_metrics")).scalar_one() == 0
+
+
+def test_primary_key_rejects_duplicates(engine):
+    with pytest.raises(IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(schema.price_data_real.insert(), [_price("BTC", 0, 1.0), _price("BTC", 0, 2.0)])
+    assert dump(engine, schema.price_data_real) == []
+
+
+def test_replace_interval_replaces_exactly_its_scope(engine):
+    table = schema.price_data_real
+    before = [_price("BTC", 23, 1.0, day=1), _price("BTC", 0, 2.0, day=2), _price("ETH", 0, 3.0, day=2),
+              _price("BTC", 0, 4.0, day=3)]
+    with engine.begin() as conn:
+        conn.execute(table.insert(), before)
+
+    written = replace_interval(engine, table, [_price("BTC", 5, 9.0, day=2)], time_column="time",
+                               start=utc(2026, 1, 2), end=utc(2026, 1, 3), keys={"symbol": ["BTC"]})
+
+    assert written == 1
+    rows = {(r[0], r[1].day, r[1].hour): r[2] for r in dump(engine, table)}
+    # day-1 and day-3 rows and the other symbol survive; BTC's day-2 row is replaced.
+    assert rows == {("BTC", 1, 23): 1.0, ("BTC", 2, 5): 9.0, ("ETH", 2, 0): 3.0, ("BTC", 3, 0): 4.0}
+
+
+def test_replace_interval_refuses_rows_outside_scope_and_touches_nothing(engine):
+    table = schema.price_data_real
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [_price("BTC", 0, 1.0, day=2)])
+    before = dump(engine, table)
+    with pytest.raises(ValueError, match="outside"):
+        replace_interval(engine, table, [_price("BTC", 0, 5.0, day=3)], time_column="time",
+                         start=utc(2026, 1, 2), end=utc(2026, 1, 3))
+    with pytest.raises(ValueError, match="outside the keys"):
+        replace_interval(engine, table, [_price("SOL", 1, 5.0, day=2)], time_column="time",
+                         start=utc(2026, 1, 2), end=utc(2026, 1, 3), keys={"symbol": ["BTC"]})
+    with pytest.raises(ValueError, match="empty or inverted"):
+        replace_interval(engine, table, [], time_column="time", start=utc(2026, 1, 3), end=utc(2026, 1, 2))
+    assert dump(engine, table) == before
+
+
+def test_failed_insert_rolls_back_the_delete(engine):
+    table = schema.price_data_real
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [_price("BTC", 0, 1.0, day=2), _price("BTC", 1, 2.0, day=2)])
+    before = dump(engine, table)
+    duplicate = [_price("BTC", 3, 7.0, day=2), _price("BTC", 3, 8.0, day=2)]
+    with pytest.raises(IntegrityError):
+        replace_interval(engine, table, duplicate, time_column="time", start=utc(2026, 1, 2), end=utc(2026, 1, 3))
+    assert dump(engine, table) == before
+
+
+def test_nan_is_stored_as_null(engine):
+    import pandas as pd
+
+    rows = pd.DataFrame([{**_price("BTC", 0, 1.0), "market_cap": float("nan")}])
+    replace_interval(engine, schema.price_data_real, rows, time_column="time",
+                     start=utc(2026, 1, 1), end=utc(2026, 1, 2))
+    (row,) = dump(engine, schema.price_data_real)
+    assert row[3] is None  # market_cap
