@@ -12,7 +12,8 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__EXECUTOR := LocalExecutor
 export AIRFLOW__CORE__PARALLELISM := 4
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
+# timeout: SQLite allows one writer; wait for the lock (default 5 s) instead of failing a task.
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db?timeout=60
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL := 10
 export CRYPTOETL_MODE ?= local
 export CRYPTOETL_WAREHOUSE_FILE := $(CURDIR)/data/warehouse.db
@@ -43,6 +44,8 @@ env: $(LOCAL_ENV)
 	@echo "export PATH=$(CURDIR)/$(BIN):\$$PATH"
 	@env | grep -E '^(AIRFLOW_HOME|AIRFLOW__|CRYPTOETL_|COINGECKO_)' | sed 's/^/export /'
 	@sed 's/^/export /' $(LOCAL_ENV)
+	@echo "# for python -m cryptoetl in this shell (tasks resolve the Airflow connection instead)"
+	@echo "export CRYPTOETL_WAREHOUSE_URL=sqlite:///$$CRYPTOETL_WAREHOUSE_FILE"
 
 test: venv
 	$(BIN)/python -m pytest -q

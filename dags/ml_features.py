@@ -7,7 +7,7 @@ table ML engineers query; see docs/DATA_DICTIONARY.md for every column.
 
 **Triggered by** `technical_indicators` asset events (which follow every price load), for
 exactly the intervals that changed plus the following 168 h (7-day returns look back a
-week). A daily run at 01:00 UTC also rebuilds the previous day.
+week). A daily run at 01:00 UTC also rebuilds the previous 24 hours.
 
 **Backfill directly:**
 `airflow backfill create --dag-id ml_features --from-date 2026-01-01 --to-date 2026-01-31`.

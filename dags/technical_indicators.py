@@ -7,7 +7,8 @@ Bollinger bands (20, 2σ) with the `ta` library into **`technical_indicators`**.
 **Triggered by** `price_data_real` asset events: it rebuilds exactly the intervals the
 price runs wrote, plus the following 720 h (a changed price moves later EMAs), so re-runs
 and backfills of prices flow through with no manual clearing. A daily run at 00:30 UTC
-also rebuilds the previous day.
+also rebuilds the whole hours around its data interval (yesterday 00:00 to today 01:00), so
+the DAG stays useful, and backfillable, on its own.
 
 Each run reads a fixed 720-hour warm-up before its interval, so a 10-day backfill, ten
 1-day runs or overlapping chunks give the same values (to 1e-9 relative).

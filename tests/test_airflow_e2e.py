@@ -112,3 +112,19 @@ def test_failed_step_fails_the_task_and_writes_nothing(airflow_db, sandbox_clean
     assert run.state == DagRunState.FAILED
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(schema.price_data_real)).scalar_one() == 0
+
+
+def test_setup_creates_a_sqlite_warehouse_connection_and_repairs_a_wrong_one(airflow_db, tmp_path):
+    """The set-up's connection is what task processes resolve; a 'generic' one (what the CLI
+    stores without the sqlite provider) is replaced, not trusted."""
+    from cryptoetl.airflow.local import _airflow, ensure_warehouse_connection
+
+    path = str(tmp_path / "wh.db")
+    _airflow("connections", "add", "wh_setup_test", "--conn-type", "generic", "--conn-host", path)
+    ensure_warehouse_connection("wh_setup_test", path)
+    out = _airflow("connections", "get", "wh_setup_test", "-o", "json").stdout
+    (conn,) = json.loads(out.splitlines()[-1])
+    assert (conn["conn_type"], conn["host"]) == ("sqlite", path)
+    ensure_warehouse_connection("wh_setup_test", path)  # idempotent: a correct one is kept
+    out = _airflow("connections", "get", "wh_setup_test", "-o", "json").stdout
+    assert json.loads(out.splitlines()[-1])[0]["id"] == conn["id"]

@@ -39,6 +39,11 @@ def _airflow(*args: str, check: bool = True, quiet: bool = True) -> subprocess.C
     return result
 
 
+def warehouse_file() -> str:
+    home = Path(os.environ["AIRFLOW_HOME"])
+    return os.environ.get("CRYPTOETL_WAREHOUSE_FILE", str(home.parent / "data" / "warehouse.db"))
+
+
 def setup() -> None:
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
@@ -47,15 +52,33 @@ def setup() -> None:
     pools = Path(__file__).resolve().parents[2] / "pools.json"
     print(f"· importing pools from {pools}")
     _airflow("pools", "import", str(pools))
-    warehouse = os.environ.get("CRYPTOETL_WAREHOUSE_FILE", str(home.parent / "data" / "warehouse.db"))
+    warehouse = warehouse_file()
     Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
     conn_id = os.environ.get("CRYPTOETL_WAREHOUSE_CONN_ID", "cryptoetl_warehouse")
-    existing = _airflow("connections", "get", conn_id, "-o", "json", check=False)
-    if existing.returncode != 0:
-        print(f"· creating Airflow connection {conn_id} -> sqlite {warehouse}")
-        _airflow("connections", "add", conn_id, "--conn-type", "sqlite", "--conn-host", warehouse)
+    ensure_warehouse_connection(conn_id, warehouse)
     env = dict(os.environ, CRYPTOETL_WAREHOUSE_URL=f"sqlite:///{warehouse}")
     subprocess.run([sys.executable, "-m", "cryptoetl", "init-db"], env=env, check=True)
+
+
+def ensure_warehouse_connection(conn_id: str, path: str) -> None:
+    """The Airflow connection ``conn_id`` -> SQLite file ``path``, created or repaired.
+
+    Needs the sqlite provider: without it the CLI silently stores an unknown type as
+    ``generic``, which the warehouse code then (rightly) refuses."""
+    existing = _airflow("connections", "get", conn_id, "-o", "json", check=False)
+    if existing.returncode == 0:
+        # The JSON is the last line; configuration notices may precede it on stdout.
+        lines = [line for line in existing.stdout.splitlines() if line.startswith("[")]
+        try:
+            (conn,) = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            conn = {}
+        if conn.get("conn_type") == "sqlite" and conn.get("host") == path:
+            return
+        print(f"· replacing Airflow connection {conn_id} ({conn.get('conn_type')} {conn.get('host')})")
+        _airflow("connections", "delete", conn_id)
+    print(f"· creating Airflow connection {conn_id} -> sqlite {path}")
+    _airflow("connections", "add", conn_id, "--conn-type", "sqlite", "--conn-host", path)
 
 
 class Stack:
@@ -117,6 +140,30 @@ class Stack:
         self.log.close()
 
 
+def cancel_open_backfills(dag_id: str) -> None:
+    """A backfill left unfinished by an interrupted demo blocks a new one ("one running backfill
+    per DAG"): cancel it as the UI's Cancel button does (pause it, fail its queued runs, mark it
+    completed). The new backfill's ``--reprocess-behavior failed`` then re-runs what failed."""
+    from airflow.models.backfill import Backfill, BackfillDagRun
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    with create_session() as session:
+        for backfill in session.scalars(select(Backfill).where(Backfill.dag_id == dag_id,
+                                                                Backfill.completed_at.is_(None))):
+            print(f"· cancelling unfinished backfill {backfill.id} of {dag_id} (from an earlier run)")
+            backfill.is_paused = True
+            runs = select(BackfillDagRun.dag_run_id).where(BackfillDagRun.backfill_id == backfill.id)
+            session.execute(
+                update(DagRun)
+                .where(DagRun.id.in_(runs), DagRun.state.in_(("queued", "running")))
+                .values(state="failed")
+                .execution_options(synchronize_session=False)
+            )
+            backfill.completed_at = datetime.now(UTC)
+
+
 def wait_for_dags(timeout: float = 180) -> None:
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.utils.session import create_session
@@ -131,6 +178,21 @@ def wait_for_dags(timeout: float = 180) -> None:
             return
         time.sleep(2)
     raise SystemExit(f"DAGs not parsed within {timeout:.0f}s; check `airflow dags list-import-errors`")
+
+
+def _failing_tasks(since: datetime) -> list[str]:
+    """Task instances of the demo's DAGs that failed (or wait to retry) since ``since``."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state)
+            .where(TaskInstance.dag_id.in_(DAG_IDS), TaskInstance.state.in_(("up_for_retry", "failed")),
+                   TaskInstance.start_date >= since)
+        ).all()
+    return [f"  {dag_id} / {run_id} / {task_id}: {state}" for dag_id, run_id, task_id, state in rows]
 
 
 def wait_until_settled(backfill_started: datetime, timeout: float) -> dict[str, dict[str, int]]:
@@ -164,6 +226,10 @@ def wait_until_settled(backfill_started: datetime, timeout: float) -> dict[str, 
         if summary != last:
             print(f"  {datetime.now(UTC):%H:%M:%S} {summary}")
             last = summary
+        if failing := _failing_tasks(backfill_started):
+            raise SystemExit(
+                "a task failed (Airflow will retry it, but the demo stops here so you see why):\n"
+                + "\n".join(failing) + f"\nLogs: {os.environ['AIRFLOW_HOME']}/logs (or the web UI: make ui)")
         settled = not backfill_open and not queued_triggers and active == 0
         quiet_polls = quiet_polls + 1 if settled else 0
         if quiet_polls >= 3:  # asset events can land between two polls: require a quiet spell
@@ -185,14 +251,17 @@ def demo(days: int, port: int, sandbox_port: int, timeout: float) -> int:
         # Backfill first, unpause second: the scheduler then finds a run for every logical
         # date of the window and its catch-up (from CRYPTOETL_START_DATE) creates none twice.
         # Backfill runs of a paused DAG stay queued, so unpausing is what starts them.
+        cancel_open_backfills(SOURCE_DAG)
+        # "failed": a repeated `make run` re-runs what failed before and skips what succeeded.
         _airflow("backfill", "create", "--dag-id", SOURCE_DAG, "--from-date", f"{start:%Y-%m-%d}",
-                 "--to-date", f"{last:%Y-%m-%d}", "--max-active-runs", "4")
+                 "--to-date", f"{last:%Y-%m-%d}", "--max-active-runs", "4", "--reprocess-behavior", "failed")
         for dag_id in DAG_IDS:
             _airflow("dags", "unpause", dag_id)
         states = wait_until_settled(created, timeout)
     failed = {d: s.get("failed", 0) for d, s in states.items() if s.get("failed")}
     print(f"\nPipeline finished in {time.monotonic() - began:.0f}s through the Airflow scheduler.")
-    env = dict(os.environ)
+    # Outside a task the Airflow 3 SDK cannot read metastore connections: name the file directly.
+    env = dict(os.environ, CRYPTOETL_WAREHOUSE_URL=f"sqlite:///{warehouse_file()}")
     subprocess.run([sys.executable, "-m", "cryptoetl", "summary"], env=env, check=False)
     _print_ui_help(port)
     if failed:
@@ -201,19 +270,26 @@ def demo(days: int, port: int, sandbox_port: int, timeout: float) -> int:
     return 0
 
 
-def _print_ui_help(port: int) -> None:
+def _login_hint() -> str:
     pw_file = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
-    password = ""
-    if pw_file.exists():
-        password = ", ".join(f"{u} / {p}" for u, p in json.loads(pw_file.read_text()).items())
-    print(f"\nWeb UI: run `make ui`, then open http://localhost:{port}"
-          + (f"  (login: {password})" if password else ""))
+    if not pw_file.exists():
+        return ""
+    return "  (login: " + ", ".join(f"{u} / {p}" for u, p in json.loads(pw_file.read_text()).items()) + ")"
+
+
+def _print_ui_help(port: int) -> None:
+    print(f"\nWeb UI: run `make ui`, then open http://localhost:{port}" + _login_hint())
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
 
 
 def ui(port: int, sandbox_port: int) -> int:
     setup()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops Airflow cleanly too, like Ctrl-C
     with Stack(port, sandbox_port):
-        _print_ui_help(port)
+        print(f"\nWeb UI: http://localhost:{port}" + _login_hint())
         print("Ctrl-C to stop.")
         try:
             while True:
