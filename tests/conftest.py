@@ -32,9 +32,11 @@ os.environ.update(
     }
 )
 # Settings the developer's shell may carry must not leak into tests.
-for _name in ("CRYPTOETL_WAREHOUSE_URL", "CRYPTOETL_SYMBOLS", "COINGECKO_BASE_URL", "COINGECKO_API_PLAN",
-              "COINGECKO_API_KEY", "CRYPTOETL_START_DATE", "CRYPTOETL_WARMUP_HOURS"):
-    os.environ.pop(_name, None)
+for _name in list(os.environ):
+    if _name.startswith(("CRYPTOETL_", "COINGECKO_", "FRED_", "BLOCKCHAIN_INFO_", "ETHERSCAN_", "GUARDIAN_",
+                         "CRYPTOPANIC_", "RSS_")) and _name != "CRYPTOETL_TEST_MYSQL_URL":
+        os.environ.pop(_name, None)
+os.environ["CRYPTOETL_MODE"] = "local"
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 MYSQL_URL = os.environ.get("CRYPTOETL_TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306/test")

@@ -80,6 +80,56 @@ _SECRET_FIELDS = {"coingecko_api_key", "warehouse_url"}
 
 
 @dataclass(frozen=True)
+class SourceSettings:
+    """Connection settings of one external API, from ``{PREFIX}_API_KEY``, ``{PREFIX}_BASE_URL``,
+    ``{PREFIX}_RATE_PER_MINUTE`` and ``{PREFIX}_API_PLAN`` (PREFIX = the name, upper-cased)."""
+
+    name: str
+    base_url: str
+    rate_per_minute: float
+    api_key: str | None = None
+    plan: str | None = None
+
+    def __repr__(self) -> str:  # never print the key
+        key = "***" if self.api_key else None
+        return (f"SourceSettings(name={self.name!r}, base_url={self.base_url!r}, "
+                f"rate_per_minute={self.rate_per_minute!r}, api_key={key!r}, plan={self.plan!r})")
+
+    @property
+    def env_prefix(self) -> str:
+        return self.name.upper()
+
+    def require_key(self, why: str = "") -> str:
+        """The API key, or a ConfigError that names the setting. Called when a step runs,
+        never at parse time."""
+        if not self.api_key:
+            raise ConfigError(f"{self.env_prefix}_API_KEY is not set{': ' + why if why else ''} "
+                              f"(put it in the data-collection-secrets Secret, or export it locally)")
+        return self.api_key
+
+
+# Every non-CoinGecko source: production host, documented rate limit (calls per minute) and
+# default plan. Documented limits: FRED 120/min; blockchain.info asks for no more than one
+# call per 10 s on charts; Etherscan free tier 3/s (180/min); Guardian developer key 1/s
+# (and 500/day); CryptoPanic developer plan ~2/s. RSS feeds are polled, not rate-limited.
+SOURCE_DEFAULTS: dict[str, tuple[str, float, str | None]] = {
+    "fred": ("https://api.stlouisfed.org/fred", 120, None),
+    "blockchain_info": ("https://api.blockchain.info", 6, None),
+    "etherscan": ("https://api.etherscan.io/v2/api", 180, "free"),
+    "guardian": ("https://content.guardianapis.com", 60, None),
+    "cryptopanic": ("https://cryptopanic.com/api/developer/v2", 60, None),
+    "rss": ("", 60, None),
+}
+
+# RSS feeds (name -> URL). Override with CRYPTOETL_RSS_FEEDS="name=url,name=url"; with
+# RSS_BASE_URL set (the sandbox), each feed is read from {RSS_BASE_URL}/{name}.xml instead.
+DEFAULT_RSS_FEEDS: tuple[tuple[str, str], ...] = (
+    ("coindesk", "https://www.coindesk.com/arc/outboundfeeds/rss/"),
+    ("cointelegraph", "https://cointelegraph.com/rss"),
+)
+
+
+@dataclass(frozen=True)
 class Settings:
     mode: Mode = "local"
     # Warehouse: an Airflow connection id, or an explicit SQLAlchemy URL that overrides it.
@@ -105,6 +155,10 @@ class Settings:
     startup_timeout_seconds: int = 600
     # Local mode: the interpreter that runs `python -m cryptoetl`; default: the worker's own.
     python: str | None = None
+    # Other sources (see SOURCE_DEFAULTS), and source-specific options.
+    sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _sources_from_env({}))
+    rss_feeds: tuple[tuple[str, str], ...] = DEFAULT_RSS_FEEDS
+    macro_series_file: str | None = None  # CRYPTOETL_MACRO_SERIES: JSON file of FRED series
 
     def __repr__(self) -> str:  # never print secrets, e.g. in task logs
         parts = []
@@ -122,6 +176,12 @@ class Settings:
     @property
     def coingecko_rate_per_minute(self) -> int:
         return self.coingecko_rate_per_minute_override or COINGECKO_RATE_PER_MINUTE[self.coingecko_plan]
+
+    def source(self, name: str) -> SourceSettings:
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise ConfigError(f"unknown source {name!r}; known: {sorted(self.sources)}") from None
 
     def coin(self, symbol: str) -> Coin:
         for coin in self.symbols:
@@ -164,12 +224,16 @@ class Settings:
             ("CRYPTOETL_SECRET_NAME", "secret_name", str),
             ("CRYPTOETL_STARTUP_TIMEOUT", "startup_timeout_seconds", int),
             ("CRYPTOETL_PYTHON", "python", str),
+            ("CRYPTOETL_MACRO_SERIES", "macro_series_file", str),
         ):
             if (raw := get(name)) is not None:
                 try:
                     kwargs[attr] = conv(raw)
                 except ValueError as exc:
                     raise ConfigError(f"{name}={raw!r} is not a valid {conv.__name__}") from exc
+        kwargs["sources"] = _sources_from_env(env)
+        if (feeds := get("CRYPTOETL_RSS_FEEDS")) is not None:
+            kwargs["rss_feeds"] = _parse_feeds(feeds)
         settings = cls(**kwargs)
         settings.validate()
         return settings
@@ -186,6 +250,39 @@ class Settings:
             raise ConfigError("CRYPTOETL_WARMUP_HOURS must be >= 0")
         if not self.symbols:
             raise ConfigError("CRYPTOETL_SYMBOLS selects no symbol")
+
+
+def _sources_from_env(env: Mapping[str, str]) -> dict[str, SourceSettings]:
+    out = {}
+    for name, (host, rate, plan) in SOURCE_DEFAULTS.items():
+        prefix = name.upper()
+
+        def get(suffix: str, prefix=prefix) -> str | None:
+            return (env.get(f"{prefix}_{suffix}") or "").strip() or None
+
+        raw_rate = get("RATE_PER_MINUTE")
+        try:
+            rate_value = float(raw_rate) if raw_rate else rate
+        except ValueError:
+            raise ConfigError(f"{prefix}_RATE_PER_MINUTE={raw_rate!r} is not a number") from None
+        if rate_value <= 0:
+            raise ConfigError(f"{prefix}_RATE_PER_MINUTE must be > 0")
+        out[name] = SourceSettings(name=name, base_url=(get("BASE_URL") or host).rstrip("/"),
+                                   rate_per_minute=rate_value, api_key=get("API_KEY"),
+                                   plan=get("API_PLAN") or plan)
+    return out
+
+
+def _parse_feeds(raw: str) -> tuple[tuple[str, str], ...]:
+    feeds = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, url = item.partition("=")
+        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
+            raise ConfigError(f"CRYPTOETL_RSS_FEEDS: {item!r} is not name=http(s)://url")
+        feeds.append((name.strip(), url.strip()))
+    if not feeds:
+        raise ConfigError("CRYPTOETL_RSS_FEEDS names no feed")
+    return tuple(feeds)
 
 
 def _parse_symbols(raw: str) -> tuple[Coin, ...]:

@@ -14,8 +14,18 @@ ORDER BY time DESC
 LIMIT 5"""
 
 
-def table_counts(engine: Engine) -> dict[str, tuple[int, object, object]]:
-    """{table: (rows, min time, max time)} for every warehouse table."""
+def _synthetic_filter(table):
+    """A WHERE clause selecting the rows built from the sandbox, or None if the table cannot tell."""
+    if "is_synthetic" in table.c:
+        return table.c.is_synthetic.is_(True)
+    for name in ("source", "data_source"):
+        if name in table.c:
+            return table.c[name].like("%synthetic%")
+    return None
+
+
+def table_counts(engine: Engine) -> dict[str, tuple[int, int | None, object, object]]:
+    """{table: (rows, synthetic rows or None, min time, max time)} for every warehouse table."""
     counts = {}
     with engine.connect() as conn:
         for table in schema.metadata.sorted_tables:
@@ -25,25 +35,24 @@ def table_counts(engine: Engine) -> dict[str, tuple[int, object, object]]:
             if time_col is not None:
                 cols += [func.min(time_col), func.max(time_col)]
             row = conn.execute(select(*cols).select_from(table)).one()
-            counts[table.name] = (row[0], *(row[1:] if time_col is not None else (None, None)))
+            where = _synthetic_filter(table)
+            synthetic = None if where is None else conn.execute(
+                select(func.count()).select_from(table).where(where)).scalar_one()
+            counts[table.name] = (row[0], synthetic, *(row[1:] if time_col is not None else (None, None)))
     return counts
 
 
 def print_summary(engine: Engine) -> None:
     counts = table_counts(engine)
-    synthetic = 0
-    with engine.connect() as conn:
-        synthetic = conn.execute(
-            select(func.count()).select_from(schema.price_data_real).where(
-                schema.price_data_real.c.source != "coingecko")
-        ).scalar_one()
     print(f"\nWarehouse: {engine.url.render_as_string(hide_password=True)}")
-    print(f"{'table':<28} {'rows':>8}  {'from':<19}  {'to':<19}")
-    for name, (rows, lo, hi) in counts.items():
-        print(f"{name:<28} {rows:>8}  {str(lo or '-')[:19]:<19}  {str(hi or '-')[:19]:<19}")
-    if synthetic:
-        print(f"\nNOTE: {synthetic} price rows come from the offline sandbox: SYNTHETIC data, "
-              "not market prices. Do not train or trade on them.")
+    print(f"{'table':<28} {'rows':>8} {'synthetic':>9}  {'from':<19}  {'to':<19}")
+    for name, (rows, synthetic, lo, hi) in counts.items():
+        synth = "-" if synthetic is None else str(synthetic)
+        print(f"{name:<28} {rows:>8} {synth:>9}  {str(lo or '-')[:19]:<19}  {str(hi or '-')[:19]:<19}")
+    total_synthetic = sum(c[1] or 0 for c in counts.values())
+    if total_synthetic:
+        print(f"\nNOTE: {total_synthetic} rows come from the offline sandbox: SYNTHETIC data (prices, macro, "
+              "on-chain, news), not market data. Do not train or trade on them.")
     print("\nExample query for ML engineers:\n")
     print(EXAMPLE_QUERY + ";\n")
     with engine.connect() as conn:

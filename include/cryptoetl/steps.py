@@ -8,6 +8,7 @@ rows in one transaction, and a failure leaves the previous rows in place.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ class StepContext:
     engine: Engine
     clients: dict[str, object] = field(default_factory=dict)
 
+    def client(self, name: str, factory: Callable[[Settings], object]) -> object:
+        """The client registered as ``name`` (tests inject fakes or fast clients there), else
+        one built from the settings by ``factory``, once per context."""
+        if name not in self.clients:
+            self.clients[name] = factory(self.settings)
+        return self.clients[name]
+
     @cached_property
     def coingecko(self):
         if "coingecko" in self.clients:
@@ -47,7 +55,9 @@ class StepContext:
 @dataclass(frozen=True)
 class Step:
     name: str
-    run: Callable[[StepContext, Interval], int]
+    # The function, or "module:function" imported when the step runs (keeps heavy client
+    # libraries out of DAG parsing).
+    run_ref: Callable[[StepContext, Interval], int] | str
     writes: str  # the table it owns; also the name of the Airflow asset it emits
     reads: tuple[str, ...]  # tables whose changes make this step's output stale
     profile: str  # key of config.RESOURCE_PROFILES
@@ -61,6 +71,16 @@ class Step:
     lookahead_hours: int = 0
     pool: str | None = None
     description: str = ""
+    # False for sources that only serve their latest items (RSS): their DAG does not catch
+    # up and cannot be backfilled; each run stores what the feed has now.
+    backfillable: bool = True
+
+    def run(self, ctx: StepContext, interval: Interval) -> int:
+        func = self.run_ref
+        if isinstance(func, str):
+            module, _, attr = func.partition(":")
+            func = getattr(importlib.import_module(module), attr)
+        return func(ctx, interval)
 
 
 def _symbols(ctx: StepContext) -> list[str]:
@@ -143,7 +163,7 @@ STEPS: dict[str, Step] = {
     for step in (
         Step(
             name="prices",
-            run=run_prices,
+            run_ref=run_prices,
             writes="price_data_real",
             reads=(),
             profile="io-small",
@@ -153,7 +173,7 @@ STEPS: dict[str, Step] = {
         ),
         Step(
             name="technical",
-            run=run_technical,
+            run_ref=run_technical,
             writes="technical_indicators",
             reads=("price_data_real",),
             triggered_by=("price_data_real",),
@@ -164,7 +184,7 @@ STEPS: dict[str, Step] = {
         ),
         Step(
             name="features",
-            run=run_features,
+            run_ref=run_features,
             writes="ml_features_materialized",
             reads=("price_data_real", "technical_indicators"),
             triggered_by=("technical_indicators",),
@@ -172,6 +192,66 @@ STEPS: dict[str, Step] = {
             task_id="build_ml_features",
             lookahead_hours=features_tx.LOOKBACK_HOURS,
             description="Rebuild ml_features_materialized: one row per symbol per hour",
+        ),
+        Step(
+            name="macro",
+            run_ref="cryptoetl.loaders.macro:run_macro",
+            writes="macro_indicators",
+            reads=(),
+            profile="io-small",
+            task_id="load_macro_fred",
+            pool="fred",
+            description="FRED/ALFRED series with their vintages (when each value became known)",
+        ),
+        Step(
+            name="onchain_btc",
+            run_ref="cryptoetl.loaders.onchain:run_onchain_btc",
+            writes="crypto_onchain_data",
+            reads=(),
+            profile="io-small",
+            task_id="load_onchain_btc",
+            pool="blockchain_info",
+            description="BTC daily on-chain totals from blockchain.info charts",
+        ),
+        Step(
+            name="onchain_eth",
+            run_ref="cryptoetl.loaders.onchain:run_onchain_eth",
+            writes="crypto_onchain_data",
+            reads=(),
+            profile="io-small",
+            task_id="load_onchain_eth",
+            pool="etherscan",
+            description="ETH daily on-chain totals from the Etherscan v2 API",
+        ),
+        Step(
+            name="news_guardian",
+            run_ref="cryptoetl.loaders.news:run_news_guardian",
+            writes="crypto_news",
+            reads=(),
+            profile="io-small",
+            task_id="load_news_guardian",
+            pool="guardian",
+            description="Guardian Open Platform articles published in the interval",
+        ),
+        Step(
+            name="news_cryptopanic",
+            run_ref="cryptoetl.loaders.news:run_news_cryptopanic",
+            writes="crypto_news",
+            reads=(),
+            profile="io-small",
+            task_id="load_news_cryptopanic",
+            pool="cryptopanic",
+            description="CryptoPanic posts published in the interval",
+        ),
+        Step(
+            name="news_rss",
+            run_ref="cryptoetl.loaders.news:run_news_rss",
+            writes="crypto_news",
+            reads=(),
+            profile="io-small",
+            task_id="load_news_rss",
+            backfillable=False,
+            description="Latest items of the RSS feeds (CoinDesk, Cointelegraph); cannot backfill",
         ),
     )
 }

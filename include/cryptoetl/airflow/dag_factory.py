@@ -35,15 +35,19 @@ def _default_args() -> dict:
 
 def source_dag(*, dag_id: str, step: str, cron: str, doc_md: str, max_active_runs: int = 4,
                settings: Settings | None = None) -> DAG:
+    """A source DAG. A source that only serves its latest items (``Step.backfillable`` False,
+    e.g. RSS) gets ``catchup=False`` and ``max_active_runs=1``: catching up would only load
+    today's items into yesterday's runs."""
     settings = settings or Settings.from_env()
+    backfillable = get_step(step).backfillable
     with DAG(
         dag_id=dag_id,
         schedule=CronDataIntervalTimetable(cron, timezone="UTC"),
         start_date=settings.start_date,
-        catchup=True,
-        max_active_runs=max_active_runs,
+        catchup=backfillable,
+        max_active_runs=max_active_runs if backfillable else 1,
         default_args=_default_args(),
-        tags=["cryptoetl", "source", step],
+        tags=["cryptoetl", "source", step] + ([] if backfillable else ["no-backfill"]),
         doc_md=doc_md,
     ) as dag:
         step_task(step, settings=settings)

@@ -27,8 +27,21 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-DAG_IDS = ("prices_coingecko", "technical_indicators", "ml_features")
-SOURCE_DAG = "prices_coingecko"
+# Backfilled over the demo window; prices trigger technical_indicators, then ml_features.
+BACKFILL_DAGS = ("prices_coingecko", "macro_fred", "onchain_blockchain_info", "onchain_etherscan",
+                 "news_guardian", "news_cryptopanic")
+# news_rss cannot backfill (a feed only has its latest items): unpaused, it runs once for the
+# latest interval.
+DAG_IDS = (*BACKFILL_DAGS, "news_rss", "technical_indicators", "ml_features")
+
+# Keys the sandbox accepts. The sandbox serves SYNTHETIC data only; real keys never go here.
+SANDBOX_KEYS = {
+    "FRED_API_KEY": "0123456789abcdef0123456789abcdef",
+    "ETHERSCAN_API_KEY": "sandbox-pro-demo",
+    "ETHERSCAN_API_PLAN": "pro",
+    "GUARDIAN_API_KEY": "sandbox-demo-key",
+    "CRYPTOPANIC_API_KEY": "sandbox-demo-key",
+}
 
 
 def _airflow(*args: str, check: bool = True, quiet: bool = True) -> subprocess.CompletedProcess:
@@ -94,9 +107,14 @@ class Stack:
         from cryptoetl.sandbox.server import SandboxServer
 
         self.sandbox = SandboxServer(port=self.sandbox_port)
-        base_url = self.sandbox.start()
-        os.environ["COINGECKO_BASE_URL"] = base_url
-        print(f"· sandbox API (SYNTHETIC data) on {base_url}")
+        self.sandbox.start()
+        # Every client of every task reaches the sandbox through its base-URL setting, with the
+        # keys the sandbox accepts; the sandbox answers fast, so no production-rate waiting.
+        os.environ.update(self.sandbox.env())
+        os.environ.update(SANDBOX_KEYS)
+        for name in self.sandbox.urls():
+            os.environ.setdefault(f"{name.upper()}_RATE_PER_MINUTE", "6000")
+        print(f"· sandbox APIs (SYNTHETIC data) on {self.sandbox.root_url}: " + ", ".join(self.sandbox.urls()))
         log_path = Path(os.environ["AIRFLOW_HOME"]) / "standalone.log"
         print(f"· starting airflow standalone (log: {log_path})")
         self.log = open(log_path, "a")  # noqa: SIM115 - closed in __exit__
@@ -209,7 +227,7 @@ def wait_until_settled(backfill_started: datetime, timeout: float) -> dict[str, 
     while time.monotonic() < deadline:
         with create_session() as session:
             backfill_open = session.scalar(select(func.count()).select_from(Backfill).where(
-                Backfill.dag_id == SOURCE_DAG, Backfill.completed_at.is_(None)))
+                Backfill.dag_id.in_(BACKFILL_DAGS), Backfill.completed_at.is_(None)))
             queued_triggers = session.scalar(select(func.count()).select_from(AssetDagRunQueue))
             rows = session.execute(
                 select(DagRun.dag_id, DagRun.state, func.count())
@@ -245,18 +263,18 @@ def demo(days: int, port: int, sandbox_port: int, timeout: float) -> int:
     began = time.monotonic()
     with Stack(port, sandbox_port):
         wait_for_dags()
-        print(f"· airflow backfill create --dag-id {SOURCE_DAG} --from-date {start:%Y-%m-%d} "
-              f"--to-date {last:%Y-%m-%d}  ({days} daily intervals)")
         created = datetime.now(UTC)
         # Backfill first, unpause second: the scheduler then finds a run for every logical
         # date of the window and its catch-up (from CRYPTOETL_START_DATE) creates none twice.
         # Backfill runs of a paused DAG stay queued, so unpausing is what starts them.
-        cancel_open_backfills(SOURCE_DAG)
-        # "failed": a repeated `make run` re-runs what failed before and skips what succeeded.
-        _airflow("backfill", "create", "--dag-id", SOURCE_DAG, "--from-date", f"{start:%Y-%m-%d}",
-                 "--to-date", f"{last:%Y-%m-%d}", "--max-active-runs", "4", "--reprocess-behavior", "failed")
-        for dag_id in DAG_IDS:
-            _airflow("dags", "unpause", dag_id)
+        for dag_id in BACKFILL_DAGS:
+            print(f"· airflow backfill create --dag-id {dag_id} --from-date {start:%Y-%m-%d} "
+                  f"--to-date {last:%Y-%m-%d}  ({days} daily intervals)")
+            cancel_open_backfills(dag_id)
+            # "failed": a repeated `make run` re-runs what failed before and skips what succeeded.
+            _airflow("backfill", "create", "--dag-id", dag_id, "--from-date", f"{start:%Y-%m-%d}",
+                     "--to-date", f"{last:%Y-%m-%d}", "--max-active-runs", "4", "--reprocess-behavior", "failed")
+        _airflow("dags", "unpause", "--treat-dag-id-as-regex", "-y", "^(" + "|".join(DAG_IDS) + ")$")
         states = wait_until_settled(created, timeout)
     failed = {d: s.get("failed", 0) for d, s in states.items() if s.get("failed")}
     print(f"\nPipeline finished in {time.monotonic() - began:.0f}s through the Airflow scheduler.")

@@ -41,7 +41,7 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator
 
-from cryptoetl.config import RESOURCE_PROFILES, ConfigError, Settings
+from cryptoetl.config import RESOURCE_PROFILES, SOURCE_DEFAULTS, ConfigError, Settings
 from cryptoetl.intervals import Interval, covering_hours, make_interval, merge, parse_interval
 from cryptoetl.steps import Step, get_step
 
@@ -63,7 +63,11 @@ POD_ENV_SETTINGS = (
     "COINGECKO_API_PLAN",
     "COINGECKO_BASE_URL",
     "COINGECKO_RATE_PER_MINUTE",
-)
+    "CRYPTOETL_RSS_FEEDS",
+    "CRYPTOETL_MACRO_SERIES",
+    *(f"{name.upper()}_{suffix}" for name in SOURCE_DEFAULTS
+      for suffix in ("BASE_URL", "RATE_PER_MINUTE", "API_PLAN")),
+)  # never *_API_KEY: keys reach pods only through the Secret
 
 
 def table_asset(table: str) -> Asset:

@@ -1,78 +1,60 @@
-"""Offline stand-in for the external APIs. ALL DATA HERE IS SYNTHETIC.
+"""Offline stand-in for every external API. ALL DATA HERE IS SYNTHETIC.
 
-The series are seeded random walks, meaningless for trading or research; they exist so that
-the demo and the tests run the real clients end to end with no internet. Every response
-carries ``X-Cryptoetl-Synthetic: true`` and the loaders label the rows they write from it.
+The series are seeded random walks and generated texts, meaningless for trading or
+research; they exist so that the demo and the tests run the real clients end to end with no
+internet. Every response carries ``X-Cryptoetl-Synthetic: true`` and the loaders label the
+rows they write from it.
 
-Speaks CoinGecko v3 (``/ping``, ``/coins/{id}/market_chart/range``) with the real request and
-response shapes, including the automatic granularity: <= 1 day -> 5-minute points,
-<= 90 days -> hourly points a few seconds after the hour, longer -> daily points at 00:00.
+One server speaks every API, each under its own path prefix with the real request and
+response shapes (see ``API_MODULES`` and each module's docstring); ``SandboxServer.urls()``
+gives the base URL of each, which is what the clients' ``*_BASE_URL`` settings point at.
 
 Fault injection, from Python (``server.set_faults``), over HTTP (``POST /__sandbox__/faults``
 with a JSON list, ``DELETE`` to clear) or from ``CRYPTOETL_SANDBOX_FAULTS`` (same JSON) for the
 CLI. A fault is ``{"kind": "429"|"500"|"timeout"|"malformed"|"empty"|"drift", "count": N
 (matching requests affected, default 1, -1 = forever), "path_contains": "...",
-"retry_after": seconds (429)}``.
+"retry_after": seconds (429)}``. ``malformed`` cuts the real body in half; ``empty`` and
+``drift`` (a renamed field) are defined per endpoint.
 """
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import json
 import os
-import re
 import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-import numpy as np
+from cryptoetl.sandbox.common import Route
 
-EPOCH = int(datetime(2023, 1, 1, tzinfo=UTC).timestamp())
-HOUR = 3600
-DAY = 86400
-HORIZON_HOURS = 24 * 366 * 10  # 2023-2032
-# Price level and circulating supply per coin id; anything else gets a seeded level.
-LEVELS = {"bitcoin": (60_000.0, 19.7e6), "ethereum": (3_000.0, 120e6), "solana": (150.0, 460e6),
-          "binancecoin": (550.0, 150e6), "ripple": (0.55, 55e9), "cardano": (0.45, 35e9),
-          "dogecoin": (0.12, 144e9), "avalanche-2": (30.0, 400e6), "polkadot": (6.0, 1.4e9),
-          "chainlink": (14.0, 600e6)}
-KNOWN_COINS = frozenset(LEVELS)
-
-
-def _seed(name: str) -> int:
-    """Stable across processes (unlike hash())."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
-
-
-class _Series:
-    """Hourly price/market-cap/volume on a fixed grid of HORIZON_HOURS from EPOCH.
-
-    Each stream has its own seed and is generated once, so a value never depends on which
-    ranges were requested before (the whole point of a deterministic sandbox)."""
-
-    def __init__(self, coin_id: str):
-        def rng(stream: str) -> np.random.Generator:
-            return np.random.default_rng(_seed(f"{coin_id}/{stream}"))
-
-        self.level, self.supply = LEVELS.get(coin_id, (float(rng("level").uniform(0.1, 500)), 1e9))
-        self.log_price = np.log(self.level) + np.cumsum(rng("steps").normal(0.0, 0.006, HORIZON_HOURS))
-        self.volume_noise = rng("volume").lognormal(0.0, 0.3, HORIZON_HOURS)
-        self.jitter = rng("jitter").integers(0, 300, HORIZON_HOURS)
-
-    def hourly(self, first_hour: int, last_hour: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(timestamp_s, price, market_cap, volume) for hour indexes [first, last]."""
-        idx = np.arange(max(first_hour, 0), min(last_hour, HORIZON_HOURS - 1) + 1)
-        price = np.exp(self.log_price[idx])
-        ts = EPOCH + idx * HOUR + self.jitter[idx]
-        return ts, price, price * self.supply, price * self.supply * 0.03 * self.volume_noise[idx]
-
+# "module:Class" under cryptoetl.sandbox; each class is built with the server and returns its routes.
+API_MODULES = (
+    "coingecko:CoinGeckoApi",
+    "fred:FredApi",
+    "onchain:BlockchainInfoApi",
+    "onchain:EtherscanApi",
+    "news:GuardianApi",
+    "news:CryptoPanicApi",
+    "news:RssApi",
+)
+# Base URL path of each API on the sandbox, by the name of its settings prefix.
+API_PREFIXES = {
+    "coingecko": "/api/v3",
+    "fred": "/fred",
+    "blockchain_info": "/blockchain",
+    "etherscan": "/etherscan/v2/api",
+    "guardian": "/guardian",
+    "cryptopanic": "/cryptopanic/api/developer/v2",
+    "rss": "/rss",
+}
 
 class SandboxServer:
-    """HTTP sandbox in a daemon thread. ``start()`` returns the CoinGecko-style base URL."""
+    """HTTP sandbox in a daemon thread. ``start()`` returns the CoinGecko base URL; ``urls()``
+    gives every API's. ``now`` is the sandbox's clock: nothing after it is served."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, now: Callable[[], float] | None = None,
                  require_key: str | None = None, timeout_sleep: float = 5.0):
@@ -83,18 +65,32 @@ class SandboxServer:
         self.requests: list[dict] = []
         self._faults: list[dict] = []
         self._lock = threading.Lock()
-        self._series: dict[str, _Series] = {}
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.routes: list[tuple[str, re.Pattern, Callable]] = [
-            ("GET", re.compile(r"^/api/v3/ping$"), self._ping),
-            ("GET", re.compile(r"^/api/v3/coins/(?P<coin>[^/]+)/market_chart/range$"), self._market_chart_range),
-        ]
+        self.apis: dict[str, object] = {}
+        self.routes: list[Route] = []
+        for spec in API_MODULES:
+            module, cls = spec.split(":")
+            api = getattr(importlib.import_module(f"cryptoetl.sandbox.{module}"), cls)(self)
+            self.apis[cls] = api
+            self.routes += api.routes()
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/api/v3"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def urls(self) -> dict[str, str]:
+        """Base URL of each API, keyed by its settings prefix (``fred`` -> ``FRED_BASE_URL``)."""
+        return {name: self.root_url + prefix for name, prefix in API_PREFIXES.items()}
+
+    def env(self) -> dict[str, str]:
+        """Environment that points every client at this sandbox (``{PREFIX}_BASE_URL``)."""
+        return {f"{name.upper()}_BASE_URL": url for name, url in self.urls().items()}
 
     def start(self) -> str:
         server = self
@@ -150,11 +146,19 @@ class SandboxServer:
         return None
 
     # -- request handling -------------------------------------------------------------------
-    def _send(self, handler, status: int, body, headers: dict | None = None) -> None:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    @staticmethod
+    def _encode(body, content_type: str | None) -> tuple[bytes, str]:
+        if isinstance(body, bytes):
+            return body, content_type or "application/json"
+        if isinstance(body, str):
+            return body.encode(), content_type or "text/plain; charset=utf-8"
+        return json.dumps(body).encode(), content_type or "application/json"
+
+    def _send(self, handler, status: int, body, headers: dict | None = None, content_type: str | None = None) -> None:
+        raw, content_type = self._encode(body, content_type)
         try:
             handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Type", content_type)
             handler.send_header("X-Cryptoetl-Synthetic", "true")
             for key, value in (headers or {}).items():
                 handler.send_header(key, value)
@@ -179,67 +183,32 @@ class SandboxServer:
             elif method == "DELETE":
                 self.set_faults([])
             return self._send(handler, 200, {"faults": self._faults})
-        route = next(((func, match) for route_method, pattern, func in self.routes
-                      if route_method == method and (match := pattern.match(url.path))), None)
+        route = next(((r, match) for r in self.routes
+                      if r.method == method and (match := r.regex.match(url.path))), None)
         if route is None:
             return self._send(handler, 404, {"error": "Not Found"})
-        func, match = route
-        if self.require_key and f"x-cg-{self.require_key}-api-key" not in headers:
-            return self._send(handler, 401, {"status": {"error_code": 10002,
-                                                        "error_message": "API Key Missing (synthetic sandbox)"}})
+        route, match = route
+        if route.auth is not None and (denied := route.auth(query, headers)) is not None:
+            return self._send(handler, *denied)
         fault = self._take_fault(url.path)
-        if fault is not None:
-            kind = fault["kind"]
-            if kind == "429":
-                return self._send(handler, 429, {"status": {"error_code": 429, "error_message":
-                                  "You've exceeded the Rate Limit. (synthetic sandbox)"}},
-                                  {"Retry-After": str(fault.get("retry_after", 1))})
-            if kind == "500":
-                return self._send(handler, 500, {"error": "Internal Server Error (injected)"})
-            if kind == "timeout":
-                time.sleep(self.timeout_sleep)
-            if kind == "malformed":
-                return self._send(handler, 200, b'{"prices": [[1700000000000, 1.0], [17000')
-        status, body = func(query, **match.groupdict())
-        if fault is not None and status == 200:
-            if fault["kind"] == "empty":
-                body = {key: [] for key in body}
-            elif fault["kind"] == "drift":
-                body = {("price" if k == "prices" else k): v for k, v in body.items()}
-        self._send(handler, status, body)
-
-    def _ping(self, query):
-        return 200, {"gecko_says": "(V3) To the Moon! (synthetic sandbox)"}
-
-    def _market_chart_range(self, query, coin: str):
-        if coin not in KNOWN_COINS:
-            return 404, {"error": "coin not found"}
-        try:
-            lo, hi = float(query["from"]), float(query["to"])
-        except (KeyError, ValueError):
-            return 400, {"error": "invalid or missing 'from'/'to' (UNIX seconds)"}
-        if query.get("vs_currency") is None:
-            return 400, {"error": "missing 'vs_currency'"}
-        hi = min(hi, self.now())
-        if hi <= lo:
-            return 200, {"prices": [], "market_caps": [], "total_volumes": []}
-        series = self._series.setdefault(coin, _Series(coin))
-        span = hi - lo
-        first, last = int((lo - EPOCH) // HOUR) - 1, int((hi - EPOCH) // HOUR) + 1
-        ts, price, cap, vol = series.hourly(first, last)
-        if span <= DAY:  # 5-minute points interpolated between hourly ones
-            grid = np.arange(np.ceil(lo / 300) * 300, hi + 1, 300)
-            ts, price, cap, vol = (grid, *(np.interp(grid, ts, arr) for arr in (price, cap, vol)))
-        elif span > 90 * DAY:  # daily at 00:00
-            keep = ((ts - EPOCH) // HOUR) % 24 == 0
-            ts, price, cap, vol = ts[keep] - (ts[keep] - EPOCH) % HOUR, price[keep], cap[keep], vol[keep]
-        inside = (ts >= lo) & (ts <= hi)
-        ms = (ts[inside] * 1000).astype(np.int64).tolist()
-        return 200, {
-            "prices": [[t, p] for t, p in zip(ms, price[inside].tolist(), strict=True)],
-            "market_caps": [[t, c] for t, c in zip(ms, cap[inside].tolist(), strict=True)],
-            "total_volumes": [[t, v] for t, v in zip(ms, vol[inside].tolist(), strict=True)],
-        }
+        kind = fault["kind"] if fault else None
+        if kind == "429":
+            return self._send(handler, 429, {"error": "Rate limit exceeded (synthetic sandbox)"},
+                              {"Retry-After": str(fault.get("retry_after", 1))})
+        if kind == "500":
+            return self._send(handler, 500, {"error": "Internal Server Error (injected)"})
+        if kind == "timeout":
+            time.sleep(self.timeout_sleep)
+        status, body, *rest = route.handler(query, **match.groupdict())
+        content_type = rest[0] if rest else None
+        if status == 200 and kind == "empty" and route.empty is not None:
+            body = route.empty(body)
+        elif status == 200 and kind == "drift" and route.drift is not None:
+            body = route.drift(body)
+        elif status == 200 and kind == "malformed":
+            raw, content_type = self._encode(body, content_type)
+            body = raw[: max(len(raw) // 2, 1)]
+        self._send(handler, status, body, content_type=content_type)
 
 
 def serve(host: str, port: int) -> None:
@@ -247,8 +216,10 @@ def serve(host: str, port: int) -> None:
     server = SandboxServer(host, port)
     if raw := os.environ.get("CRYPTOETL_SANDBOX_FAULTS"):
         server.set_faults(json.loads(raw))
-    url = server.start()
-    print(f"cryptoetl sandbox serving SYNTHETIC data (not market data) at {url}", flush=True)
+    server.start()
+    print(f"cryptoetl sandbox serving SYNTHETIC data (not market data) at {server.root_url}", flush=True)
+    for name, url in server.urls().items():
+        print(f"  {name.upper()}_BASE_URL={url}", flush=True)
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())

@@ -16,14 +16,12 @@ The real production client. It reaches the offline sandbox only through its base
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pandas as pd
-import requests
 
 from cryptoetl.config import ConfigError
+from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRateLimited
 
 log = logging.getLogger(__name__)
 
@@ -33,85 +31,39 @@ MAX_SPAN = timedelta(days=90)
 SERIES = {"prices": "price", "market_caps": "market_cap", "total_volumes": "total_volume"}
 
 
-class CoinGeckoError(RuntimeError):
+class CoinGeckoError(SourceError):
     """The API failed or answered something we cannot use. Safe to show: no key inside."""
 
 
-class CoinGeckoRateLimited(CoinGeckoError):
+class CoinGeckoRateLimited(CoinGeckoError, SourceRateLimited):
     """HTTP 429 persisted after every retry."""
 
 
-class CoinGeckoClient:
+class CoinGeckoPayloadError(CoinGeckoError, SourcePayloadError):
+    """Malformed or drifted payload."""
+
+
+class CoinGeckoClient(HttpSource):
+    name = "coingecko"
+    error_class = CoinGeckoError
+    rate_limited_class = CoinGeckoRateLimited
+    payload_error_class = CoinGeckoPayloadError
+
     def __init__(self, base_url: str, *, api_key: str | None = None, plan: str = "public",
-                 rate_per_minute: int = 30, timeout: float = 30.0, max_retries: int = 5,
-                 backoff_base: float = 1.0, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic, session: requests.Session | None = None):
+                 rate_per_minute: int = 30, **kwargs):
         if plan in ("demo", "pro") and not api_key:
             raise ConfigError(f"COINGECKO_API_KEY is required for COINGECKO_API_PLAN={plan}")
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.min_interval = 60.0 / rate_per_minute
-        self.sleep, self.clock = sleep, clock
-        self.session = session or requests.Session()
-        self.headers = {"accept": "application/json"}
-        if api_key and plan in ("demo", "pro"):
-            self.headers[f"x-cg-{plan}-api-key"] = api_key
-        self._last_call: float | None = None
+        headers = {f"x-cg-{plan}-api-key": api_key} if api_key and plan in ("demo", "pro") else {}
+        super().__init__(base_url, rate_per_minute=rate_per_minute, headers=headers, **kwargs)
 
     @classmethod
     def from_settings(cls, settings) -> CoinGeckoClient:
         return cls(settings.coingecko_base_url, api_key=settings.coingecko_api_key, plan=settings.coingecko_plan,
                    rate_per_minute=settings.coingecko_rate_per_minute, timeout=settings.http_timeout_seconds)
 
-    # -- HTTP -------------------------------------------------------------------------------
-    def _throttle(self) -> None:
-        if self._last_call is not None:
-            wait = self.min_interval - (self.clock() - self._last_call)
-            if wait > 0:
-                self.sleep(wait)
-        self._last_call = self.clock()
-
-    def _backoff(self, attempt: int) -> float:
-        return min(self.backoff_base * 2**attempt, 60.0)
-
     def get(self, path: str, params: dict) -> tuple[object, bool]:
         """JSON body and whether the server labelled it synthetic."""
-        url = f"{self.base_url}{path}"
-        last_problem = ""
-        for attempt in range(self.max_retries + 1):
-            self._throttle()
-            try:
-                resp = self.session.get(url, params=params, headers=self.headers, timeout=self.timeout)
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                last_problem = f"{type(exc).__name__}"
-                wait = self._backoff(attempt)
-            else:
-                if resp.status_code == 200:
-                    try:
-                        body = resp.json()
-                    except ValueError as exc:
-                        raise CoinGeckoError(f"GET {path}: response is not valid JSON ({exc}); "
-                                             f"body starts {resp.text[:80]!r}") from exc
-                    return body, resp.headers.get("X-Cryptoetl-Synthetic", "").lower() == "true"
-                excerpt = resp.text[:200]
-                if resp.status_code == 429:
-                    retry_after = resp.headers.get("Retry-After", "")
-                    wait = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else self._backoff(attempt)
-                    last_problem = f"HTTP 429 {excerpt}"
-                elif resp.status_code >= 500:
-                    wait = self._backoff(attempt)
-                    last_problem = f"HTTP {resp.status_code} {excerpt}"
-                else:
-                    raise CoinGeckoError(f"GET {path}: HTTP {resp.status_code}: {excerpt}")
-            if attempt == self.max_retries:
-                break
-            log.warning("coingecko GET %s: %s; retry %d/%d in %.1fs", path, last_problem[:120],
-                        attempt + 1, self.max_retries, wait)
-            self.sleep(wait)
-        error = CoinGeckoRateLimited if last_problem.startswith("HTTP 429") else CoinGeckoError
-        raise error(f"GET {path}: giving up after {self.max_retries + 1} attempts: {last_problem}")
+        return self.get_json(path, params)
 
     # -- endpoints ---------------------------------------------------------------------------
     def market_chart_range(self, coin_id: str, start: datetime, end: datetime) -> pd.DataFrame:

@@ -10,11 +10,23 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from functools import cache
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, insert, make_url, select
+from sqlalchemy import (
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    insert,
+    make_url,
+    select,
+)
 
 from cryptoetl.config import ConfigError, Settings
 
@@ -87,7 +99,7 @@ def _records(rows: pd.DataFrame | Iterable[Mapping], table: Table) -> list[dict]
         records = [{k: v for k, v in dict(r).items() if k in names} for r in rows]
     out = []
     for rec in records:
-        clean = {}
+        clean = dict.fromkeys(names)  # every column in every record: one executemany shape
         for key, value in rec.items():
             if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
                 clean[key] = None
@@ -99,6 +111,10 @@ def _records(rows: pd.DataFrame | Iterable[Mapping], table: Table) -> list[dict]
                 clean[key] = value
         out.append(clean)
     return out
+
+
+def _is_date_column(table: Table, column: str) -> bool:
+    return isinstance(table.c[column].type, Date) and not isinstance(table.c[column].type, DateTime)
 
 
 def replace_interval(
@@ -122,6 +138,15 @@ def replace_interval(
         raise ValueError(f"empty or inverted interval [{start}, {end})")
     lo, hi = to_naive_utc(start), to_naive_utc(end)
     records = _records(rows, table)
+    if _is_date_column(table, time_column):
+        # A DATE column (daily tables) is scoped by whole days: [start, end) must be midnights.
+        if lo.time() != time.min or hi.time() != time.min:
+            raise ValueError(f"{table.name}.{time_column} is a DATE: the interval [{lo}, {hi}) must start "
+                             "and end at midnight UTC")
+        lo, hi = lo.date(), hi.date()
+        for rec in records:
+            if isinstance(rec.get(time_column), datetime):
+                rec[time_column] = rec[time_column].date()
     keys = {k: list(v) for k, v in (keys or {}).items()}
     for rec in records:
         ts = rec.get(time_column)
@@ -152,7 +177,10 @@ def read_frame(target: Engine | Connection, table: Table, *, time_column: str, s
                end: datetime, symbols: Sequence[str] | None = None) -> pd.DataFrame:
     """Rows of [start, end) ordered by (symbol, time), with times as aware UTC."""
     cols = table.c
-    stmt = select(table).where(cols[time_column] >= to_naive_utc(start), cols[time_column] < to_naive_utc(end))
+    lo, hi = to_naive_utc(start), to_naive_utc(end)
+    if _is_date_column(table, time_column):
+        lo, hi = lo.date(), hi.date()
+    stmt = select(table).where(cols[time_column] >= lo, cols[time_column] < hi)
     if symbols is not None and "symbol" in cols:
         stmt = stmt.where(cols["symbol"].in_(list(symbols)))
     if "symbol" in cols:
@@ -166,6 +194,6 @@ def read_frame(target: Engine | Connection, table: Table, *, time_column: str, s
         with target.connect() as conn:
             result = conn.execute(stmt)
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    if not frame.empty:
+    if not frame.empty and not _is_date_column(table, time_column):
         frame[time_column] = pd.to_datetime(frame[time_column]).dt.tz_localize(UTC)
     return frame

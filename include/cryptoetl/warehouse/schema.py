@@ -23,8 +23,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
+    inspect,
+    select,
     text,
 )
+from sqlalchemy import table as table_clause
 
 metadata = MetaData()
 
@@ -83,14 +87,41 @@ macro_indicators = Table(
     "macro_indicators",
     metadata,
     Column("series_id", String(32), primary_key=True, comment="FRED series id, e.g. UNRATE"),
-    Column("observation_date", Date, primary_key=True, comment="the period the value describes"),
-    Column("realtime_start", Date, primary_key=True, comment="ALFRED vintage start: day first published"),
-    Column("indicator_name", String(64), nullable=False),
+    Column("observation_date", Date, primary_key=True, comment="the period the value describes (its first day)"),
+    Column("realtime_start", Date, primary_key=True,
+           comment="rule alfred: ALFRED vintage date; rule lag: estimated FRED publication date"),
+    Column("indicator_name", String(64), nullable=False, comment="readable name, from cryptoetl/macro_series.json"),
     Column("value", Double, comment="NULL when FRED reports '.' (no value)"),
-    Column("known_at", DateTime(), nullable=False, comment="UTC time from which the value may be used"),
-    Column("source", String(32), nullable=False),
+    Column("known_at", DateTime(), nullable=False,
+           comment="UTC time from which the value may be used: realtime_start + delay (see known_at_rule)"),
+    Column("known_at_rule", String(32), nullable=False, comment="e.g. alfred+30h, lag+1bd+30h"),
+    Column("frequency", String(16), nullable=False, comment="daily | weekly | monthly | quarterly"),
+    Column("units", String(128), nullable=False, comment="FRED units, e.g. 'Index 2000=100, Not Seasonally Adjusted'"),
+    Column("source", String(32), nullable=False, comment="fred | fred-sandbox-synthetic"),
     Index("ix_macro_indicators_series_known", "series_id", "known_at"),
-    comment="FRED/ALFRED observations with their vintages, for point-in-time joins",
+    Index("ix_macro_indicators_known_at", "known_at"),
+    comment="FRED/ALFRED observations with every vintage and when it became known, for point-in-time joins",
+)
+
+# Daily on-chain totals. BTC from blockchain.info charts, ETH from Etherscan v2 (sources/*.py).
+# A metric a source does not have is NULL, never 0: e.g. ETH has no hash rate (proof of stake),
+# blockchain.info has no new-address count, a free Etherscan key gives block_count only.
+ONCHAIN_METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("transaction_count", "transactions confirmed in the day (BTC n-transactions, ETH dailytx)"),
+    ("active_addresses", "BTC: distinct addresses used in the day (n-unique-addresses); ETH: NULL"),
+    ("new_addresses", "ETH: addresses first seen in the day (dailynewaddress); BTC: NULL"),
+    ("transfer_volume_usd", "BTC: estimated transaction volume, USD; ETH: NULL"),
+    ("output_volume_native", "BTC: total value of transaction outputs, BTC; ETH: NULL"),
+    ("fees_native", "total transaction fees of the day in the chain's coin: BTC or ETH"),
+    ("fees_usd", "BTC: total transaction fees, USD; ETH: NULL (Etherscan reports ETH only)"),
+    ("miners_revenue_usd", "BTC: block rewards + fees, USD; ETH: NULL"),
+    ("avg_gas_price_gwei", "ETH: average gas price, gwei; BTC: NULL"),
+    ("hash_rate", "BTC: TH/s; ETH: NULL (proof of stake)"),
+    ("difficulty", "BTC: mining difficulty, unitless; ETH: NULL (proof of stake)"),
+    ("block_count", "ETH: blocks in the day; BTC: NULL"),
+    ("avg_block_size_bytes", "average block size, bytes (blockchain.info MB x 1e6)"),
+    ("gas_used", "ETH: gas units used in the day; BTC: NULL"),
+    ("network_utilization", "ETH: average gas used / gas limit, 0-1; BTC: NULL"),
 )
 
 crypto_onchain_data = Table(
@@ -98,28 +129,30 @@ crypto_onchain_data = Table(
     metadata,
     _symbol(),
     Column("date", Date, primary_key=True, comment="UTC day the totals describe"),
-    Column("data_source", String(32), nullable=False),
-    Column("transaction_count", Double),
-    Column("active_addresses", Double),
-    Column("hash_rate", Double, comment="BTC: TH/s"),
-    Column("difficulty", Double),
-    Column("fees_usd", Double),
-    Column("complete_at", DateTime(), nullable=False, comment="UTC end of the day: when the totals are final"),
-    comment="Daily on-chain totals, one row per coin per day",
+    Column("data_source", String(48), nullable=False,
+           comment="blockchain.info | etherscan-pro | etherscan-free, + '-sandbox-synthetic' for sandbox data"),
+    Column("is_synthetic", Boolean, nullable=False, comment="true when loaded from the offline sandbox"),
+    *(Column(name, Double, comment=comment) for name, comment in ONCHAIN_METRIC_COLUMNS),
+    Column("complete_at", DateTime(), nullable=False,
+           comment="UTC end of the day (next midnight): when the totals are final and may be used"),
+    comment="Daily on-chain totals, one row per coin per completed UTC day",
 )
 
 crypto_news = Table(
     "crypto_news",
     metadata,
-    Column("article_id", String(64), primary_key=True, comment="sha256 of the normalised URL"),
-    Column("published_at", DateTime(), nullable=False, comment="UTC"),
-    Column("source", String(64), nullable=False),
+    Column("article_id", String(64), primary_key=True, comment="sha256 of the canonical URL"),
+    Column("published_at", DateTime(), nullable=False, comment="UTC, as reported by `source`"),
+    Column("source", String(64), nullable=False,
+           comment="the sighting stored: guardian > rss:<feed> > cryptopanic (fixed priority)"),
     Column("title", Text, nullable=False),
-    Column("summary", Text),
-    Column("url", String(1024), nullable=False),
-    Column("category", String(16), nullable=False, comment="crypto | general"),
+    Column("summary", Text, comment="plain text; NULL when the source gives none"),
+    Column("url", String(1024), nullable=False, comment="canonical URL (no tracking parameters)"),
+    Column("category", String(16), nullable=False, comment="crypto | general (from the text)"),
+    Column("is_synthetic", Boolean, nullable=False, comment="true when served by the offline sandbox"),
     Index("ix_crypto_news_published_at", "published_at"),
-    comment="News articles, stored once whatever source or run delivered them",
+    comment="News articles, stored once whatever source or run delivered them; "
+    "rebuilt from crypto_news_sightings",
 )
 
 crypto_news_mentions = Table(
@@ -128,7 +161,22 @@ crypto_news_mentions = Table(
     Column("article_id", String(64), primary_key=True),
     _symbol(),
     Index("ix_crypto_news_mentions_symbol", "symbol"),
-    comment="Which symbols each article mentions",
+    comment="Which configured symbols each crypto_news article mentions (title and summary)",
+)
+
+crypto_news_sightings = Table(
+    "crypto_news_sightings",
+    metadata,
+    Column("source", String(64), primary_key=True, comment="guardian | cryptopanic | rss:<feed>"),
+    Column("article_id", String(64), primary_key=True, comment="sha256 of the canonical URL"),
+    Column("published_at", DateTime(), nullable=False, comment="UTC, as reported by this source"),
+    Column("title", Text, nullable=False),
+    Column("summary", Text),
+    Column("url", String(1024), nullable=False, comment="canonical URL"),
+    Column("is_synthetic", Boolean, nullable=False),
+    Index("ix_crypto_news_sightings_published_at", "published_at"),
+    Index("ix_crypto_news_sightings_article_id", "article_id"),
+    comment="Each source's copy of each article; a source's run replaces its own rows for its interval",
 )
 
 crypto_sentiment_data = Table(
@@ -175,17 +223,56 @@ ml_features_materialized = Table(
 )
 
 ONCHAIN_VIEW = "onchain_metrics"
+# Every column of crypto_onchain_data (built from the same list, so the two never drift apart);
+# complete_at is exposed as available_at, the time from which a feature may use the row.
 _ONCHAIN_VIEW_SELECT = (
-    "SELECT symbol, date, data_source, transaction_count, active_addresses, hash_rate, "
-    "difficulty, fees_usd, complete_at AS available_at FROM crypto_onchain_data"
+    "SELECT symbol, date, data_source, is_synthetic, "
+    + ", ".join(name for name, _ in ONCHAIN_METRIC_COLUMNS)
+    + ", complete_at AS available_at FROM crypto_onchain_data"
 )
 
 
+class SchemaOutdated(RuntimeError):
+    """An existing table lacks columns this version writes: it needs a migration."""
+
+
+def check_columns(engine: Engine, *, recreate_empty: bool = False) -> None:
+    """Fail clearly, before any write, when an existing table predates this schema
+    (``create_all`` never alters a table that already exists). With ``recreate_empty``, an
+    outdated table that holds no rows is dropped and created anew: nothing can be lost."""
+    inspector = inspect(engine)
+    existing = set(inspector.get_table_names())
+    problems = []
+    for table in metadata.sorted_tables:
+        if table.name not in existing:
+            continue
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        if not (missing := [c.name for c in table.columns if c.name not in have]):
+            continue
+        with engine.begin() as conn:
+            # a bare table clause: the Table object would name the columns the old table lacks
+            empty = conn.execute(select(func.count()).select_from(table_clause(table.name))).scalar() == 0
+            if recreate_empty and empty:
+                conn.execute(text(f"DROP VIEW IF EXISTS {ONCHAIN_VIEW}"))
+                table.drop(conn)
+                table.create(conn)
+                continue
+        problems.append(f"{table.name} lacks {missing}" + ("" if empty else " and holds rows"))
+    if problems:
+        raise SchemaOutdated(
+            "the warehouse schema is older than this code: " + "; ".join(problems)
+            + ". Add the columns (ALTER TABLE ... ADD COLUMN, see schema.py), or for a disposable local "
+            "warehouse drop the table (or `make clean`) and run `python -m cryptoetl init-db` again.")
+
+
 def create_all(engine: Engine) -> None:
-    """Create every table, index and view; safe to run any number of times."""
+    """Create every table, index and view; safe to run any number of times. Existing tables
+    are checked, not altered: see ``check_columns``."""
     metadata.create_all(engine, checkfirst=True)
+    check_columns(engine, recreate_empty=True)
     with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.execute(text(f"CREATE VIEW IF NOT EXISTS {ONCHAIN_VIEW} AS {_ONCHAIN_VIEW_SELECT}"))
+        if engine.dialect.name == "sqlite":  # no CREATE OR REPLACE VIEW in SQLite
+            conn.execute(text(f"DROP VIEW IF EXISTS {ONCHAIN_VIEW}"))
+            conn.execute(text(f"CREATE VIEW {ONCHAIN_VIEW} AS {_ONCHAIN_VIEW_SELECT}"))
         else:
             conn.execute(text(f"CREATE OR REPLACE VIEW {ONCHAIN_VIEW} AS {_ONCHAIN_VIEW_SELECT}"))

@@ -1,0 +1,234 @@
+"""News steps: Guardian, CryptoPanic and RSS articles into ``crypto_news``.
+
+How the three sources share one article table
+---------------------------------------------
+Every source writes its own copy of each article to ``crypto_news_sightings`` (key: source,
+article_id; the id is the sha256 of the canonical URL, so the same article from two sources
+or two runs has one id). ``crypto_news`` and ``crypto_news_mentions`` are then rebuilt, in the
+same transaction, for exactly the articles whose sightings changed: each article's stored row
+is its sighting from the highest-priority source (guardian, then rss:<feed>, then cryptopanic;
+ties by source name). Hence:
+
+- (a) a rerun of one source's interval replaces that source's sightings of the interval with
+  the same rows: nothing changes (idempotent);
+- (b) the same article delivered by two sources is stored once, and the stored row is a pure
+  function of the set of sightings, so it does not depend on the order runs happened in;
+- (c) a source's run only deletes its *own* sightings: another source's articles stay; if a
+  source drops an article another source also delivered, the article falls back to that
+  source's copy instead of vanishing;
+- (d) mentions and category are computed from the stored row's title and summary whenever that
+  row is rebuilt, so they always match it.
+
+Interval semantics
+------------------
+- Guardian and CryptoPanic: a run for [start, end) covers the articles that source reports as
+  published in [start, end); it replaces that source's sightings in that range (and nothing
+  else). Any chunking of a range gives the same rows (backfill equivalence).
+- RSS cannot look back: a feed only lists its latest items. Each run upserts the items the feeds
+  carry *now*, whatever their publication time, and never deletes older ones, so its rows are
+  not scoped to the run's interval and the DAG cannot backfill (``catchup=False``).
+
+Failure behaviour
+-----------------
+Everything is fetched before anything is written. If one query, page or feed fails (HTTP
+error after retries, malformed or drifted payload, missing key), the step raises and writes
+nothing: the interval keeps its previous rows. An answer with no articles at all where the
+warehouse already holds that source's articles for the interval raises ``SourceDataMissing``
+instead of erasing them. A missing ``GUARDIAN_API_KEY`` or ``CRYPTOPANIC_API_KEY`` fails the
+task when it runs, with a message naming the setting (never at DAG parse time).
+
+Concurrency: the three news DAGs may write at the same time. SQLite serialises writers; on
+MySQL/MariaDB each write holds the named lock ``cryptoetl.crypto_news`` (``GET_LOCK``) so that
+two rebuilds of the same article cannot interleave and store a lower-priority copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, delete, insert, select, text
+
+from cryptoetl.intervals import Interval
+from cryptoetl.news_tagging import NewsItem, Tagger, canonical_url
+from cryptoetl.sources.cryptopanic import CryptoPanicClient
+from cryptoetl.sources.guardian import GuardianClient, default_queries
+from cryptoetl.sources.rss import RssClient, feed_urls
+from cryptoetl.steps import SourceDataMissing, StepContext
+from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.io import replace_interval, to_naive_utc
+
+log = logging.getLogger(__name__)
+
+GUARDIAN = "guardian"
+CRYPTOPANIC = "cryptopanic"
+RSS_PREFIX = "rss:"
+LOCK_NAME = "cryptoetl.crypto_news"
+LOCK_TIMEOUT_SECONDS = 600
+CHUNK = 500  # ids per IN (...) list
+
+
+def source_priority(source: str) -> tuple[int, str]:
+    """Lower wins: the Guardian's own copy, then a publisher's RSS copy, then the aggregator."""
+    if source == GUARDIAN:
+        rank = 0
+    elif source.startswith(RSS_PREFIX):
+        rank = 1
+    elif source == CRYPTOPANIC:
+        rank = 2
+    else:
+        rank = 3
+    return rank, source
+
+
+# -- steps ---------------------------------------------------------------------------------------
+
+def run_news_guardian(ctx: StepContext, interval: Interval) -> int:
+    """Guardian articles published in the interval: crypto terms, and general business/market
+    news. Returns the number of Guardian sightings written."""
+    ctx.settings.source("guardian").require_key(
+        "the news_guardian step reads the Guardian Open Platform search API")
+    client: GuardianClient = ctx.client("guardian", GuardianClient.from_settings)
+    items: list[NewsItem] = []
+    for query in default_queries(ctx.settings.symbols):
+        items += client.search(query, interval.start, interval.end)
+    return _replace_source_interval(ctx, GUARDIAN, items, interval)
+
+
+def run_news_cryptopanic(ctx: StepContext, interval: Interval) -> int:
+    """CryptoPanic posts published in the interval. Without ``CRYPTOPANIC_API_KEY`` the task fails
+    with a message naming it: the DAG exists, so a missing key is a configuration error."""
+    ctx.settings.source("cryptopanic").require_key(
+        "the news_cryptopanic step reads the CryptoPanic posts API (pause the news_cryptopanic DAG "
+        "if you have no token)")
+    client: CryptoPanicClient = ctx.client("cryptopanic", CryptoPanicClient.from_settings)
+    items = client.posts(interval.start, interval.end)
+    return _replace_source_interval(ctx, CRYPTOPANIC, items, interval)
+
+
+def run_news_rss(ctx: StepContext, interval: Interval) -> int:
+    """The current items of every configured feed, upserted (never deleting older items). The
+    interval is not used to select rows: a feed cannot serve the past."""
+    client: RssClient = ctx.client("rss", RssClient.from_settings)
+    fetched: list[tuple[str, list[NewsItem]]] = []
+    for name, url in feed_urls(ctx.settings):
+        items = client.feed(name, url)
+        if not items:
+            log.warning("news_rss: feed %r (%s) has no items", name, url)
+        fetched.append((RSS_PREFIX + name, items))
+    written = 0
+    with _news_transaction(ctx.engine) as conn:
+        for source, items in fetched:
+            written += _upsert_sightings(conn, source, items)
+        _rebuild(conn, {i.article_id for _, items in fetched for i in items}, Tagger(ctx.settings.symbols))
+    log.info("news_rss: %d items from %d feeds upserted (run interval %s not used: feeds only serve their "
+             "latest items)", written, len(fetched), interval)
+    return written
+
+
+# -- writes --------------------------------------------------------------------------------------
+
+def _sighting_rows(source: str, items: Iterable[NewsItem]) -> list[dict]:
+    rows: dict[str, dict] = {}
+    for item in items:
+        rows.setdefault(item.article_id, {
+            "source": source, "article_id": item.article_id, "published_at": to_naive_utc(item.published_at),
+            "title": item.title, "summary": item.summary, "url": canonical_url(item.url),
+            "is_synthetic": bool(item.synthetic)})
+    return sorted(rows.values(), key=lambda r: r["article_id"])
+
+
+def _replace_source_interval(ctx: StepContext, source: str, items: Sequence[NewsItem], interval: Interval) -> int:
+    rows = _sighting_rows(source, items)
+    lo, hi = to_naive_utc(interval.start), to_naive_utc(interval.end)
+    sightings = schema.crypto_news_sightings
+    with _news_transaction(ctx.engine) as conn:
+        if not rows:
+            held = conn.execute(select(sightings.c.article_id).where(
+                sightings.c.source == source, sightings.c.published_at >= lo, sightings.c.published_at < hi)
+            ).first()
+            if held is not None:
+                raise SourceDataMissing(
+                    f"news {source}: the source returned no articles for {interval}, but the warehouse holds "
+                    "its articles there; refusing to erase them (rerun later)")
+        replace_interval(conn, sightings, rows, time_column="published_at", start=interval.start,
+                         end=interval.end, keys={"source": [source]})
+        # Articles whose stored row came from this source's replaced sightings (their
+        # published_at is that sighting's), plus every article it delivered now.
+        news = schema.crypto_news
+        affected = set(conn.execute(select(news.c.article_id).where(
+            news.c.source == source, news.c.published_at >= lo, news.c.published_at < hi)).scalars())
+        affected |= {r["article_id"] for r in rows}
+        _rebuild(conn, affected, Tagger(ctx.settings.symbols))
+    log.info("news %s: %d articles in %s", source, len(rows), interval)
+    return len(rows)
+
+
+def _upsert_sightings(conn: Connection, source: str, items: Sequence[NewsItem]) -> int:
+    rows = _sighting_rows(source, items)
+    sightings = schema.crypto_news_sightings
+    ids = [r["article_id"] for r in rows]
+    for chunk in _chunks(ids):
+        conn.execute(delete(sightings).where(sightings.c.source == source, sightings.c.article_id.in_(chunk)))
+    if rows:
+        conn.execute(insert(sightings), rows)
+    return len(rows)
+
+
+def _rebuild(conn: Connection, article_ids: Iterable[str], tagger: Tagger) -> None:
+    """Make crypto_news and crypto_news_mentions of ``article_ids`` match their sightings."""
+    news, mentions, sightings = schema.crypto_news, schema.crypto_news_mentions, schema.crypto_news_sightings
+    for chunk in _chunks(sorted(set(article_ids))):
+        found = conn.execute(select(sightings).where(sightings.c.article_id.in_(chunk))).mappings().all()
+        best: dict[str, dict] = {}
+        for row in found:
+            current = best.get(row["article_id"])
+            if current is None or source_priority(row["source"]) < source_priority(current["source"]):
+                best[row["article_id"]] = dict(row)
+        conn.execute(delete(mentions).where(mentions.c.article_id.in_(chunk)))
+        conn.execute(delete(news).where(news.c.article_id.in_(chunk)))
+        news_rows, mention_rows = [], []
+        for aid in sorted(best):
+            row = best[aid]
+            symbols, category = tagger.analyse(row["title"], row["summary"])
+            news_rows.append({"article_id": aid, "published_at": row["published_at"], "source": row["source"],
+                              "title": row["title"], "summary": row["summary"], "url": row["url"],
+                              "category": category, "is_synthetic": bool(row["is_synthetic"])})
+            mention_rows += [{"article_id": aid, "symbol": s} for s in symbols]
+        if news_rows:
+            conn.execute(insert(news), news_rows)
+        if mention_rows:
+            conn.execute(insert(mentions), mention_rows)
+
+
+def _chunks(values: Sequence[str]) -> Iterable[list[str]]:
+    values = list(values)
+    for i in range(0, len(values), CHUNK):
+        yield values[i:i + CHUNK]
+
+
+@contextmanager
+def _news_transaction(engine: Engine):
+    """One transaction for a news write; on MySQL/MariaDB serialised with the other news writers
+    by a named lock (see the module docstring)."""
+    with engine.connect() as conn:
+        locking = conn.dialect.name in ("mysql", "mariadb")
+        if locking:
+            got = conn.execute(text("SELECT GET_LOCK(:name, :timeout)"),
+                               {"name": LOCK_NAME, "timeout": LOCK_TIMEOUT_SECONDS}).scalar()
+            conn.commit()
+            if got != 1:
+                raise TimeoutError(f"news: could not take the lock {LOCK_NAME!r} within "
+                                   f"{LOCK_TIMEOUT_SECONDS}s (another news load is writing)")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            if locking:
+                try:
+                    conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+                    conn.commit()
+                except Exception:  # noqa: BLE001 - the lock dies with the session anyway
+                    log.warning("news: could not release %s", LOCK_NAME, exc_info=True)
+

@@ -1,0 +1,141 @@
+"""CryptoPanic developer API v2 client: ``/posts/`` newest first, following ``next``.
+
+The real production client; it reaches the offline sandbox only through ``CRYPTOPANIC_BASE_URL``.
+
+- Auth: ``auth_token`` query parameter (``CRYPTOPANIC_API_KEY``, required; checked when the
+  step runs). The API puts the token into its ``next`` links, so the client never requests a
+  ``next`` URL as given: it takes that link's query, swaps in its own token and asks its own
+  base URL. The token therefore never appears in an error or log line, and the host always
+  comes from the settings.
+- Rate: calls are spaced to ``CRYPTOPANIC_RATE_PER_MINUTE``; HTTP 429 honours ``Retry-After``.
+- There is no date filter: the client pages back from the newest post until a page reaches
+  past ``start``, and keeps the posts published in [start, end), deduplicated by post id
+  (new posts shift older ones onto the next page while paging). If the feed ends (``next`` is
+  null) before reaching ``start``, the plan's history does not cover the interval and the
+  client raises ``CryptoPanicHistoryError`` rather than return a partial interval.
+- The article URL is ``original_url`` (the publisher's URL, so an article also delivered by
+  RSS or the Guardian gets the same id); posts without it fall back to the CryptoPanic URL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import parse_qsl, urlsplit
+
+from cryptoetl.config import ConfigError
+from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items, utc_seconds
+from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRateLimited
+
+MAX_PAGES = 1000
+
+
+class CryptoPanicError(SourceError):
+    """CryptoPanic failed or answered something unusable. Safe to show: no token inside."""
+
+
+class CryptoPanicRateLimited(CryptoPanicError, SourceRateLimited):
+    """HTTP 429 persisted after every retry."""
+
+
+class CryptoPanicPayloadError(CryptoPanicError, SourcePayloadError):
+    """Malformed or drifted payload."""
+
+
+class CryptoPanicHistoryError(CryptoPanicError):
+    """The API's history (the plan's page limit) ends after the start of the interval."""
+
+
+class CryptoPanicClient(HttpSource):
+    name = "cryptopanic"
+    error_class = CryptoPanicError
+    rate_limited_class = CryptoPanicRateLimited
+    payload_error_class = CryptoPanicPayloadError
+
+    def __init__(self, base_url: str, *, api_key: str, rate_per_minute: float = 60, kind: str = "news",
+                 max_pages: int = MAX_PAGES, **kwargs):
+        if not api_key:
+            raise ConfigError("CRYPTOPANIC_API_KEY is not set (the CryptoPanic API needs an auth token)")
+        super().__init__(base_url, rate_per_minute=rate_per_minute, **kwargs)
+        self.api_key = api_key
+        self.kind = kind
+        self.max_pages = max_pages
+
+    @classmethod
+    def from_settings(cls, settings) -> CryptoPanicClient:
+        src = settings.source("cryptopanic")
+        key = src.require_key("the news_cryptopanic step reads the CryptoPanic posts API")
+        return cls(src.base_url, api_key=key, rate_per_minute=src.rate_per_minute,
+                   timeout=settings.http_timeout_seconds)
+
+    def posts(self, start: datetime, end: datetime) -> list[NewsItem]:
+        """Every post published in [start, end), oldest first, one per article."""
+        if start >= end:
+            raise ValueError(f"empty range [{start}, {end})")
+        lo, hi = utc_seconds(start), utc_seconds(end)
+        params: dict = {"auth_token": self.api_key, "public": "true", "kind": self.kind}
+        items: dict[int, NewsItem] = {}
+        seen_pages: set[str] = set()
+        for number in range(1, self.max_pages + 1):
+            body, synthetic = self.get_json("/posts/", params)
+            where = f"cryptopanic posts [{lo:%Y-%m-%dT%H:%MZ}, {hi:%Y-%m-%dT%H:%MZ}) page {number}"
+            results, nxt = self._page(body, where)
+            oldest = None  # oldest post on this page
+            for post in results:
+                post_id, item = self._item(post, where, synthetic)
+                oldest = item.published_at if oldest is None else min(oldest, item.published_at)
+                if lo <= item.published_at < hi:
+                    items.setdefault(post_id, item)
+            if oldest is not None and oldest < lo:
+                return unique_items(items.values())
+            if nxt is None:
+                if number == 1 and not results:
+                    return []  # nothing at all: the step decides whether that may erase rows
+                ends = f"{oldest:%Y-%m-%dT%H:%M:%SZ}" if oldest else "an empty page"
+                raise CryptoPanicHistoryError(
+                    f"{where}: the feed ends at {ends}, after the interval start; "
+                    "the API plan's history does not reach back that far (this interval cannot be loaded "
+                    "from CryptoPanic)")
+            params = self._next_params(nxt, where)
+            marker = repr(sorted(params.items()))
+            if marker in seen_pages:
+                raise CryptoPanicPayloadError(f"{where}: 'next' points back to a page already read")
+            seen_pages.add(marker)
+        raise CryptoPanicError(f"cryptopanic posts: more than {self.max_pages} pages before reaching {lo}")
+
+    def _next_params(self, nxt: str, where: str) -> dict:
+        parts = urlsplit(nxt)
+        if not parts.path.rstrip("/").endswith("/posts"):
+            raise CryptoPanicPayloadError(f"{where}: 'next' is not a posts URL (path {parts.path!r})")
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        params["auth_token"] = self.api_key
+        return params
+
+    @staticmethod
+    def _page(body: object, where: str) -> tuple[list, str | None]:
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list) or "next" not in body:
+            keys = sorted(body) if isinstance(body, dict) else type(body).__name__
+            raise CryptoPanicPayloadError(f"{where}: payload lacks 'results'/'next' (got {keys}); "
+                                          "has the API schema changed?")
+        nxt = body["next"]
+        if nxt is not None and not isinstance(nxt, str):
+            raise CryptoPanicPayloadError(f"{where}: 'next' is not a URL")
+        return body["results"], nxt
+
+    @staticmethod
+    def _item(post: object, where: str, synthetic: bool) -> tuple[int, NewsItem]:
+        if not isinstance(post, dict):
+            raise CryptoPanicPayloadError(f"{where}: a result is not an object")
+        missing = [k for k in ("id", "title", "published_at") if not post.get(k)]
+        if missing or not (post.get("original_url") or post.get("url")):
+            raise CryptoPanicPayloadError(f"{where}: post {post.get('id', '?')!r} lacks {missing or ['url']} "
+                                          f"(has {sorted(post)}); has the API schema changed?")
+        try:
+            published = datetime.fromisoformat(str(post["published_at"]).replace("Z", "+00:00"))
+            url = canonical_url(post.get("original_url") or post["url"])
+        except ValueError as exc:
+            raise CryptoPanicPayloadError(f"{where}: post {post.get('id')!r}: {exc}") from exc
+        title = clean_text(post["title"])
+        if title is None:
+            raise CryptoPanicPayloadError(f"{where}: post {post.get('id')!r} has a blank title")
+        return post["id"], NewsItem(url=url, published_at=utc_seconds(published), title=title,
+                                    summary=clean_text(post.get("description")), synthetic=synthetic)

@@ -1,0 +1,160 @@
+"""The HTTP behaviour every source client shares: rate limiting, retries, clear errors.
+
+A source client subclasses ``HttpSource`` and only describes its endpoints. This base:
+
+- spaces calls to the source's documented per-minute limit (client side, per process; the
+  Airflow pool of the source caps how many processes call at once);
+- on HTTP 429 waits for ``Retry-After`` (seconds or an HTTP date), else backs off
+  exponentially; 5xx, timeouts and connection errors back off exponentially too;
+- never puts a secret in an error or a log line: query parameters named in
+  ``secret_params`` are redacted from every URL it reports;
+- reports whether the server labelled its answer synthetic (the offline sandbox does, with
+  ``X-Cryptoetl-Synthetic: true``), so loaders can label the rows they write.
+
+Errors are ``SourceError`` subclasses whose message names the source, the path and the
+problem. A step lets them propagate: the task fails and nothing is written.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(RuntimeError):
+    """A source failed or answered something unusable. Safe to show: no secret inside."""
+
+
+class SourceRateLimited(SourceError):
+    """HTTP 429 persisted after every retry."""
+
+
+class SourcePayloadError(SourceError):
+    """The answer arrived but does not have the documented shape (malformed or drifted)."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+    synthetic: bool
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either delta-seconds or an HTTP date; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+class HttpSource:
+    """Base client. Subclasses set ``name`` and call ``get_json`` / ``get_text``."""
+
+    name = "http"
+    error_class: type[SourceError] = SourceError
+    rate_limited_class: type[SourceError] = SourceRateLimited
+    payload_error_class: type[SourceError] = SourcePayloadError
+    secret_params: tuple[str, ...] = ("api_key", "apikey", "api-key", "auth_token", "key")
+
+    def __init__(self, base_url: str, *, rate_per_minute: float = 60, timeout: float = 30.0,
+                 max_retries: int = 5, backoff_base: float = 1.0, headers: Mapping[str, str] | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 session: requests.Session | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.min_interval = 60.0 / rate_per_minute if rate_per_minute > 0 else 0.0
+        self.sleep, self.clock = sleep, clock
+        self.session = session or requests.Session()
+        self.headers = {"accept": "application/json", "user-agent": "cryptoetl/0.1", **(headers or {})}
+        self._last_call: float | None = None
+
+    # -- pieces subclasses may override ---------------------------------------------------
+    def _redact(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {k: ("***" if k.lower() in self.secret_params else v) for k, v in (params or {}).items()}
+
+    def _throttle(self) -> None:
+        if self._last_call is not None and self.min_interval:
+            wait = self.min_interval - (self.clock() - self._last_call)
+            if wait > 0:
+                self.sleep(wait)
+        self._last_call = self.clock()
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.backoff_base * 2**attempt, 60.0)
+
+    # -- requests ---------------------------------------------------------------------------
+    def request(self, path: str, params: Mapping[str, Any] | None = None, *, url: str | None = None) -> Response:
+        """GET ``base_url + path`` (or an absolute ``url``) until a 200, with retries. Any other
+        4xx is final: it will not get better by asking again."""
+        target = url or f"{self.base_url}{path}"
+        shown = f"{self.name} GET {url or path} {self._redact(params) if params else ''}".rstrip()
+        last_problem = ""
+        for attempt in range(self.max_retries + 1):
+            self._throttle()
+            try:
+                resp = self.session.get(target, params=params, headers=self.headers, timeout=self.timeout)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                # str(exc) can contain the URL with its query string (and the key): report the type only.
+                last_problem = type(exc).__name__
+                wait = self._backoff(attempt)
+            else:
+                synthetic = resp.headers.get("X-Cryptoetl-Synthetic", "").lower() == "true"
+                if resp.status_code == 200:
+                    return Response(200, resp.content, resp.headers, synthetic)
+                excerpt = resp.text[:200].replace("\n", " ")
+                if resp.status_code == 429:
+                    wait = retry_after_seconds(resp.headers.get("Retry-After"))
+                    wait = self._backoff(attempt) if wait is None else wait
+                    last_problem = f"HTTP 429 {excerpt}"
+                elif resp.status_code >= 500:
+                    wait = self._backoff(attempt)
+                    last_problem = f"HTTP {resp.status_code} {excerpt}"
+                else:
+                    raise self.error_class(f"{shown}: HTTP {resp.status_code}: {excerpt}")
+            if attempt == self.max_retries:
+                break
+            log.warning("%s: %s; retry %d/%d in %.1fs", shown, last_problem[:120], attempt + 1,
+                        self.max_retries, wait)
+            self.sleep(wait)
+        error = self.rate_limited_class if last_problem.startswith("HTTP 429") else self.error_class
+        raise error(f"{shown}: giving up after {self.max_retries + 1} attempts: {last_problem}")
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None, *,
+                 url: str | None = None) -> tuple[Any, bool]:
+        """Parsed JSON body and whether the server labelled it synthetic."""
+        resp = self.request(path, params, url=url)
+        try:
+            return json.loads(resp.body), resp.synthetic
+        except ValueError as exc:
+            raise self.payload_error_class(f"{self.name} GET {url or path}: response is not valid JSON ({exc}); "
+                                     f"body starts {resp.text[:80]!r}") from exc
+
+    def get_text(self, path: str, params: Mapping[str, Any] | None = None, *,
+                 url: str | None = None) -> tuple[str, bool]:
+        resp = self.request(path, params, url=url)
+        return resp.text, resp.synthetic
