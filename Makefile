@@ -12,8 +12,6 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__EXECUTOR := LocalExecutor
 export AIRFLOW__CORE__PARALLELISM := 4
-# timeout: SQLite allows one writer; wait for the lock (default 5 s) instead of failing a task.
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db?timeout=60
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL := 10
 export CRYPTOETL_MODE ?= local
 export CRYPTOETL_WAREHOUSE_FILE := $(CURDIR)/data/warehouse.db
@@ -24,6 +22,14 @@ export DEMO_DAYS
 # The DAGs' start date is fixed at first set-up (not "today" on every parse), so that a
 # DAG unpaused in the UI catches up only the demo window.
 LOCAL_ENV := .airflow/local.env
+# Airflow's own metadata DB, chosen once at first set-up: $AIRFLOW_METADATA_URL if given, else a
+# local PostgreSQL if one answers (database cryptoetl_airflow_<hash of this checkout>), else SQLite.
+# Airflow needs PostgreSQL/MySQL for concurrent access: on SQLite, `airflow backfill create
+# --reprocess-behavior completed` can fail with "database is locked" while the scheduler runs.
+METADATA_ENV := .airflow/metadata.env
+PG := psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA
+PG_DB := cryptoetl_airflow_$(shell echo $(CURDIR) | md5sum | cut -c1-8)
+SOURCE_ENV := set -a; . $(LOCAL_ENV); . $(METADATA_ENV); set +a
 
 .PHONY: run ui env test lint bench system-deps venv clean help
 
@@ -32,18 +38,19 @@ help:
 	@echo "make test   run the test suite"
 	@echo "make ui     start Airflow + the sandbox and open the web UI on :8080"
 	@echo "make lint   ruff"
+	@echo "make clean  remove the local Airflow state and warehouse (and its PostgreSQL metadata DB)"
 	@echo 'eval "$$(make -s env)"   this shell gets the same Airflow/cryptoetl settings (for airflow CLI calls)'
 
-run: venv $(LOCAL_ENV)
-	@set -a; . $(LOCAL_ENV); set +a; $(BIN)/python -m cryptoetl.airflow.local demo
+run: venv $(LOCAL_ENV) $(METADATA_ENV)
+	@$(SOURCE_ENV); $(BIN)/python -m cryptoetl.airflow.local demo
 
-ui: venv $(LOCAL_ENV)
-	@set -a; . $(LOCAL_ENV); set +a; $(BIN)/python -m cryptoetl.airflow.local ui
+ui: venv $(LOCAL_ENV) $(METADATA_ENV)
+	@$(SOURCE_ENV); $(BIN)/python -m cryptoetl.airflow.local ui
 
-env: $(LOCAL_ENV)
+env: $(LOCAL_ENV) $(METADATA_ENV)
 	@echo "export PATH=$(CURDIR)/$(BIN):\$$PATH"
 	@env | grep -E '^(AIRFLOW_HOME|AIRFLOW__|CRYPTOETL_|COINGECKO_)' | sed 's/^/export /'
-	@sed 's/^/export /' $(LOCAL_ENV)
+	@sed 's/^/export /' $(LOCAL_ENV) $(METADATA_ENV)
 	@echo "# for python -m cryptoetl in this shell (tasks resolve the Airflow connection instead)"
 	@echo "export CRYPTOETL_WAREHOUSE_URL=sqlite:///$$CRYPTOETL_WAREHOUSE_FILE"
 
@@ -56,6 +63,20 @@ lint: venv
 $(LOCAL_ENV):
 	@mkdir -p .airflow
 	@echo "CRYPTOETL_START_DATE=$$(date -u -d '-$(DEMO_DAYS) days' +%F)" > $@
+
+$(METADATA_ENV):
+	@mkdir -p .airflow
+	@if [ -n "$$AIRFLOW_METADATA_URL" ]; then \
+	  echo "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=$$AIRFLOW_METADATA_URL" > $@; \
+	elif command -v psql >/dev/null 2>&1 && $(PG) -c 'select 1' >/dev/null 2>&1; then \
+	  $(PG) -c "select 1 from pg_database where datname = '$(PG_DB)'" | grep -q 1 \
+	    || $(PG) -c 'CREATE DATABASE $(PG_DB)'; \
+	  echo "· Airflow metadata DB: local PostgreSQL, database $(PG_DB)"; \
+	  echo "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://postgres@127.0.0.1:5432/$(PG_DB)" > $@; \
+	else \
+	  echo "· Airflow metadata DB: SQLite (no PostgreSQL answered; set AIRFLOW_METADATA_URL to use one)"; \
+	  echo "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(CURDIR)/.airflow/airflow.db?timeout=60" > $@; \
+	fi
 
 # mysqlclient builds from source: it needs the MySQL client headers and pkg-config.
 system-deps:
@@ -81,4 +102,5 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml | syste
 	@touch $@
 
 clean:
+	@if grep -qs "127.0.0.1:5432/$(PG_DB)" $(METADATA_ENV); then $(PG) -c 'DROP DATABASE IF EXISTS $(PG_DB)'; fi
 	rm -rf .airflow data .pytest_cache

@@ -147,12 +147,17 @@ class Stack:
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
             print("· stopping Airflow")
-            os.killpg(self.proc.pid, signal.SIGINT)  # standalone stops cleanly on SIGINT only
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+            # standalone stops cleanly on SIGINT; SIGINT is ignored when started from a
+            # non-interactive background shell, so fall back to SIGTERM, then SIGKILL.
+            for sig, grace in ((signal.SIGINT, 20), (signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                    self.proc.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+                except ProcessLookupError:
+                    break
         if self.sandbox:
             self.sandbox.stop()
         self.log.close()
