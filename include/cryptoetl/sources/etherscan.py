@@ -168,6 +168,7 @@ class EtherscanClient(HttpSource):
                 wait = self._backoff(attempt)
                 log.warning("%s: %s; retry %d/%d in %.1fs", where, text[:120], attempt + 1, self.max_retries, wait)
                 self.sleep(wait)
+                self._slept_since_call += wait  # counts as spacing before the next call
                 continue
             if "invalid api key" in low or "missing/invalid api key" in low:
                 raise EtherscanAuthError(f"{where}: Etherscan rejected the key ({text.split('|')[0]}); "

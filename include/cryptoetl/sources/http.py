@@ -92,6 +92,7 @@ class HttpSource:
         self.session = session or requests.Session()
         self.headers = {"accept": "application/json", "user-agent": "cryptoetl/0.1", **(headers or {})}
         self._last_call: float | None = None
+        self._slept_since_call = 0.0
 
     # -- pieces subclasses may override ---------------------------------------------------
     def _redact(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -99,10 +100,14 @@ class HttpSource:
 
     def _throttle(self) -> None:
         if self._last_call is not None and self.min_interval:
-            wait = self.min_interval - (self.clock() - self._last_call)
+            # A backoff sleep since the last call counts as spacing, even when ``sleep`` is a
+            # test double that lets no clock time pass.
+            elapsed = max(self.clock() - self._last_call, self._slept_since_call)
+            wait = self.min_interval - elapsed
             if wait > 0:
                 self.sleep(wait)
         self._last_call = self.clock()
+        self._slept_since_call = 0.0
 
     def _backoff(self, attempt: int) -> float:
         return min(self.backoff_base * 2**attempt, 60.0)
@@ -141,6 +146,7 @@ class HttpSource:
             log.warning("%s: %s; retry %d/%d in %.1fs", shown, last_problem[:120], attempt + 1,
                         self.max_retries, wait)
             self.sleep(wait)
+            self._slept_since_call += wait
         error = self.rate_limited_class if last_problem.startswith("HTTP 429") else self.error_class
         raise error(f"{shown}: giving up after {self.max_retries + 1} attempts: {last_problem}")
 
