@@ -73,3 +73,23 @@ def test_settings_reject_unpinned_images_and_hide_secrets():
         Settings.from_env({"CRYPTOETL_IMAGE": "ghcr.io/x/cryptoetl"})
     shown = repr(Settings.from_env({"COINGECKO_API_KEY": "CG-secret", "CRYPTOETL_WAREHOUSE_URL": "mysql://a:pw@h/d"}))
     assert "CG-secret" not in shown and "pw@" not in shown
+
+
+def test_rebuild_features_rebuilds_every_price_hour_in_sql(warehouse, capsys):
+    """The full-rebuild command: a lost feature table comes back from prices + indicators alone."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptoetl.warehouse.io import replace_interval
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [{"symbol": s, "time": start + timedelta(hours=h), "price": 100.0 + h, "source": "sandbox-synthetic"}
+            for s in ("BTC", "ETH") for h in range(30)]
+    replace_interval(warehouse, schema.price_data_real, rows, time_column="time", start=start,
+                     end=start + timedelta(hours=30))
+    assert main(["rebuild-features"]) == 0
+    built = dump(warehouse, schema.ml_features_materialized)
+    assert len(built) == 60 and "60 rows rebuilt" in capsys.readouterr().out
+    btc_25h = next(r for r in built if r[0] == "BTC" and r[1] == datetime(2026, 1, 2, 1))
+    assert btc_25h[2] == 125.0 and abs(btc_25h[6] - (125.0 / 101.0 - 1)) < 1e-12  # return_24h
+    assert main(["rebuild-features", "--start", "2026-01-01", "--end", "2026-01-01T05:00"]) == 0
+    assert dump(warehouse, schema.ml_features_materialized) == built  # a range rebuild changes nothing

@@ -3,6 +3,7 @@
     python -m cryptoetl init-db
     python -m cryptoetl run STEP --interval 2026-01-01T00:00Z/2026-01-02T00:00Z [--interval ...]
     python -m cryptoetl run STEP --start 2026-01-01 --end 2026-01-02
+    python -m cryptoetl rebuild-features [--start 2026-01-01 --end 2026-02-01]   # default: all hours with prices
     python -m cryptoetl summary
     python -m cryptoetl sandbox --port 8899      # offline CoinGecko stand-in (SYNTHETIC data)
 
@@ -55,6 +56,28 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_rebuild_features(args: argparse.Namespace, settings: Settings) -> int:
+    """Rebuild ml_features_materialized in the warehouse (INSERT ... SELECT), for a range or for
+    every hour that has a price. For when the feature code changed; upstream reloads trigger
+    their own rebuilds."""
+    from cryptoetl.warehouse import features_sql
+
+    engine = _engine(settings)
+    symbols = [coin.symbol for coin in settings.symbols]
+    if args.start is not None or args.end is not None:
+        interval = make_interval(args.start, args.end, "--start/--end")
+        start, end = interval.start, interval.end
+    elif (span := features_sql.price_span(engine, symbols)) is not None:
+        start, end = span
+    else:
+        print("no prices in the warehouse: nothing to rebuild")
+        return 0
+    began = time.monotonic()
+    rows = features_sql.rebuild(engine, start, end, symbols)
+    print(f"ml_features_materialized: {rows} rows rebuilt for [{start}, {end}) in {time.monotonic() - began:.2f}s")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     from cryptoetl.report import print_summary
 
@@ -83,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start", help="interval start (ISO-8601, UTC if no offset)")
     run.add_argument("--end", help="interval end, exclusive")
 
+    rebuild = sub.add_parser("rebuild-features", help="rebuild ml_features_materialized in SQL (default: all)")
+    rebuild.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")
+    rebuild.add_argument("--end", help="range end, exclusive")
+
     sub.add_parser("summary", help="rows per table and an example query")
 
     sandbox = sub.add_parser("sandbox", help="serve the offline API sandbox (synthetic data)")
@@ -91,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"init-db": cmd_init_db, "run": cmd_run, "summary": cmd_summary, "sandbox": cmd_sandbox}
+COMMANDS = {"init-db": cmd_init_db, "run": cmd_run, "rebuild-features": cmd_rebuild_features,
+            "summary": cmd_summary, "sandbox": cmd_sandbox}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -140,22 +140,10 @@ def run_technical(ctx: StepContext, interval: Interval) -> int:
 
 
 def run_features(ctx: StepContext, interval: Interval) -> int:
-    symbols = _symbols(ctx)
-    lookback = timedelta(hours=features_tx.LOOKBACK_HOURS)
-    with ctx.engine.connect() as conn:  # one snapshot for both reads
-        prices = read_frame(
-            conn, schema.price_data_real, time_column="time",
-            start=interval.start - lookback, end=interval.end, symbols=symbols,
-        )
-        technical = read_frame(
-            conn, schema.technical_indicators, time_column="time",
-            start=interval.start, end=interval.end, symbols=symbols,
-        )
-    rows = features_tx.compute(prices, technical, pd.Timestamp(interval.start), pd.Timestamp(interval.end))
-    return replace_interval(
-        ctx.engine, schema.ml_features_materialized, rows, time_column="time",
-        start=interval.start, end=interval.end, keys={"symbol": symbols},
-    )
+    """Rebuild the interval's feature rows inside the warehouse (DELETE + INSERT ... SELECT)."""
+    from cryptoetl.warehouse import features_sql
+
+    return features_sql.rebuild(ctx.engine, interval.start, interval.end, _symbols(ctx))
 
 
 STEPS: dict[str, Step] = {
