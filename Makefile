@@ -31,13 +31,14 @@ PG := psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA
 PG_DB := cryptoetl_airflow_$(shell echo $(CURDIR) | md5sum | cut -c1-8)
 SOURCE_ENV := set -a; . $(LOCAL_ENV); . $(METADATA_ENV); set +a
 
-.PHONY: run ui env test lint bench system-deps venv clean help
+.PHONY: run ui env test lint bench bench-small system-deps venv clean help
 
 help:
 	@echo "make run    set up everything, backfill $(DEMO_DAYS) days through Airflow, print a summary"
 	@echo "make test   run the test suite"
 	@echo "make ui     start Airflow + the sandbox and open the web UI on :8080"
 	@echo "make lint   ruff"
+	@echo "make bench  timings at production scale on MariaDB (make bench-small: a few minutes)"
 	@echo "make clean  remove the local Airflow state and warehouse (and its PostgreSQL metadata DB)"
 	@echo 'eval "$$(make -s env)"   this shell gets the same Airflow/cryptoetl settings (for airflow CLI calls)'
 
@@ -59,6 +60,14 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+# Timings live here, never in pytest. Needs a MySQL/MariaDB server (BENCH_URL).
+BENCH_URL ?= mysql+mysqldb://root@127.0.0.1:3306/test
+bench: venv
+	$(BIN)/python -m cryptoetl.bench --url $(BENCH_URL) $(BENCH_ARGS)
+
+bench-small: venv
+	$(BIN)/python -m cryptoetl.bench --url $(BENCH_URL) --small
 
 $(LOCAL_ENV):
 	@mkdir -p .airflow

@@ -1,0 +1,140 @@
+"""``make bench``: the pipeline's heavy steps at a chosen scale, on MariaDB/MySQL.
+
+    python -m cryptoetl.bench            # production scale: 320 symbols x 1.25 years hourly (~3.5M rows)
+    python -m cryptoetl.bench --small    # 20 symbols x 60 days: a couple of minutes
+    python -m cryptoetl.bench --symbols 50 --days 120 --url mysql+mysqldb://root@127.0.0.1:3306/test
+
+It creates a throwaway database on the server, fills ``price_data_real`` with SYNTHETIC seeded
+random walks, then times, in the same run:
+
+- technical indicators, full backfill, end to end (read prices, ``ta``, write): rows/s;
+- ml_features_materialized, full rebuild (DELETE + INSERT ... SELECT), against the floor of a
+  plain ``INSERT ... SELECT`` copy of the same number of price rows into a table of the same shape;
+- ml_features_materialized, one day for all symbols.
+
+The database is dropped at the end. Timings belong here, never in pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import create_engine, make_url, text
+
+from cryptoetl.config import Coin, Settings
+from cryptoetl.intervals import Interval
+from cryptoetl.steps import StepContext, run_technical
+from cryptoetl.warehouse import features_sql, schema
+from cryptoetl.warehouse.io import get_engine
+
+DEFAULT_URL = "mysql+mysqldb://root@127.0.0.1:3306/test"
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def synthetic_prices(symbols: list[str], hours: int, seed: int = 11) -> pd.DataFrame:
+    """SYNTHETIC seeded random walks, one row per symbol per hour."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range(START, periods=hours, freq="h").tz_localize(None)
+    frames = []
+    for i, symbol in enumerate(symbols):
+        walk = (10.0 + i) * np.exp(np.cumsum(rng.normal(0, 0.006, hours)))
+        frames.append(pd.DataFrame({"symbol": symbol, "time": times, "price": walk, "market_cap": walk * 1e8,
+                                    "total_volume": walk * 1e6, "source": "sandbox-synthetic"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _load(engine, frame: pd.DataFrame, chunk: int = 50_000) -> None:
+    with engine.begin() as conn:
+        for lo in range(0, len(frame), chunk):
+            part = frame.iloc[lo:lo + chunk]
+            conn.execute(schema.price_data_real.insert(), part.to_dict("records"))
+
+
+def _timed(func):
+    began = time.perf_counter()
+    result = func()
+    return result, time.perf_counter() - began
+
+
+def run(url: str, n_symbols: int, days: int) -> list[tuple[str, str, str, str]]:
+    admin = create_engine(url)
+    name = f"cryptoetl_bench_{uuid.uuid4().hex[:8]}"
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    bench_url = make_url(url).set(database=name, query={"charset": "utf8mb4"}).render_as_string(hide_password=False)
+    try:
+        engine = get_engine(bench_url)
+        schema.create_all(engine)
+        symbols = [f"S{i:03d}" for i in range(n_symbols)]
+        hours = days * 24
+        prices = synthetic_prices(symbols, hours)
+        rows = len(prices)
+        print(f"· {n_symbols} symbols x {days} days = {rows:,} hourly SYNTHETIC price rows on {name}")
+        _, load_s = _timed(partial(_load, engine, prices))
+        print(f"· loaded prices in {load_s:.1f}s")
+
+        universe = tuple(Coin(s, s.lower(), s) for s in symbols)
+        settings = Settings(warehouse_url=bench_url, symbols=universe)
+        ctx = StepContext(settings=settings, engine=engine)
+        full = Interval(START, START + timedelta(hours=hours))
+        written, tech_s = _timed(lambda: run_technical(ctx, full))
+        print(f"· technical indicators: {written:,} rows in {tech_s:.1f}s")
+
+        _, features_s = _timed(lambda: features_sql.rebuild(engine, full.start, full.end, symbols))
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE bench_floor LIKE ml_features_materialized"))
+        columns = "symbol, time, price, market_cap, total_volume, is_synthetic"
+        floor_sql = f"INSERT INTO bench_floor ({columns}) SELECT symbol, time, price, market_cap, total_volume, 1 " \
+                    "FROM price_data_real"
+
+        def copy_floor():
+            with engine.begin() as conn:
+                conn.execute(text(floor_sql))
+
+        _, floor_s = _timed(copy_floor)
+        with engine.begin() as conn:
+            floor_rows = conn.execute(text("SELECT COUNT(*) FROM bench_floor")).scalar_one()
+        last_day = Interval(full.end - timedelta(days=1), full.end)
+        day_rows, day_s = _timed(lambda: features_sql.rebuild(engine, last_day.start, last_day.end, symbols))
+        engine.dispose()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+    ratio = features_s / floor_s if floor_s else float("inf")
+    return [
+        ("technical indicators, full backfill", f"{written:,} rows in {tech_s:.1f}s", f"{written / tech_s:,.0f} rows/s",
+         "target >= 50,000 rows/s"),
+        ("ml_features, full rebuild", f"{rows:,} rows in {features_s:.1f}s",
+         f"{ratio:.2f}x the INSERT...SELECT floor ({floor_rows:,} rows in {floor_s:.1f}s)", "target <= 3x"),
+        ("ml_features, one day, all symbols", f"{day_rows:,} rows", f"{day_s:.2f}s", "target <= 1 s"),
+        ("sentiment, end to end", "-", "not measured yet", "issue 4: sentiment step"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cryptoetl.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", action="store_true", help="20 symbols x 60 days")
+    parser.add_argument("--symbols", type=int, help="number of symbols (default 320)")
+    parser.add_argument("--days", type=int, help="days of hourly data (default 456, about 1.25 years)")
+    parser.add_argument("--url", default=DEFAULT_URL, help="MySQL/MariaDB server URL (a database is created)")
+    args = parser.parse_args(argv)
+    n_symbols = args.symbols or (20 if args.small else 320)
+    days = args.days or (60 if args.small else 456)
+    results = run(args.url, n_symbols, days)
+    widths = [max(len(r[i]) for r in results) for i in range(4)]
+    print()
+    for row in results:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
