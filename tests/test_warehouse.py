@@ -115,3 +115,25 @@ def test_init_db_recreates_an_empty_outdated_table_and_refuses_one_with_rows(tmp
         create_all(engine)
     with engine.connect() as conn:  # the old rows are still there
         assert conn.execute(text("SELECT count(*) FROM price_data_real")).scalar() == 1
+
+
+def test_dataframe_rows_convert_like_dict_rows():
+    """The vectorised DataFrame path gives exactly what the per-value path gives: naive UTC
+    datetimes, NaN/NaT as NULL, Python scalars, every table column present."""
+    import numpy as np
+    import pandas as pd
+
+    from cryptoetl.warehouse.io import _records
+
+    frame = pd.DataFrame({
+        "symbol": ["BTC", "ETH"],
+        "time": pd.to_datetime(["2026-01-01T01:00+01:00", "2026-01-01T05:00Z"], utc=True),
+        "price": [1.5, 2.0], "market_cap": [np.nan, 3.0], "source": ["x", None],
+        "total_volume": np.array([7, 8], dtype="int64"),
+    })
+    vectorised = _records(frame, schema.price_data_real)
+    per_value = _records(frame.to_dict("records"), schema.price_data_real)
+    assert vectorised == per_value
+    assert vectorised[0]["time"].tzinfo is None and vectorised[0]["time"].hour == 0
+    assert vectorised[0]["market_cap"] is None and vectorised[1]["source"] is None
+    assert type(vectorised[0]["total_volume"]) is int and type(vectorised[0]["price"]) is float
