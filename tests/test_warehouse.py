@@ -172,3 +172,26 @@ def test_mysql_bulk_path_writes_exactly_what_the_generic_path_writes(mysql_engin
     odd = frame.assign(source="it's, 100%")  # quote, comma, percent: the driver escapes it instead
     replace_interval(mysql_engine, schema.price_data_real, odd, **scope)
     assert {r[5] for r in dump(mysql_engine, schema.price_data_real)} == {"it's, 100%"}
+
+
+@pytest.mark.mysql
+def test_mysql_fast_read_returns_what_sqlalchemy_returns(mysql_engine):
+    import pandas as pd
+    from sqlalchemy import select
+
+    from cryptoetl.warehouse.io import read_frame
+
+    rows = [{"symbol": s, "time": utc(2026, 1, 1, h), "price": 1.0 / (h + 1), "market_cap": None if h % 3 else 2.5,
+             "source": "coingecko"} for s in ("ETH", "BTC", "SOL") for h in range(10)]
+    replace_interval(mysql_engine, schema.price_data_real, rows, time_column="time", start=utc(2026, 1, 1),
+                     end=utc(2026, 1, 2))
+    got = read_frame(mysql_engine, schema.price_data_real, time_column="time", start=utc(2026, 1, 1, 2),
+                     end=utc(2026, 1, 1, 8), symbols=["BTC", "ETH"])
+    p = schema.price_data_real
+    with mysql_engine.connect() as conn:
+        want = conn.execute(select(p).where(p.c.time >= utc(2026, 1, 1, 2).replace(tzinfo=None),
+                                            p.c.time < utc(2026, 1, 1, 8).replace(tzinfo=None),
+                                            p.c.symbol.in_(["BTC", "ETH"])).order_by(p.c.symbol, p.c.time)).all()
+    assert len(got) == 12 and list(got["symbol"][:1]) == ["BTC"]
+    assert [(r.symbol, r.time.to_pydatetime().replace(tzinfo=None), r.price, None if pd.isna(r.market_cap)
+             else r.market_cap) for r in got.itertuples()] == [(w.symbol, w.time, w.price, w.market_cap) for w in want]

@@ -22,6 +22,8 @@ from sqlalchemy import (
     Date,
     DateTime,
     Engine,
+    Float,
+    String,
     Table,
     create_engine,
     delete,
@@ -205,6 +207,11 @@ def _mysql_values(frame: pd.DataFrame, table: Table, time_column: str, lo: datet
     return ", ".join(names), [f"({line})" for line in text.splitlines()]
 
 
+def _plain_types(table: Table) -> bool:
+    """Only strings, floats and DATETIMEs: the types the MySQL driver returns exactly as SQLAlchemy would."""
+    return all(isinstance(c.type, String | Float | DateTime) for c in table.columns)
+
+
 def _is_date_column(table: Table, column: str) -> bool:
     return isinstance(table.c[column].type, Date) and not isinstance(table.c[column].type, DateTime)
 
@@ -290,13 +297,27 @@ def read_frame(target: Engine | Connection, table: Table, *, time_column: str, s
         stmt = stmt.order_by(cols["symbol"], cols[time_column])
     else:
         stmt = stmt.order_by(cols[time_column])
+    def _fetch(conn: Connection) -> pd.DataFrame:
+        if conn.dialect.name == "mysql" and _plain_types(table):
+            # Large reads (a warm-up window for hundreds of symbols): the DBAPI cursor returns
+            # datetimes and floats already converted in C; skipping SQLAlchemy's per-row
+            # processing makes this ~2x faster. Same rows, same types for these columns.
+            compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            cursor = conn.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute(str(compiled), tuple(compiled.params[k] for k in compiled.positiontup))
+                columns = [d[0] for d in cursor.description]
+                return pd.DataFrame.from_records(list(cursor.fetchall()), columns=columns)
+            finally:
+                cursor.close()
+        result = conn.execute(stmt)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
     if isinstance(target, Connection):
-        result = target.execute(stmt)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        frame = _fetch(target)
     else:
         with target.connect() as conn:
-            result = conn.execute(stmt)
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            frame = _fetch(conn)
     if not frame.empty and not _is_date_column(table, time_column):
         frame[time_column] = pd.to_datetime(frame[time_column]).dt.tz_localize(UTC)
     return frame
