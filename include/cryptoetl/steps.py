@@ -12,7 +12,6 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import cached_property
 
 import pandas as pd
@@ -21,7 +20,6 @@ from sqlalchemy import Engine
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.intervals import Interval
 from cryptoetl.transforms import features as features_tx
-from cryptoetl.transforms import technical as technical_tx
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.io import read_frame, replace_interval
 
@@ -126,17 +124,10 @@ def run_prices(ctx: StepContext, interval: Interval) -> int:
 
 
 def run_technical(ctx: StepContext, interval: Interval) -> int:
-    warmup = timedelta(hours=ctx.settings.warmup_hours)
-    symbols = _symbols(ctx)
-    prices = read_frame(
-        ctx.engine, schema.price_data_real, time_column="time",
-        start=interval.start - warmup, end=interval.end, symbols=symbols,
-    )
-    rows = technical_tx.compute(prices, pd.Timestamp(interval.start), pd.Timestamp(interval.end))
-    return replace_interval(
-        ctx.engine, schema.technical_indicators, rows, time_column="time",
-        start=interval.start, end=interval.end, keys={"symbol": symbols},
-    )
+    """Indicators for [start, end) from prices with a fixed warm-up; see loaders/technical.py."""
+    from cryptoetl.loaders import technical
+
+    return technical.run_technical(ctx, interval)
 
 
 def run_features(ctx: StepContext, interval: Interval) -> int:
