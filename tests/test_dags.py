@@ -73,7 +73,11 @@ def test_asset_graph_connects_prices_to_features(dagbag):
     assert produced["ml_features_materialized"] == {"ml_features"}
     triggers = {dag.dag_id: dag.timetable.asset_condition for dag in dagbag.dags.values() if "derived" in dag.tags}
     assert triggers["technical_indicators"] == table_asset("price_data_real")
-    assert triggers["ml_features"] == table_asset("technical_indicators")
+    features_inputs = {asset.name for asset in triggers["ml_features"].objects}
+    assert features_inputs == {"technical_indicators", "macro_indicators", "crypto_onchain_data",
+                               "crypto_sentiment_data"}
+    for table in features_inputs - {"crypto_sentiment_data"}:  # news reaches features via sentiment
+        assert produced[table], table
 
 
 def test_dag_files_do_no_io_and_import_no_torch_at_parse_time():
@@ -126,10 +130,25 @@ def test_asset_triggered_run_merges_event_intervals_and_extends_by_lookahead():
            "data_interval_start": None, "data_interval_end": None}
     lookahead = timedelta(hours=step.lookahead_hours)
     assert resolve_intervals(ctx, step) == [Interval(DAY[0].start, DAY[20].end + lookahead)]
-    apart = {**ctx, "triggering_asset_events": {"x": [_event(DAY[10]), _event(DAY[0])]}}
-    features = get_step("features")  # 168 h: days 1 and 11 stay separate intervals
-    assert resolve_intervals(apart, features) == [
-        DAY[0].extended(features.lookahead_hours), DAY[10].extended(features.lookahead_hours)]
+    apart = {**ctx, "triggering_asset_events": {"technical_indicators": [_event(DAY[10]), _event(DAY[0])]}}
+    features = get_step("features")  # 168 h after indicators: days 1 and 11 stay separate intervals
+    week = features.lookahead_for("technical_indicators")
+    assert week == 168
+    assert resolve_intervals(apart, features) == [DAY[0].extended(week), DAY[10].extended(week)]
+
+
+def test_each_input_extends_by_its_own_lookahead():
+    """A macro value is used by every hour until the next release (up to 120 days); a new
+    article only by the 7-day windows. The event's asset names the input."""
+    features = get_step("features")
+    macro = SimpleNamespace(**vars(_event(DAY[0], source="macro_fred")), asset=SimpleNamespace(name="macro_indicators"))
+    news = SimpleNamespace(**vars(_event(DAY[0], source="news_sentiment")),
+                           asset=SimpleNamespace(name="crypto_sentiment_data"))
+    ctx = {"data_interval_start": None, "data_interval_end": None}
+    assert resolve_intervals({**ctx, "triggering_asset_events": {"a": [macro]}}, features) == [
+        Interval(DAY[0].start, DAY[0].end + timedelta(days=120))]
+    assert resolve_intervals({**ctx, "triggering_asset_events": {"b": [news]}}, features) == [
+        Interval(DAY[0].start, DAY[0].end + timedelta(days=7))]
 
 
 def test_run_without_interval_or_events_fails_instead_of_using_now():

@@ -151,7 +151,7 @@ def test_sql_rebuild_matches_the_reference_rules_on_both_backends(engine):
     want = features.compute(prices, tech, pd.Timestamp(start), pd.Timestamp(end))
     keys = ["symbol", "time"]
     assert list(got[keys].itertuples(index=False)) == list(want[keys].itertuples(index=False))
-    for column in schema.FEATURE_COLUMNS:
+    for column in schema.PRICE_FEATURE_COLUMNS:
         a, b = got[column].astype(float).to_numpy(), want[column].astype(float).to_numpy()
         assert np.array_equal(np.isnan(a), np.isnan(b)), column
         assert np.allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-12), column

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -19,7 +19,6 @@ from sqlalchemy import Engine
 
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.intervals import Interval
-from cryptoetl.transforms import features as features_tx
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.io import read_frame, replace_interval
 
@@ -66,12 +65,21 @@ class Step:
     # How far past a changed input interval this step's output changes, in hours. A price
     # correction on day X moves the EMAs of the following warm-up window, and the 7-day
     # returns of the following week; downstream runs extend event intervals by this much.
-    lookahead_hours: int = 0
+    lookahead_hours: int | Mapping[str, int] = 0
     pool: str | None = None
     description: str = ""
     # False for sources that only serve their latest items (RSS): their DAG does not catch
     # up and cannot be backfilled; each run stores what the feed has now.
     backfillable: bool = True
+
+    def lookahead_for(self, table: str | None) -> int:
+        """Hours past a changed interval of ``table`` that this step's output changes; per input
+        when ``lookahead_hours`` is a mapping (the longest one for an unknown input)."""
+        if isinstance(self.lookahead_hours, int):
+            return self.lookahead_hours
+        if table in self.lookahead_hours:
+            return self.lookahead_hours[table]
+        return max(self.lookahead_hours.values())
 
     def run(self, ctx: StepContext, interval: Interval) -> int:
         func = self.run_ref
@@ -137,6 +145,17 @@ def run_features(ctx: StepContext, interval: Interval) -> int:
     return features_sql.rebuild(ctx.engine, interval.start, interval.end, _symbols(ctx))
 
 
+# How far past a changed input the features change (warehouse/features_sql.py explains each):
+# 7-day returns and sentiment windows, macro values valid up to 120 days, on-chain up to 7 days.
+FEATURE_LOOKAHEAD_HOURS = {
+    "price_data_real": 168,
+    "technical_indicators": 168,
+    "macro_indicators": 120 * 24,
+    "crypto_onchain_data": 8 * 24,
+    "crypto_sentiment_data": 168,
+    "crypto_news": 168,
+}
+
 STEPS: dict[str, Step] = {
     step.name: step
     for step in (
@@ -165,12 +184,15 @@ STEPS: dict[str, Step] = {
             name="features",
             run_ref=run_features,
             writes="ml_features_materialized",
-            reads=("price_data_real", "technical_indicators"),
-            triggered_by=("technical_indicators",),
+            reads=("price_data_real", "technical_indicators", "macro_indicators", "crypto_onchain_data",
+                   "crypto_news", "crypto_news_mentions", "crypto_sentiment_data"),
+            # prices arrive through technical_indicators; news through its sentiment scores
+            triggered_by=("technical_indicators", "macro_indicators", "crypto_onchain_data",
+                          "crypto_sentiment_data"),
             profile="compute-medium",
             task_id="build_ml_features",
-            lookahead_hours=features_tx.LOOKBACK_HOURS,
-            description="Rebuild ml_features_materialized: one row per symbol per hour",
+            lookahead_hours=FEATURE_LOOKAHEAD_HOURS,
+            description="Rebuild ml_features_materialized: one row per symbol per hour, point in time",
         ),
         Step(
             name="macro",

@@ -7,8 +7,9 @@
 
 Which intervals? A scheduled or backfill run computes its own data interval. A run
 triggered by upstream asset events computes the union of the intervals those events
-carry (in ``extra["intervals"]``), each extended by the step's ``lookahead_hours``: a
-price correction on day X changes EMAs and 7-day returns after X too. After success the
+carry (in ``extra["intervals"]``), each extended by the step's lookahead for that input
+(``Step.lookahead_for``): a price correction on day X changes EMAs and 7-day returns after X
+too, and a macro value is used by every hour until the next release. After success the
 task attaches the intervals it wrote to its own asset event, so the next step downstream
 rebuilds exactly what changed. A run with neither an interval nor events fails: it never
 falls back to "now".
@@ -99,9 +100,12 @@ def resolve_intervals(context: Mapping[str, Any], step: Step) -> list[Interval]:
     """The intervals this run must (re)build; see the module docstring."""
     events = context.get("triggering_asset_events") or {}
     from_events: list[Interval] = []
-    for asset_events in events.values():
+    for key, asset_events in events.items():
         for event in asset_events:
-            from_events += [iv.extended(step.lookahead_hours) for iv in _intervals_from_event(event)]
+            # the asset is named after its table; each input has its own lookahead
+            table = getattr(getattr(event, "asset", None), "name", None) or getattr(key, "name", key)
+            hours = step.lookahead_for(table)
+            from_events += [iv.extended(hours) for iv in _intervals_from_event(event)]
     if from_events:
         return merge(from_events)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cryptoetl.warehouse.schema import FEATURE_COLUMNS, TECHNICAL_COLUMNS
+from cryptoetl.warehouse.schema import PRICE_FEATURE_COLUMNS, TECHNICAL_COLUMNS
 
 RETURN_LAGS_HOURS = {"return_1h": 1, "return_24h": 24, "return_7d": 168}
 LOOKBACK_HOURS = max(RETURN_LAGS_HOURS.values())
-COLUMNS = ["symbol", "time", *FEATURE_COLUMNS, "is_synthetic"]
+COLUMNS = ["symbol", "time", *PRICE_FEATURE_COLUMNS, "is_synthetic"]
 
 
 def compute(prices: pd.DataFrame, technical: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:

@@ -11,6 +11,9 @@ Conventions (see docs/DATA_DICTIONARY.md for every column):
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -19,6 +22,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -185,17 +189,23 @@ crypto_sentiment_data = Table(
     Column("article_id", String(64), primary_key=True),
     Column("model_id", String(128), primary_key=True),
     Column("model_revision", String(64), primary_key=True),
+    Column("model_key", String(16), nullable=False,
+           comment="cryptobert | finbert: the model's role, whatever model_id is configured for it"),
     Column("published_at", DateTime(), nullable=False, comment="copied from crypto_news for window joins"),
-    Column("label", String(16), nullable=False),
+    Column("label", String(16), nullable=False, comment="argmax, normalised: positive | negative | neutral"),
     Column("score", Double, nullable=False, comment="P(positive|bullish) - P(negative|bearish), in [-1, 1]"),
     Column("p_positive", Double, nullable=False),
     Column("p_negative", Double, nullable=False),
     Column("p_neutral", Double, nullable=False),
+    Column("text_sha256", String(64), nullable=False,
+           comment="sha256 of the scored text (title + '. ' + summary): a changed text is scored again"),
+    Column("is_synthetic", Boolean, nullable=False,
+           comment="true when the article (sandbox) or the model (tiny demo model) is synthetic"),
     Index("ix_crypto_sentiment_published_at", "published_at"),
-    comment="One score per article per model revision",
+    comment="One score per article per model revision (loaders/sentiment.py, docs/SENTIMENT.md)",
 )
 
-FEATURE_COLUMNS = (
+PRICE_FEATURE_COLUMNS = (
     "price",
     "market_cap",
     "total_volume",
@@ -204,6 +214,56 @@ FEATURE_COLUMNS = (
     "return_7d",
     *TECHNICAL_COLUMNS,
 )
+
+# --- ml_features_materialized: the point-in-time feature families (warehouse/features_sql.py) ---
+
+# Macro: one value column and one age column per series of the packaged series file.
+_PACKAGED_MACRO_SERIES = Path(__file__).resolve().parents[1] / "macro_series.json"
+
+
+def _macro_feature_series() -> tuple[tuple[str, str], ...]:
+    """(series_id, indicator_name) of the packaged macro_series.json: the macro feature columns.
+    A series added only to a custom CRYPTOETL_MACRO_SERIES file is loaded but gets no column."""
+    entries = json.loads(_PACKAGED_MACRO_SERIES.read_text())["series"]
+    return tuple((entry["series_id"], entry["indicator_name"]) for entry in entries)
+
+
+MACRO_FEATURE_SERIES = _macro_feature_series()
+MACRO_FEATURE_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
+    (series_id, f"macro_{name}", f"macro_{name}_age_days") for series_id, name in MACRO_FEATURE_SERIES)
+
+ONCHAIN_FEATURE_COLUMNS = tuple(f"onchain_{name}" for name, _ in ONCHAIN_METRIC_COLUMNS)
+
+SENTIMENT_MODELS = ("cryptobert", "finbert")  # crypto_sentiment_data.model_key
+SENTIMENT_SCOPES = {"sym": "articles that mention the row's symbol", "all": "all articles the model scores"}
+SENTIMENT_WINDOWS_HOURS = {"24h": 24, "7d": 168}
+
+
+def sentiment_column(model: str, scope: str, window: str, stat: str) -> str:
+    return f"sent_{model}_{scope}_{window}_{stat}"
+
+
+SENTIMENT_FEATURE_COLUMNS = tuple(
+    sentiment_column(model, scope, window, stat)
+    for model in SENTIMENT_MODELS for scope in SENTIMENT_SCOPES for window in SENTIMENT_WINDOWS_HOURS
+    for stat in ("count", "mean"))
+
+FEATURE_COLUMNS = (
+    *PRICE_FEATURE_COLUMNS,
+    *(column for _, value, age in MACRO_FEATURE_COLUMNS for column in (value, age)),
+    *ONCHAIN_FEATURE_COLUMNS,
+    "onchain_age_days",
+    *SENTIMENT_FEATURE_COLUMNS,
+)
+
+
+def _sentiment_feature_column(name: str) -> Column:
+    model, scope, window, stat = name.split("_")[1:]
+    what = f"{model} {SENTIMENT_SCOPES[scope]}, published in the {window} up to `time`"
+    if stat == "count":
+        return Column(name, Integer, nullable=False, comment=f"number of {what} (0 when none)")
+    return Column(name, Double, comment=f"mean score of {what}; NULL when the count is 0")
+
 
 ml_features_materialized = Table(
     "ml_features_materialized",
@@ -217,6 +277,14 @@ ml_features_materialized = Table(
     Column("return_24h", Double, comment="price / price 24h earlier - 1; NULL if that hour has no price"),
     Column("return_7d", Double, comment="price / price 168h earlier - 1; NULL if that hour has no price"),
     *(Column(name, Double) for name in TECHNICAL_COLUMNS),
+    *(column for series_id, value, age in MACRO_FEATURE_COLUMNS for column in (
+        Column(value, Double, comment=f"FRED {series_id}: latest value known at `time` (known_at <= time)"),
+        Column(age, Double, comment=f"days from the start of the period the {series_id} value describes to `time`"))),
+    *(Column(f"onchain_{name}", Double, comment=f"last completed day: {comment}")
+      for name, comment in ONCHAIN_METRIC_COLUMNS),
+    Column("onchain_age_days", Double, comment="days from the start of the on-chain day used to `time`; "
+           "NULL when no day completed in the last 7 days"),
+    *(_sentiment_feature_column(name) for name in SENTIMENT_FEATURE_COLUMNS),
     Column("is_synthetic", Boolean, nullable=False, comment="true when built from sandbox data"),
     Index("ix_ml_features_time", "time"),
     comment="One row per symbol per hour; every value knowable at `time`",
