@@ -3,6 +3,7 @@
     python -m cryptoetl init-db
     python -m cryptoetl run STEP --interval 2026-01-01T00:00Z/2026-01-02T00:00Z [--interval ...]
     python -m cryptoetl run STEP --start 2026-01-01 --end 2026-01-02
+    python -m cryptoetl run sentiment --interval ... --rescore   # score again with the current model revision
     python -m cryptoetl rebuild-features [--start 2026-01-01 --end 2026-02-01]   # default: all hours with prices
     python -m cryptoetl summary
     python -m cryptoetl sandbox --port 8899      # offline CoinGecko stand-in (SYNTHETIC data)
@@ -17,6 +18,7 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import replace
 
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.intervals import make_interval, merge, parse_interval
@@ -48,6 +50,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         intervals.append(make_interval(args.start, args.end, "--start/--end"))
     if not intervals:
         raise ConfigError("run: give --interval START/END (repeatable) or --start and --end")
+    if args.rescore:
+        if not (isinstance(step.run_ref, str) and step.run_ref.endswith(":run_sentiment")):
+            raise ConfigError(f"run: --rescore applies to the sentiment step only, not {step.name!r}")
+        settings = replace(settings, sentiment=replace(settings.sentiment, rescore=True))
     ctx = StepContext(settings=settings, engine=_engine(settings))
     for interval in merge(intervals):
         began = time.monotonic()
@@ -105,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ISO-8601 half-open interval; repeat for several (they are merged)")
     run.add_argument("--start", help="interval start (ISO-8601, UTC if no offset)")
     run.add_argument("--end", help="interval end, exclusive")
+    run.add_argument("--rescore", action="store_true",
+                     help="sentiment: score articles again even if this model revision scored them "
+                          "(= CRYPTOETL_SENTIMENT_RESCORE=1)")
 
     rebuild = sub.add_parser("rebuild-features", help="rebuild ml_features_materialized in SQL (default: all)")
     rebuild.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")

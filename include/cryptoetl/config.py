@@ -66,6 +66,9 @@ RESOURCE_PROFILES: dict[str, ResourceProfile] = {
     "io-small": ResourceProfile(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi"),
     "compute-medium": ResourceProfile(cpu_request="500m", memory_request="512Mi", memory_limit="1Gi"),
     "compute-large": ResourceProfile(cpu_request="1", memory_request="1Gi", memory_limit="2Gi"),
+    # News sentiment: two BERT-base classifiers (~440 MB fp32 each, both resident) + activations
+    # of a 32-article batch; 2 CPUs requested, and the step sizes its torch threads to them.
+    "sentiment": ResourceProfile(cpu_request="2", memory_request="2Gi", memory_limit="3Gi"),
 }
 
 COINGECKO_HOSTS: dict[str, str] = {
@@ -130,6 +133,54 @@ DEFAULT_RSS_FEEDS: tuple[tuple[str, str], ...] = (
 
 
 @dataclass(frozen=True)
+class SentimentSettings:
+    """The news-sentiment step (loaders/sentiment.py, docs/SENTIMENT.md). Models are never
+    downloaded at run time: a local directory (``*_path``), else the Hugging Face cache."""
+
+    cryptobert_model_id: str = "ElKulako/cryptobert"  # CRYPTOETL_CRYPTOBERT_MODEL_ID, stored as model_id
+    cryptobert_path: str | None = None  # CRYPTOETL_CRYPTOBERT_PATH: a save_pretrained / snapshot dir
+    cryptobert_max_length: int = 128  # CRYPTOETL_CRYPTOBERT_MAX_LENGTH: its trained length
+    finbert_model_id: str = "ProsusAI/finbert"  # CRYPTOETL_FINBERT_MODEL_ID
+    finbert_path: str | None = None  # CRYPTOETL_FINBERT_PATH
+    finbert_max_length: int = 256  # CRYPTOETL_FINBERT_MAX_LENGTH (model limit 512)
+    batch_size: int = 32  # CRYPTOETL_SENTIMENT_BATCH_SIZE
+    int8: bool = False  # CRYPTOETL_SENTIMENT_INT8: dynamic int8 Linear layers, revision "<rev>+int8"
+    rescore: bool = False  # CRYPTOETL_SENTIMENT_RESCORE: score again articles already scored
+    torch_threads: int | None = None  # CRYPTOETL_TORCH_THREADS; default: the pod's CPUs
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SentimentSettings:
+        def get(name: str) -> str | None:
+            return (env.get(name) or "").strip() or None
+
+        kwargs: dict = {}
+        for name, attr in (("CRYPTOETL_CRYPTOBERT_MODEL_ID", "cryptobert_model_id"),
+                           ("CRYPTOETL_CRYPTOBERT_PATH", "cryptobert_path"),
+                           ("CRYPTOETL_FINBERT_MODEL_ID", "finbert_model_id"),
+                           ("CRYPTOETL_FINBERT_PATH", "finbert_path")):
+            if (raw := get(name)) is not None:
+                kwargs[attr] = raw
+        for name, attr, low, high in (("CRYPTOETL_CRYPTOBERT_MAX_LENGTH", "cryptobert_max_length", 8, 512),
+                                      ("CRYPTOETL_FINBERT_MAX_LENGTH", "finbert_max_length", 8, 512),
+                                      ("CRYPTOETL_SENTIMENT_BATCH_SIZE", "batch_size", 1, 1024),
+                                      ("CRYPTOETL_TORCH_THREADS", "torch_threads", 1, 256)):
+            if (raw := get(name)) is not None:
+                try:
+                    value = int(raw)
+                except ValueError:
+                    raise ConfigError(f"{name}={raw!r} is not an integer") from None
+                if not low <= value <= high:
+                    raise ConfigError(f"{name}={value} is outside [{low}, {high}]")
+                kwargs[attr] = value
+        for name, attr in (("CRYPTOETL_SENTIMENT_INT8", "int8"), ("CRYPTOETL_SENTIMENT_RESCORE", "rescore")):
+            if (raw := get(name)) is not None:
+                if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
+                    raise ConfigError(f"{name}={raw!r}: use 1 or 0")
+                kwargs[attr] = raw.lower() in ("1", "true", "yes")
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
 class Settings:
     mode: Mode = "local"
     # Warehouse: an Airflow connection id, or an explicit SQLAlchemy URL that overrides it.
@@ -159,6 +210,7 @@ class Settings:
     sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _sources_from_env({}))
     rss_feeds: tuple[tuple[str, str], ...] = DEFAULT_RSS_FEEDS
     macro_series_file: str | None = None  # CRYPTOETL_MACRO_SERIES: JSON file of FRED series
+    sentiment: SentimentSettings = field(default_factory=SentimentSettings)
 
     def __repr__(self) -> str:  # never print secrets, e.g. in task logs
         parts = []
@@ -232,6 +284,7 @@ class Settings:
                 except ValueError as exc:
                     raise ConfigError(f"{name}={raw!r} is not a valid {conv.__name__}") from exc
         kwargs["sources"] = _sources_from_env(env)
+        kwargs["sentiment"] = SentimentSettings.from_env(env)
         if (feeds := get("CRYPTOETL_RSS_FEEDS")) is not None:
             kwargs["rss_feeds"] = _parse_feeds(feeds)
         settings = cls(**kwargs)

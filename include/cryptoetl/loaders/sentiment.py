@@ -1,0 +1,203 @@
+"""The news-sentiment step: score the interval's ``crypto_news`` articles into ``crypto_sentiment_data``.
+
+Routing: ``category = 'crypto'`` articles are scored by CryptoBERT (model_key ``cryptobert``),
+``category = 'general'`` by FinBERT (``finbert``). The text is ``title + ". " + summary`` (the title
+alone when there is no summary).
+
+Once per model revision
+-----------------------
+An article is scored once per (model_id, model_revision). A rerun or backfill of an interval scores
+only the articles that have no row for the current (model_id, model_revision), or whose text changed
+since (``text_sha256`` differs: the news step stored another source's copy). Rows already there are
+not rewritten: only their ``published_at`` / ``is_synthetic`` copies are corrected if crypto_news
+changed them. Rows of other revisions are kept (history; a new model revision adds rows beside them).
+``CRYPTOETL_SENTIMENT_RESCORE=1`` (or ``python -m cryptoetl run sentiment --rescore``) scores every
+article of the interval again with the current revision and replaces those rows.
+
+Deletions: rows of articles that vanished from the interval (published_at in [start, end) but no
+such article in crypto_news there any more) are deleted, every model and revision; rows of an
+article under the other model role (its category changed) are deleted.
+
+Failure: everything is read and scored before the one write transaction; any error (missing model,
+unknown labels, unknown category) raises before it, and a failing write rolls back: nothing partial.
+
+Empty interval: no article and nothing to delete -> returns 0 without resolving or loading a model.
+When every article is already scored, the revision is computed (a content hash, or the snapshot
+commit) but no weights are loaded and nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, update
+
+from cryptoetl.intervals import Interval
+from cryptoetl.sentiment.model import CANONICAL_LABELS, ModelHandle, ModelSpec, warn_synthetic
+from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.io import to_naive_utc
+
+log = logging.getLogger(__name__)
+
+# crypto_news.category -> model role
+ROUTES = {"crypto": "cryptobert", "general": "finbert"}
+CHUNK = 500  # ids per IN (...) list
+
+
+class UnknownCategory(ValueError):
+    """crypto_news holds a category this step has no model for."""
+
+
+@dataclass(frozen=True)
+class Article:
+    article_id: str
+    published_at: datetime
+    text: str
+    text_sha256: str
+    category: str
+    is_synthetic: bool
+
+
+def article_text(title: str, summary: str | None) -> str:
+    """The scored text: ``title + ". " + summary``, or the title when there is no summary."""
+    title = (title or "").strip()
+    summary = (summary or "").strip()
+    return f"{title}. {summary}" if summary else title
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def model_handle(ctx, key: str) -> ModelHandle:
+    """The model of role ``key``, one per step context (tests and the bench register their own as
+    ``sentiment:<key>`` in ``ctx.clients``)."""
+    return ctx.client(f"sentiment:{key}", lambda s: ModelHandle(ModelSpec.from_settings(s.sentiment, key),
+                                                                threads=s.sentiment.torch_threads))
+
+
+def _chunks(values: Sequence) -> Iterable[list]:
+    values = list(values)
+    for i in range(0, len(values), CHUNK):
+        yield values[i:i + CHUNK]
+
+
+@dataclass
+class _Plan:
+    key: str
+    handle: ModelHandle
+    n_articles: int
+    n_existing: int  # rows of the current (model_id, revision) among them
+    to_score: list[Article]
+    to_fix: list[Article]  # scored, but published_at / is_synthetic changed in crypto_news
+    misrouted: list[str]  # articles with rows under the other model role
+
+
+def _plan(ctx, key: str, group: list[Article], rescore: bool) -> _Plan:
+    sent = schema.crypto_sentiment_data
+    handle = model_handle(ctx, key)
+    model_id, revision = handle.spec.model_id, handle.revision  # resolves the model: may raise ModelNotAvailable
+    existing: dict[str, tuple] = {}
+    misrouted: set[str] = set()
+    with ctx.engine.connect() as conn:
+        for chunk in _chunks([a.article_id for a in group]):
+            for r in conn.execute(select(sent.c.article_id, sent.c.model_id, sent.c.model_revision, sent.c.model_key,
+                                         sent.c.published_at, sent.c.text_sha256, sent.c.is_synthetic)
+                                  .where(sent.c.article_id.in_(chunk))):
+                if r.model_key != key:
+                    misrouted.add(r.article_id)
+                elif r.model_id == model_id and r.model_revision == revision:
+                    existing[r.article_id] = (r.published_at, r.text_sha256, bool(r.is_synthetic))
+    to_score, to_fix = [], []
+    for a in group:
+        held = existing.get(a.article_id)
+        if rescore or held is None or held[1] != a.text_sha256:
+            to_score.append(a)
+        elif (held[0], held[2]) != (a.published_at, a.is_synthetic or handle.synthetic):
+            to_fix.append(a)
+    return _Plan(key, handle, len(group), len(existing), to_score, to_fix, sorted(misrouted))
+
+
+def run_sentiment(ctx, interval: Interval, *, rescore: bool | None = None) -> int:
+    """Score the interval's articles not yet scored by the current model revisions; returns the number of
+    score rows written."""
+    cfg = ctx.settings.sentiment
+    rescore = cfg.rescore if rescore is None else rescore
+    lo, hi = to_naive_utc(interval.start), to_naive_utc(interval.end)
+    news, sent = schema.crypto_news, schema.crypto_sentiment_data
+
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(news.c.article_id, news.c.published_at, news.c.title, news.c.summary,
+                                   news.c.category, news.c.is_synthetic)
+                            .where(news.c.published_at >= lo, news.c.published_at < hi)
+                            .order_by(news.c.article_id)).all()
+        held_in_interval = set(conn.execute(select(sent.c.article_id).distinct().where(
+            sent.c.published_at >= lo, sent.c.published_at < hi)).scalars())
+    articles = []
+    for r in rows:
+        text = article_text(r.title, r.summary)
+        articles.append(Article(r.article_id, r.published_at, text, text_hash(text), r.category, bool(r.is_synthetic)))
+    unknown = sorted({a.category for a in articles} - set(ROUTES))
+    if unknown:
+        raise UnknownCategory(f"sentiment: crypto_news has articles of category {unknown} in {interval}; this step "
+                              f"routes only {sorted(ROUTES)} ({ROUTES})")
+    vanished = sorted(held_in_interval - {a.article_id for a in articles})
+
+    if not articles and not vanished:
+        log.info("sentiment: no articles in %s: nothing to score, no model loaded", interval)
+        return 0
+
+    # What each model role has to do, from the rows already stored for these articles.
+    plans: list[_Plan] = []
+    for key in ROUTES.values():
+        group = [a for a in articles if ROUTES[a.category] == key]
+        if group:
+            plans.append(_plan(ctx, key, group, rescore))
+
+    # Score (outside any transaction; weights are loaded only when something needs scoring).
+    new_rows = []
+    for plan in plans:
+        handle = plan.handle
+        log.info("sentiment %s: %s revision %s: %d articles in %s, %d to score (%d already scored%s)", plan.key,
+                 handle.spec.model_id, handle.revision, plan.n_articles, interval, len(plan.to_score),
+                 plan.n_existing, ", rescore" if rescore else "")
+        if not plan.to_score:
+            continue
+        if handle.synthetic:
+            warn_synthetic(handle.resolved)
+        probs = handle.model.score([a.text for a in plan.to_score], batch_size=cfg.batch_size)
+        for a, (p_pos, p_neg, p_neu) in zip(plan.to_score, probs.tolist(), strict=True):
+            best = max(range(3), key=(p_pos, p_neg, p_neu).__getitem__)
+            new_rows.append({
+                "article_id": a.article_id, "model_id": handle.spec.model_id, "model_revision": handle.revision,
+                "model_key": plan.key, "published_at": a.published_at, "label": CANONICAL_LABELS[best],
+                "score": p_pos - p_neg, "p_positive": p_pos, "p_negative": p_neg, "p_neutral": p_neu,
+                "text_sha256": a.text_sha256, "is_synthetic": a.is_synthetic or handle.synthetic})
+
+    # One transaction: deletions, replaced rows, new rows, corrected copies.
+    with ctx.engine.begin() as conn:
+        for chunk in _chunks(vanished):
+            conn.execute(delete(sent).where(sent.c.article_id.in_(chunk), sent.c.published_at >= lo,
+                                            sent.c.published_at < hi))
+        for plan in plans:
+            model_id, revision = plan.handle.spec.model_id, plan.handle.revision
+            for chunk in _chunks(plan.misrouted):
+                conn.execute(delete(sent).where(sent.c.article_id.in_(chunk), sent.c.model_key != plan.key))
+            for chunk in _chunks([a.article_id for a in plan.to_score]):
+                conn.execute(delete(sent).where(sent.c.model_id == model_id, sent.c.model_revision == revision,
+                                                sent.c.article_id.in_(chunk)))
+            for a in plan.to_fix:
+                conn.execute(update(sent).where(sent.c.article_id == a.article_id, sent.c.model_id == model_id,
+                                                sent.c.model_revision == revision)
+                             .values(published_at=a.published_at,
+                                     is_synthetic=a.is_synthetic or plan.handle.synthetic))
+        if new_rows:
+            conn.execute(insert(sent), new_rows)
+    fixed = sum(len(plan.to_fix) for plan in plans)
+    log.info("sentiment %s: %d rows scored, %d vanished articles' rows deleted, %d rows' published_at/is_synthetic "
+             "corrected", interval, len(new_rows), len(vanished), fixed)
+    return len(new_rows)
