@@ -49,6 +49,62 @@ def synthetic_prices(symbols: list[str], hours: int, seed: int = 11) -> pd.DataF
     return pd.concat(frames, ignore_index=True)
 
 
+def synthetic_context(symbols: list[str], hours: int, seed: int = 12) -> dict:
+    """SYNTHETIC macro vintages, on-chain days and scored news at production-like volumes: every
+    macro series (daily ones daily, monthly ones with three vintages), BTC/ETH on-chain days,
+    ~150 articles a day, a third of them mentioning a symbol (mostly the first few)."""
+    rng = np.random.default_rng(seed)
+    days = hours // 24
+    day0 = START.replace(tzinfo=None)
+    macro = []
+    for series_id, name in schema.MACRO_FEATURE_SERIES:
+        daily = series_id in ("DFF", "DGS10", "VIXCLS", "DTWEXBGS", "DCOILWTICO")
+        periods = range(-30, days) if daily else range(-4, days // 30 + 1)
+        for k in periods:
+            obs = (day0 + timedelta(days=k)) if daily else (day0 + timedelta(days=30 * k))
+            for vintage in ((1,) if daily else (35, 65, 95)):
+                known = obs + timedelta(days=vintage, hours=30)
+                macro.append({"series_id": series_id, "observation_date": obs.date(),
+                              "realtime_start": (obs + timedelta(days=vintage)).date(), "indicator_name": name,
+                              "value": float(rng.normal(100, 5)), "known_at": known, "known_at_rule": "bench",
+                              "frequency": "daily" if daily else "monthly", "units": "SYNTHETIC",
+                              "source": "fred-sandbox-synthetic"})
+    onchain = []
+    for symbol in symbols[:2]:
+        for k in range(-2, days):
+            day = day0 + timedelta(days=k)
+            onchain.append({"symbol": symbol, "date": day.date(), "data_source": "bench-sandbox-synthetic",
+                            "is_synthetic": True, **{name: float(rng.uniform(1, 1e6))
+                                                     for name, _ in schema.ONCHAIN_METRIC_COLUMNS},
+                            "complete_at": day + timedelta(days=1)})
+    news, mentions, scores = [], [], []
+    for i in range(days * 150):
+        article_id = f"bench{i:08d}"
+        published = day0 + timedelta(seconds=int(rng.integers(0, hours * 3600)))
+        crypto = rng.random() < 0.7
+        news.append({"article_id": article_id, "published_at": published, "source": "guardian",
+                     "title": "SYNTHETIC", "summary": None, "url": f"https://bench.test/{i}",
+                     "category": "crypto" if crypto else "general", "is_synthetic": True})
+        if rng.random() < 0.33:
+            rank = min(int(rng.zipf(1.6)) - 1, len(symbols) - 1)  # most mentions name the first few symbols
+            mentions.append({"article_id": article_id, "symbol": symbols[rank]})
+        p_pos, p_neg = float(rng.uniform(0, 0.6)), float(rng.uniform(0, 0.4))
+        key = "cryptobert" if crypto else "finbert"
+        scores.append({"article_id": article_id, "model_id": f"bench/{key}", "model_revision": "bench",
+                       "model_key": key, "published_at": published, "label": "neutral", "score": p_pos - p_neg,
+                       "p_positive": p_pos, "p_negative": p_neg, "p_neutral": 1 - p_pos - p_neg,
+                       "text_sha256": "0" * 64, "is_synthetic": True})
+    return {schema.macro_indicators: macro, schema.crypto_onchain_data: onchain, schema.crypto_news: news,
+            schema.crypto_news_mentions: mentions, schema.crypto_sentiment_data: scores}
+
+
+def _load_rows(engine, table, rows: list[dict], chunk: int = 20_000) -> None:
+    names = [c.name for c in table.columns]
+    with engine.begin() as conn:
+        for lo in range(0, len(rows), chunk):
+            conn.execute(table.insert(), [{n: r.get(n) for n in names} for r in rows[lo:lo + chunk]])
+
+
 def _load(engine, frame: pd.DataFrame, chunk: int = 50_000) -> None:
     with engine.begin() as conn:
         for lo in range(0, len(frame), chunk):
@@ -78,6 +134,10 @@ def run(url: str, n_symbols: int, days: int) -> list[tuple[str, str, str, str]]:
         print(f"· {n_symbols} symbols x {days} days = {rows:,} hourly SYNTHETIC price rows on {name}")
         _, load_s = _timed(partial(_load, engine, prices))
         print(f"· loaded prices in {load_s:.1f}s")
+        context = synthetic_context(symbols, hours)
+        for table, context_rows in context.items():
+            _load_rows(engine, table, context_rows)
+        print("· SYNTHETIC context: " + ", ".join(f"{t.name} {len(r):,}" for t, r in context.items()))
 
         universe = tuple(Coin(s, s.lower(), s) for s in symbols)
         settings = Settings(warehouse_url=bench_url, symbols=universe)
@@ -89,9 +149,10 @@ def run(url: str, n_symbols: int, days: int) -> list[tuple[str, str, str, str]]:
         _, features_s = _timed(lambda: features_sql.rebuild(engine, full.start, full.end, symbols))
         with engine.begin() as conn:
             conn.execute(text("CREATE TABLE bench_floor LIKE ml_features_materialized"))
-        columns = "symbol, time, price, market_cap, total_volume, is_synthetic"
-        floor_sql = f"INSERT INTO bench_floor ({columns}) SELECT symbol, time, price, market_cap, total_volume, 1 " \
-                    "FROM price_data_real"
+        counts = [c for c in schema.SENTIMENT_FEATURE_COLUMNS if c.endswith("_count")]  # NOT NULL
+        columns = ", ".join(["symbol", "time", "price", "market_cap", "total_volume", "is_synthetic", *counts])
+        floor_sql = (f"INSERT INTO bench_floor ({columns}) SELECT symbol, time, price, market_cap, total_volume, 1"
+                     + ", 0" * len(counts) + " FROM price_data_real")
 
         def copy_floor():
             with engine.begin() as conn:

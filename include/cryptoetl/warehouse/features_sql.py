@@ -9,9 +9,10 @@ joins each price row to a handful of primary-key lookups:
 ``tmp_feat_days``      every UTC day touched by [lo, hi).
 ``tmp_feat_macro``     per hour: every macro series as of that hour, and its age.
 ``tmp_feat_onchain``   per symbol and day: the last completed on-chain day.
-``tmp_feat_sent_*``    sentiment: per (scope, model, hour) article counts and score sums, then
-                       trailing 24 h / 7 d windows (window functions over a dense hour grid),
-                       pivoted per hour (all articles) and per (symbol, hour) (mentions).
+``tmp_feat_sent_*``    sentiment: per (scope, model, hour) article counts and score sums; the
+                       trailing 24 h / 7 d windows as running sums over change points (a bucket
+                       enters, then leaves each window); the levels spread per hour (all
+                       articles) and per (symbol, hour) (articles that mention the symbol).
 
 Point-in-time rules (every value knowable at the row's ``time`` T, the hour start):
 
@@ -47,7 +48,7 @@ MACRO_MAX_AGE_DAYS = 120  # longer than any gap between releases of the configur
 ONCHAIN_MAX_AGE_DAYS = 7
 MAX_WINDOW_HOURS = max(schema.SENTIMENT_WINDOWS_HOURS.values())
 _TEMP_TABLES = ("tmp_feat_hours", "tmp_feat_days", "tmp_feat_macro_cand", "tmp_feat_macro", "tmp_feat_onchain_cand",
-                "tmp_feat_onchain", "tmp_feat_sent_events", "tmp_feat_sent_pairs", "tmp_feat_sent_win",
+                "tmp_feat_onchain", "tmp_feat_sent_events", "tmp_feat_sent_changes", "tmp_feat_sent_levels",
                 "tmp_feat_sent_all", "tmp_feat_sent_sym")
 
 
@@ -69,6 +70,11 @@ class _Dialect:
             return f"(strftime('%Y-%m-%d %H:%M:%S', {column}, '-{hours} hours') || '.000000')"
         return f"({column} - INTERVAL {hours} HOUR)"
 
+    def plus_hours_expr(self, column: str, hours_expr: str) -> str:
+        if self.sqlite:
+            return f"(strftime('%Y-%m-%d %H:%M:%S', {column}, '+' || {hours_expr} || ' hours') || '.000000')"
+        return f"({column} + INTERVAL {hours_expr} HOUR)"
+
     def plus_days(self, column: str, days: int) -> str:
         if self.sqlite:
             return f"(strftime('%Y-%m-%d %H:%M:%S', {column}, '+{days} days') || '.000000')"
@@ -87,6 +93,10 @@ class _Dialect:
         if self.sqlite:  # whole seconds, so the result is exact
             return f"((strftime('%s', {later}) - strftime('%s', {earlier})) / 86400.0)"
         return f"(TIMESTAMPDIFF(SECOND, {earlier}, {later}) / 86400e0)"  # e0: DOUBLE, not DECIMAL(,4)
+
+    def greatest(self, a: str, b: str) -> str:
+        # one bound per outer row, so MySQL probes the calendar's key per row (no join buffer)
+        return f"max({a}, {b})" if self.sqlite else f"GREATEST({a}, {b})"
 
     def concat(self, *parts: str) -> str:
         return " || ".join(parts) if self.sqlite else f"CONCAT({', '.join(parts)})"
@@ -199,7 +209,7 @@ WHERE (next_known IS NULL OR next_known > :macro_lo) AND known_at < :hi""", Fals
                                                            for c in (v, a))})
 SELECT h.time, {', '.join(pivot)}
 FROM tmp_feat_macro_cand c {d.straight_join()} tmp_feat_hours h
-WHERE h.time >= c.valid_from AND h.time < c.valid_to AND h.time >= :lo
+WHERE h.time >= {d.greatest('c.valid_from', ':lo')} AND h.time < c.valid_to
 GROUP BY h.time""", False))
 
     # on-chain: each day is current from its complete_at until the next day completes (at most
@@ -245,46 +255,55 @@ SELECT mt.symbol, s.model_key, {bucket}, COUNT(*), SUM(s.score)
 JOIN crypto_news_mentions mt ON mt.article_id = a.article_id
 WHERE {window} AND mt.symbol IN :symbols
 GROUP BY mt.symbol, s.model_key, {bucket}""", True))
-    stmts.append((d.create_temp("tmp_feat_sent_pairs", "symbol VARCHAR(16) NOT NULL, model_key VARCHAR(16) NOT NULL"),
-                  False))
-    stmts.append(("INSERT INTO tmp_feat_sent_pairs SELECT DISTINCT symbol, model_key FROM tmp_feat_sent_events", False))
-    win_cols = ", ".join(f"n_{w} INTEGER NOT NULL, total_{w} DOUBLE NOT NULL" for w in schema.SENTIMENT_WINDOWS_HOURS)
-    stmts.append((d.create_temp("tmp_feat_sent_win", f"symbol VARCHAR(16) NOT NULL, model_key VARCHAR(16) NOT NULL, "
-                                f"time {dt} NOT NULL, {win_cols}"), False))
-    frames = ",\n       ".join(
-        f"SUM(COALESCE(e.n, 0)) OVER (PARTITION BY g.symbol, g.model_key ORDER BY g.time "
-        f"ROWS BETWEEN {hours - 1} PRECEDING AND CURRENT ROW) AS n_{w},\n       "
-        f"SUM(COALESCE(e.total, 0)) OVER (PARTITION BY g.symbol, g.model_key ORDER BY g.time "
-        f"ROWS BETWEEN {hours - 1} PRECEDING AND CURRENT ROW) AS total_{w}"
-        for w, hours in schema.SENTIMENT_WINDOWS_HOURS.items())
-    win_names = ", ".join(f"n_{w}, total_{w}" for w in schema.SENTIMENT_WINDOWS_HOURS)
-    stmts.append((f"""INSERT INTO tmp_feat_sent_win (symbol, model_key, time, {win_names})
-SELECT symbol, model_key, time, {win_names}
-FROM (SELECT g.symbol, g.model_key, g.time,
-       {frames}
-      FROM (SELECT pr.symbol, pr.model_key, h.time FROM tmp_feat_sent_pairs pr CROSS JOIN tmp_feat_hours h) g
-      LEFT JOIN tmp_feat_sent_events e ON e.symbol = g.symbol AND e.model_key = g.model_key AND e.time = g.time) w
-WHERE time >= :lo AND n_{max(schema.SENTIMENT_WINDOWS_HOURS, key=schema.SENTIMENT_WINDOWS_HOURS.get)} > 0""",
-                  False))
 
-    def pivot_cols(prefix: str = "") -> tuple[str, str, str]:
-        defs, names_, exprs = [], [], []
-        for model in schema.SENTIMENT_MODELS:
-            for w in schema.SENTIMENT_WINDOWS_HOURS:
-                defs += [f"{model}_{w}_n INTEGER", f"{model}_{w}_mean DOUBLE"]
-                names_ += [f"{model}_{w}_n", f"{model}_{w}_mean"]
-                exprs += [f"SUM(CASE WHEN model_key = '{model}' THEN n_{w} END)",
-                          f"MAX(CASE WHEN model_key = '{model}' AND n_{w} > 0 THEN total_{w} / n_{w} END)"]
-        return ", ".join(defs), ", ".join(names_), ", ".join(exprs)
+    # Trailing windows as change points: a bucket enters every window at its hour and leaves the
+    # 24 h / 7 d window 24 / 168 hours later. A running sum over the change points of a series
+    # gives its window levels, constant until the next change point; each level is then spread
+    # over the hours it covers. The work grows with the news, not with symbols x hours.
+    combos = [(m, w, hours) for m in schema.SENTIMENT_MODELS for w, hours in schema.SENTIMENT_WINDOWS_HOURS.items()]
+    deltas = ", ".join(f"n_{m}_{w}, t_{m}_{w}" for m, w, _ in combos)
+    stmts.append((d.create_temp("tmp_feat_sent_changes", f"symbol VARCHAR(16) NOT NULL, time {dt} NOT NULL, "
+                                + ", ".join(f"n_{m}_{w} INTEGER NOT NULL, t_{m}_{w} DOUBLE NOT NULL"
+                                            for m, w, _ in combos)), False))
 
-    defs, names_, exprs = pivot_cols()
-    stmts.append((d.create_temp("tmp_feat_sent_all", f"time {dt} NOT NULL PRIMARY KEY, {defs}"), False))
-    stmts.append((f"INSERT INTO tmp_feat_sent_all (time, {names_}) SELECT time, {exprs} FROM tmp_feat_sent_win "
-                  "WHERE symbol = '*' GROUP BY time", False))
-    stmts.append((d.create_temp("tmp_feat_sent_sym", f"symbol VARCHAR(16) NOT NULL, time {dt} NOT NULL, {defs}, "
-                                "PRIMARY KEY (symbol, time)"), False))
-    stmts.append((f"INSERT INTO tmp_feat_sent_sym (symbol, time, {names_}) SELECT symbol, time, {exprs} "
-                  "FROM tmp_feat_sent_win WHERE symbol <> '*' GROUP BY symbol, time", False))
+    def change(sign: str, leaving: int | None) -> str:
+        """Deltas of each bucket: entering every window (leaving None), or leaving one window."""
+        cols = []
+        for m, _, hours in combos:
+            hit = f"e.model_key = '{m}'" + ("" if leaving is None else f" AND {hours} = {leaving}")
+            cols += [f"CASE WHEN {hit} THEN {sign}e.n ELSE 0 END", f"CASE WHEN {hit} THEN {sign}e.total ELSE 0 END"]
+        when = "e.time" if leaving is None else d.plus_hours_expr("e.time", str(leaving))
+        return (f"INSERT INTO tmp_feat_sent_changes (symbol, time, {deltas})\n"
+                f"SELECT e.symbol, {when}, {', '.join(cols)} FROM tmp_feat_sent_events e WHERE {when} < :hi")
+
+    stmts.append((change("", None), False))
+    for hours in sorted(set(schema.SENTIMENT_WINDOWS_HOURS.values())):
+        stmts.append((change("-", hours), False))
+    levels = ", ".join(f"n_{m}_{w} INTEGER NOT NULL, t_{m}_{w} DOUBLE NOT NULL" for m, w, _ in combos)
+    stmts.append((d.create_temp("tmp_feat_sent_levels", f"symbol VARCHAR(16) NOT NULL, time {dt} NOT NULL, "
+                                f"valid_to {dt} NOT NULL, {levels}, PRIMARY KEY (symbol, time)"), False))
+    running = ", ".join(f"SUM(SUM({c}_{m}_{w})) OVER (PARTITION BY symbol ORDER BY time ROWS UNBOUNDED PRECEDING)"
+                        for m, w, _ in combos for c in ("n", "t"))
+    stmts.append((f"""INSERT INTO tmp_feat_sent_levels (symbol, time, valid_to, {deltas})
+SELECT symbol, time, COALESCE(LEAD(time) OVER (PARTITION BY symbol ORDER BY time), :hi), {running}
+FROM tmp_feat_sent_changes
+GROUP BY symbol, time""", False))
+
+    defs, names_, exprs = [], [], []
+    for m, w, _ in combos:
+        defs += [f"{m}_{w}_n INTEGER", f"{m}_{w}_mean DOUBLE"]
+        names_ += [f"{m}_{w}_n", f"{m}_{w}_mean"]
+        exprs += [f"v.n_{m}_{w}", f"CASE WHEN v.n_{m}_{w} > 0 THEN v.t_{m}_{w} / v.n_{m}_{w} END"]
+    any_article = " OR ".join(f"v.n_{m}_{w} > 0" for m, w, _ in combos)
+    spread = (f"FROM tmp_feat_sent_levels v {d.straight_join()} tmp_feat_hours h\n"
+              f"WHERE h.time >= {d.greatest('v.time', ':lo')} AND h.time < v.valid_to AND ({any_article})")
+    stmts.append((d.create_temp("tmp_feat_sent_all", f"time {dt} NOT NULL PRIMARY KEY, {', '.join(defs)}"), False))
+    stmts.append((f"INSERT INTO tmp_feat_sent_all (time, {', '.join(names_)})\n"
+                  f"SELECT h.time, {', '.join(exprs)}\n{spread} AND v.symbol = '*'", False))
+    stmts.append((d.create_temp("tmp_feat_sent_sym", f"symbol VARCHAR(16) NOT NULL, time {dt} NOT NULL, "
+                                f"{', '.join(defs)}, PRIMARY KEY (symbol, time)"), False))
+    stmts.append((f"INSERT INTO tmp_feat_sent_sym (symbol, time, {', '.join(names_)})\n"
+                  f"SELECT v.symbol, h.time, {', '.join(exprs)}\n{spread} AND v.symbol <> '*'", False))
     return stmts
 
 
