@@ -211,7 +211,8 @@ def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
         assert {"key": "dedicated", "operator": "Equal", "value": "data-collection",
                 "effect": "NoSchedule"} in spec["tolerations"]
         assert spec["serviceAccountName"] == "cryptoetl-pods"
-        assert container["image"] == settings.image and not container["image"].endswith(":latest")
+        want = settings.image if task.step.name != "sentiment" else "ghcr.io/cryptoetl/cryptoetl-sentiment:0.1.0"
+        assert container["image"] == want and not container["image"].endswith(":latest")
         assert container["command"] == ["python", "-m", "cryptoetl"]
         assert container["args"] == ["run", task.step.name, "--interval", str(DAY[0])]
         profile = RESOURCE_PROFILES[task.step.profile]
@@ -222,6 +223,17 @@ def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
         assert pod["metadata"]["name"].startswith(task.task_id.replace("_", "-"))
         assert task.on_finish_action.value == "delete_succeeded_pod"
         assert task.startup_timeout_seconds == settings.startup_timeout_seconds
+
+
+def test_sentiment_pod_gets_its_own_image_and_memory(k8s_dags):
+    (task,) = k8s_dags["news_sentiment"].tasks
+    container = _render(task, DAY[0])["spec"]["containers"][0]
+    assert container["image"].endswith("-sentiment:0.1.0")
+    assert container["resources"]["limits"]["memory"] == RESOURCE_PROFILES["sentiment"].memory_limit
+    with pytest.raises(ConfigError, match="pinned tag"):
+        Settings.from_env({"CRYPTOETL_SENTIMENT_IMAGE": "ghcr.io/cryptoetl/cryptoetl-sentiment:latest"})
+    pinned = Settings.from_env({"CRYPTOETL_SENTIMENT_IMAGE": "registry.example/sentiment:2026.11.1"})
+    assert pinned.image_for("sentiment") == "registry.example/sentiment:2026.11.1"
 
 
 def test_no_secret_reaches_pod_arguments_or_env(k8s_dags, monkeypatch):

@@ -199,6 +199,9 @@ class Settings:
     warmup_hours: int = 720
     # Kubernetes pods
     image: str = "ghcr.io/cryptoetl/cryptoetl:0.1.0"
+    # The sentiment step's image: the base image + torch models baked in (Dockerfile target
+    # `sentiment`). Default: "<image repository>-sentiment:<same tag>".
+    sentiment_image: str | None = None
     namespace: str = "cryptoetl"
     service_account: str = "cryptoetl-pods"
     secret_name: str = "data-collection-secrets"
@@ -271,6 +274,7 @@ class Settings:
             ("CRYPTOETL_HTTP_TIMEOUT", "http_timeout_seconds", float),
             ("CRYPTOETL_WARMUP_HOURS", "warmup_hours", int),
             ("CRYPTOETL_IMAGE", "image", str),
+            ("CRYPTOETL_SENTIMENT_IMAGE", "sentiment_image", str),
             ("CRYPTOETL_NAMESPACE", "namespace", str),
             ("CRYPTOETL_SERVICE_ACCOUNT", "service_account", str),
             ("CRYPTOETL_SECRET_NAME", "secret_name", str),
@@ -291,14 +295,26 @@ class Settings:
         settings.validate()
         return settings
 
+    def image_for(self, kind: str) -> str:
+        """The pod image of a step: ``base`` (every step) or ``sentiment`` (torch + models)."""
+        if kind == "base":
+            return self.image
+        if kind == "sentiment":
+            if self.sentiment_image:
+                return self.sentiment_image
+            repository, _, tag = self.image.rpartition(":")
+            return f"{repository}-sentiment:{tag}"
+        raise ConfigError(f"unknown image kind {kind!r}")
+
     def validate(self) -> None:
         # API-key presence is checked when a step runs, never here: a missing key must not
         # break DAG parsing.
-        if ":" not in self.image.rsplit("/", 1)[-1] or self.image.endswith(":latest"):
-            raise ConfigError(
-                f"CRYPTOETL_IMAGE={self.image!r} must carry a pinned tag (not ':latest'): "
-                "a backfill must run the same code as the scheduled run did"
-            )
+        for name, image in (("CRYPTOETL_IMAGE", self.image), ("CRYPTOETL_SENTIMENT_IMAGE", self.sentiment_image)):
+            if image is not None and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
+                raise ConfigError(
+                    f"{name}={image!r} must carry a pinned tag (not ':latest'): "
+                    "a backfill must run the same code as the scheduled run did"
+                )
         if self.warmup_hours < 0:
             raise ConfigError("CRYPTOETL_WARMUP_HOURS must be >= 0")
         if not self.symbols:

@@ -71,6 +71,8 @@ class Step:
     # False for sources that only serve their latest items (RSS): their DAG does not catch
     # up and cannot be backfilled; each run stores what the feed has now.
     backfillable: bool = True
+    # The pod image: "base", or "sentiment" (torch and the models baked in; see the Dockerfile).
+    image: str = "base"
 
     def lookahead_for(self, table: str | None) -> int:
         """Hours past a changed interval of ``table`` that this step's output changes; per input
@@ -193,6 +195,17 @@ STEPS: dict[str, Step] = {
             task_id="build_ml_features",
             lookahead_hours=FEATURE_LOOKAHEAD_HOURS,
             description="Rebuild ml_features_materialized: one row per symbol per hour, point in time",
+        ),
+        Step(
+            name="sentiment",
+            run_ref="cryptoetl.loaders.sentiment:run_sentiment",
+            writes="crypto_sentiment_data",
+            reads=("crypto_news",),
+            triggered_by=("crypto_news",),
+            profile="sentiment",
+            task_id="score_news_sentiment",
+            image="sentiment",
+            description="Score news with CryptoBERT (crypto) and FinBERT (general), once per model revision",
         ),
         Step(
             name="macro",

@@ -16,7 +16,8 @@ falls back to "now".
 
 Pod defaults, and why:
 - image: ``CRYPTOETL_IMAGE``, a pinned tag (validated in config), so a backfill runs the
-  same code as the scheduled run did.
+  same code as the scheduled run did; the sentiment step runs ``CRYPTOETL_SENTIMENT_IMAGE``
+  (default ``<repository>-sentiment:<tag>``), the same code plus torch models baked in.
 - namespace / service account ``cryptoetl`` / ``cryptoetl-pods``: task pods need no
   Kubernetes API access, so their account has none (k8s/rbac.yaml).
 - node selector ``node-type: data-collection`` plus a toleration for the node's
@@ -66,6 +67,14 @@ POD_ENV_SETTINGS = (
     "COINGECKO_RATE_PER_MINUTE",
     "CRYPTOETL_RSS_FEEDS",
     "CRYPTOETL_MACRO_SERIES",
+    # sentiment model choice and throughput knobs (the model paths belong to the sentiment image)
+    "CRYPTOETL_CRYPTOBERT_MODEL_ID",
+    "CRYPTOETL_FINBERT_MODEL_ID",
+    "CRYPTOETL_CRYPTOBERT_MAX_LENGTH",
+    "CRYPTOETL_FINBERT_MAX_LENGTH",
+    "CRYPTOETL_SENTIMENT_BATCH_SIZE",
+    "CRYPTOETL_SENTIMENT_INT8",
+    "CRYPTOETL_TORCH_THREADS",
     *(f"{name.upper()}_{suffix}" for name in SOURCE_DEFAULTS
       for suffix in ("BASE_URL", "RATE_PER_MINUTE", "API_PLAN")),
 )  # never *_API_KEY: keys reach pods only through the Secret
@@ -198,7 +207,7 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
     return {
         "name": step.task_id.replace("_", "-"),
         "namespace": settings.namespace,
-        "image": settings.image,
+        "image": settings.image_for(step.image),
         "image_pull_policy": "IfNotPresent",
         "cmds": ["python", "-m", "cryptoetl"],
         "arguments": command_for(step, []),
