@@ -292,3 +292,19 @@ def test_every_input_that_changes_features_triggers_a_rebuild_far_enough_ahead()
     assert step.lookahead_for("macro_indicators") == features_sql.MACRO_MAX_AGE_DAYS * 24
     assert step.lookahead_for("crypto_sentiment_data") == 168
     assert step.lookahead_for("technical_indicators") == 168
+
+
+def test_sqlite_rebuild_waits_for_a_concurrent_writer(warehouse):
+    """Locally several task processes share the SQLite file. A rebuild that starts while another
+    process writes must wait for it, not fail with "database is locked"."""
+    import sqlite3
+    import threading
+
+    if warehouse.dialect.name != "sqlite":
+        pytest.skip("SQLite locking")
+    other = sqlite3.connect(warehouse.url.database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another task's write transaction is open
+    other.execute("DELETE FROM crypto_news WHERE article_id = 'a059'")
+    threading.Timer(0.5, other.execute, args=("COMMIT",)).start()
+    assert features_sql.rebuild(warehouse, LO, HI, SYMBOLS) == 2 * 24 * (DAYS - 2) - 3
+    other.close()

@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, or_, select, text
 
 from cryptoetl.warehouse import schema
 
 EXAMPLE_QUERY = """\
-SELECT symbol, time, price, return_24h, rsi_14, macd_hist, bb_width
+SELECT symbol, time, price, return_24h, rsi_14, macro_treasury_10y_yield AS dgs10,
+       macro_treasury_10y_yield_age_days AS dgs10_age_d, onchain_transaction_count AS btc_tx,
+       sent_cryptobert_sym_24h_count AS news_24h, sent_cryptobert_sym_24h_mean AS sentiment_24h
 FROM ml_features_materialized
 WHERE symbol = 'BTC'
 ORDER BY time DESC
 LIMIT 5"""
+
+
+def feature_families() -> dict[str, list[str]]:
+    """The column families of ml_features_materialized (docs/DATA_DICTIONARY.md)."""
+    return {
+        "price, volume, returns": ["price", "return_1h", "return_24h", "return_7d"],
+        "technical indicators": list(schema.TECHNICAL_COLUMNS),
+        f"macro ({len(schema.MACRO_FEATURE_COLUMNS)} series, as of release)":
+            [value for _, value, _ in schema.MACRO_FEATURE_COLUMNS],
+        "on-chain (last completed day)": list(schema.ONCHAIN_FEATURE_COLUMNS),
+        "news sentiment (24h / 7d)": [c for c in schema.SENTIMENT_FEATURE_COLUMNS if c.endswith("_mean")],
+    }
+
+
+def feature_coverage(engine: Engine) -> dict[str, int]:
+    """{family: rows with at least one value of the family}."""
+    table = schema.ml_features_materialized
+    out = {}
+    with engine.connect() as conn:
+        for family, columns in feature_families().items():
+            where = or_(*(table.c[c].is_not(None) for c in columns))
+            out[family] = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+    return out
 
 
 def _synthetic_filter(table):
@@ -53,6 +78,18 @@ def print_summary(engine: Engine) -> None:
     if total_synthetic:
         print(f"\nNOTE: {total_synthetic} rows come from the offline sandbox: SYNTHETIC data (prices, macro, "
               "on-chain, news), not market data. Do not train or trade on them.")
+    features = counts.get(schema.ml_features_materialized.name, (0,))[0]
+    print(f"\n{schema.ml_features_materialized.name}: {len(schema.FEATURE_COLUMNS)} feature columns; "
+          "rows with values, per family:")
+    for family, rows in feature_coverage(engine).items():
+        print(f"  {family:<36} {rows:>8} / {features}")
+    with engine.connect() as conn:
+        synthetic_models = conn.execute(select(func.count()).select_from(schema.crypto_sentiment_data).where(
+            schema.crypto_sentiment_data.c.model_id.like("synthetic/%"))).scalar_one()
+    if synthetic_models:
+        print(f"\nNOTE: {synthetic_models} sentiment scores come from tiny RANDOM models built offline "
+              "(synthetic/tiny-random-*): the code path is real, the scores are NOT meaningful. "
+              "Set CRYPTOETL_CRYPTOBERT_PATH / CRYPTOETL_FINBERT_PATH to real models (docs/SENTIMENT.md).")
     print("\nExample query for ML engineers:\n")
     print(EXAMPLE_QUERY + ";\n")
     with engine.connect() as conn:

@@ -7,7 +7,8 @@
      server + UI, scheduler, DAG processor, triggerer);
   3. unpauses the DAGs and runs ``airflow backfill create`` for prices over the demo window;
   4. waits until the backfill and every run it triggers downstream (technical indicators,
-     ml_features, through asset events) are finished;
+     news sentiment, ml_features, through asset events) are finished; sentiment uses tiny
+     SYNTHETIC models built offline (scores not meaningful) unless CRYPTOETL_*_PATH name real ones;
   5. stops Airflow and prints a summary.
 
 ``ui`` starts the sandbox and Airflow and waits for Ctrl-C, to browse the runs.
@@ -32,7 +33,11 @@ BACKFILL_DAGS = ("prices_coingecko", "macro_fred", "onchain_blockchain_info", "o
                  "news_guardian", "news_cryptopanic")
 # news_rss cannot backfill (a feed only has its latest items): unpaused, it runs once for the
 # latest interval.
-DAG_IDS = (*BACKFILL_DAGS, "news_rss", "technical_indicators", "ml_features")
+DAG_IDS = (*BACKFILL_DAGS, "news_rss", "technical_indicators", "news_sentiment", "ml_features")
+
+# The demo scores news with tiny random models built offline (the Hugging Face hub is not
+# reachable, and real weights are ~1 GB): same code path, SYNTHETIC scores, not meaningful.
+DEMO_MODEL_IDS = {"cryptobert": "synthetic/tiny-random-cryptobert", "finbert": "synthetic/tiny-random-finbert"}
 
 # Keys the sandbox accepts. The sandbox serves SYNTHETIC data only; real keys never go here.
 SANDBOX_KEYS = {
@@ -50,6 +55,24 @@ def _airflow(*args: str, check: bool = True, quiet: bool = True) -> subprocess.C
     if check and result.returncode != 0:
         raise SystemExit(f"`airflow {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def demo_models() -> dict[str, str]:
+    """Build (once) the tiny SYNTHETIC sentiment models under $AIRFLOW_HOME/models; their env."""
+    from cryptoetl.sentiment import tiny
+
+    root = Path(os.environ["AIRFLOW_HOME"]) / "models"
+    paths = {key: root / key for key in DEMO_MODEL_IDS}
+    if not all((path / "config.json").exists() for path in paths.values()):
+        print(f"· building tiny SYNTHETIC sentiment models in {root} (offline; {tiny.SYNTHETIC_NOTE})")
+        paths = tiny.build_all(root)
+    env = {}
+    for key, path in paths.items():
+        if os.environ.get(f"CRYPTOETL_{key.upper()}_PATH"):
+            continue  # a real model provided by the user wins
+        env[f"CRYPTOETL_{key.upper()}_PATH"] = str(path)
+        env[f"CRYPTOETL_{key.upper()}_MODEL_ID"] = DEMO_MODEL_IDS[key]
+    return env
 
 
 def warehouse_file() -> str:
@@ -112,6 +135,7 @@ class Stack:
         # keys the sandbox accepts; the sandbox answers fast, so no production-rate waiting.
         os.environ.update(self.sandbox.env())
         os.environ.update(SANDBOX_KEYS)
+        os.environ.update(demo_models())
         for name in self.sandbox.urls():
             os.environ.setdefault(f"{name.upper()}_RATE_PER_MINUTE", "6000")
         print(f"· sandbox APIs (SYNTHETIC data) on {self.sandbox.root_url}: " + ", ".join(self.sandbox.urls()))

@@ -340,6 +340,11 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
             "ext_lo_open": d.param_time(lo - timedelta(hours=MAX_WINDOW_HOURS)),
             "hi_close": d.param_time(hi - timedelta(hours=1)),
         }
+        # The DELETE first: on SQLite it takes the write lock before anything is read (waiting for
+        # other writers), instead of a read transaction that cannot be upgraded once another
+        # writer has committed ("database is locked" at once, with no wait).
+        deleted = conn.execute(table.delete().where(
+            table.c.time >= lo, table.c.time < hi, table.c.symbol.in_(list(symbols)))).rowcount
         for name in _TEMP_TABLES:
             conn.execute(text(d.drop_temp(name)))
         try:
@@ -349,8 +354,6 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
                 if expanding:
                     statement = statement.bindparams(bindparam("symbols", expanding=True))
                 conn.execute(statement, params)
-            deleted = conn.execute(table.delete().where(
-                table.c.time >= lo, table.c.time < hi, table.c.symbol.in_(list(symbols)))).rowcount
             statement = text(insert_select_sql(conn.dialect.name)).bindparams(bindparam("symbols", expanding=True))
             inserted = conn.execute(statement, {k: params[k] for k in ("lo", "hi", "symbols")}).rowcount
         finally:
