@@ -322,3 +322,17 @@ def test_cli_rescore_flag(sqlite_engine, tiny_models, monkeypatch, capsys):
     assert seen == [False, True]
     assert cli.main(["run", "prices", "--interval", "2026-01-05T00:00Z/2026-01-06T00:00Z", "--rescore"]) == 2
     assert "--rescore applies to the sentiment step only" in capsys.readouterr().err
+
+
+def test_moved_publication_time_corrects_the_copy_without_scoring(sqlite_engine, tiny_models):
+    _add_news(sqlite_engine)
+    ctx = _ctx(sqlite_engine, tiny_models)
+    step.run_sentiment(ctx, DAY)
+    before = _rows(sqlite_engine)[("a1", "cryptobert")]
+    calls = _count_forward(ctx.clients["sentiment:cryptobert"])
+    with sqlite_engine.begin() as conn:
+        conn.execute(update(schema.crypto_news).where(schema.crypto_news.c.article_id == "a1")
+                     .values(published_at=T0 + timedelta(hours=7)))
+    assert step.run_sentiment(ctx, DAY) == 0 and calls[0] == 0
+    after = _rows(sqlite_engine)[("a1", "cryptobert")]
+    assert after == {**before, "published_at": T0 + timedelta(hours=7)}

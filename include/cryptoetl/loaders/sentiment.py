@@ -178,6 +178,9 @@ def run_sentiment(ctx, interval: Interval, *, rescore: bool | None = None) -> in
                 "score": p_pos - p_neg, "p_positive": p_pos, "p_negative": p_neg, "p_neutral": p_neu,
                 "text_sha256": a.text_sha256, "is_synthetic": a.is_synthetic or handle.synthetic})
 
+    if not (new_rows or vanished or any(plan.misrouted or plan.to_fix for plan in plans)):
+        log.info("sentiment %s: every article already scored by the current revisions: nothing written", interval)
+        return 0
     # One transaction: deletions, replaced rows, new rows, corrected copies.
     with ctx.engine.begin() as conn:
         for chunk in _chunks(vanished):
