@@ -182,9 +182,26 @@ class Stack:
                     continue
                 except ProcessLookupError:
                     break
+            _reap_group(self.proc.pid)
         if self.sandbox:
             self.sandbox.stop()
         self.log.close()
+
+
+def _reap_group(pgid: int) -> None:
+    """standalone can exit before its children (seen: the scheduler kept running): stop whatever
+    is left of its process group, politely first."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        for _ in range(20):
+            time.sleep(0.5)
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
 
 
 def cancel_open_backfills(dag_id: str) -> None:
