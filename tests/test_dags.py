@@ -230,6 +230,8 @@ def test_sentiment_pod_gets_its_own_image_and_memory(k8s_dags):
     container = _render(task, DAY[0])["spec"]["containers"][0]
     assert container["image"].endswith("-sentiment:0.1.0")
     assert container["resources"]["limits"]["memory"] == RESOURCE_PROFILES["sentiment"].memory_limit
+    threads = {e["name"]: e["value"] for e in container["env"]}["CRYPTOETL_TORCH_THREADS"]
+    assert threads == RESOURCE_PROFILES["sentiment"].cpu_request  # torch sized to the requested CPUs
     with pytest.raises(ConfigError, match="pinned tag"):
         Settings.from_env({"CRYPTOETL_SENTIMENT_IMAGE": "ghcr.io/cryptoetl/cryptoetl-sentiment:latest"})
     pinned = Settings.from_env({"CRYPTOETL_SENTIMENT_IMAGE": "registry.example/sentiment:2026.11.1"})

@@ -218,16 +218,21 @@ def test_rescore_scores_again_and_changed_text_is_scored_again(engine, tiny_mode
         "Ethereum slumps after exploit. Losses deepen as whales sell")
 
 
-def test_int8_is_a_separate_revision_beside_fp32(sqlite_engine, tiny_models):
+def test_a_new_revision_replaces_the_old_scores(sqlite_engine, tiny_models):
+    """int8 (or a model upgrade) is a new revision: it rescores and replaces, one row per article
+    and model role, so features never count an article twice."""
     _add_news(sqlite_engine, ARTICLES[:2])
     step.run_sentiment(_ctx(sqlite_engine, tiny_models), DAY)
-    assert step.run_sentiment(_ctx(sqlite_engine, tiny_models, int8=True), DAY) == 2
     t = schema.crypto_sentiment_data
     with sqlite_engine.connect() as conn:
-        rows = conn.execute(select(t.c.article_id, t.c.model_revision, t.c.score).order_by(t.c.model_revision)).all()
-    revisions = sorted({r.model_revision for r in rows})
-    assert len(rows) == 4 and revisions == [revisions[0], revisions[0] + "+int8"]
+        fp32 = sorted(conn.execute(select(t.c.article_id, t.c.model_revision)).all())
+    assert step.run_sentiment(_ctx(sqlite_engine, tiny_models, int8=True), DAY) == 2
+    with sqlite_engine.connect() as conn:
+        rows = conn.execute(select(t.c.article_id, t.c.model_key, t.c.model_revision, t.c.score)).all()
+    assert len(rows) == 2 and len({(r.article_id, r.model_key) for r in rows}) == 2
+    assert {r.model_revision for r in rows} == {rev + "+int8" for _, rev in fp32}
     assert all(-1 <= r.score <= 1 for r in rows)
+    assert step.run_sentiment(_ctx(sqlite_engine, tiny_models, int8=True), DAY) == 0  # once per revision
 
 
 def test_vanished_article_rows_are_deleted_others_untouched(engine, tiny_models):

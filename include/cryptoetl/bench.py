@@ -10,7 +10,9 @@ random walks, then times, in the same run:
 - technical indicators, full backfill, end to end (read prices, ``ta``, write): rows/s;
 - ml_features_materialized, full rebuild (DELETE + INSERT ... SELECT), against the floor of a
   plain ``INSERT ... SELECT`` copy of the same number of price rows into a table of the same shape;
-- ml_features_materialized, one day for all symbols.
+- ml_features_materialized, one day for all symbols;
+- sentiment end to end (``run_sentiment``: read, tokenize, score, write) against the raw forward pass
+  of the same BERT-base-sized model (random weights) on the same texts (``bench_sentiment.py``).
 
 The database is dropped at the end. Timings belong here, never in pytest.
 """
@@ -118,7 +120,7 @@ def _timed(func):
     return result, time.perf_counter() - began
 
 
-def run(url: str, n_symbols: int, days: int) -> list[tuple[str, str, str, str]]:
+def run(url: str, n_symbols: int, days: int, n_articles: int = 200) -> list[tuple[str, str, str, str]]:
     admin = create_engine(url)
     name = f"cryptoetl_bench_{uuid.uuid4().hex[:8]}"
     with admin.begin() as conn:
@@ -163,6 +165,13 @@ def run(url: str, n_symbols: int, days: int) -> list[tuple[str, str, str, str]]:
             floor_rows = conn.execute(text("SELECT COUNT(*) FROM bench_floor")).scalar_one()
         last_day = Interval(full.end - timedelta(days=1), full.end)
         day_rows, day_s = _timed(lambda: features_sql.rebuild(engine, last_day.start, last_day.end, symbols))
+        print(f"· features: full {features_s:.1f}s, floor {floor_s:.1f}s, one day {day_s:.2f}s")
+        sentiment = None
+        if n_articles:
+            from cryptoetl.bench_sentiment import bench_sentiment
+
+            print(f"· sentiment: {n_articles} SYNTHETIC articles, random-weight BERT-base (scores mean nothing)")
+            sentiment = bench_sentiment(engine, n_articles)
         engine.dispose()
     finally:
         with admin.begin() as conn:
@@ -176,8 +185,20 @@ def run(url: str, n_symbols: int, days: int) -> list[tuple[str, str, str, str]]:
         ("ml_features, full rebuild", f"{rows:,} rows in {features_s:.1f}s",
          f"{ratio:.2f}x the INSERT...SELECT floor ({floor_rows:,} rows in {floor_s:.1f}s)", "target <= 3x"),
         ("ml_features, one day, all symbols", f"{day_rows:,} rows", f"{day_s:.2f}s", "target <= 1 s"),
-        ("sentiment, end to end", "-", "not measured yet", "issue 4: sentiment step"),
+        _sentiment_row(sentiment),
     ]
+
+
+def _sentiment_row(result: dict | None) -> tuple[str, str, str, str]:
+    if result is None:
+        return ("sentiment, end to end", "-", "skipped (--articles 0)", "")
+    detail = (f"{result['n_articles']} articles ({result['mean_tokens']} tokens avg), {result['threads']} threads: "
+              f"{result['e2e_articles_per_s']} articles/s vs raw forward {result['raw_articles_per_s']}/s")
+    quality = f"{result['ratio'] * 100:.0f}% of raw"
+    if result.get("int8_max_abs_score_diff") is not None:
+        quality += (f"; int8 {result['int8_raw_articles_per_s']}/s raw, |score diff| max "
+                    f"{result['int8_max_abs_score_diff']} mean {result['int8_mean_abs_score_diff']}")
+    return ("sentiment, end to end (BERT-base, random weights)", detail, quality, "target >= 90% of raw")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,11 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true", help="20 symbols x 60 days")
     parser.add_argument("--symbols", type=int, help="number of symbols (default 320)")
     parser.add_argument("--days", type=int, help="days of hourly data (default 456, about 1.25 years)")
+    parser.add_argument("--articles", type=int, help="sentiment articles (default 200, small 48; 0 skips)")
     parser.add_argument("--url", default=DEFAULT_URL, help="MySQL/MariaDB server URL (a database is created)")
     args = parser.parse_args(argv)
     n_symbols = args.symbols or (20 if args.small else 320)
     days = args.days or (60 if args.small else 456)
-    results = run(args.url, n_symbols, days)
+    n_articles = args.articles if args.articles is not None else (48 if args.small else 200)
+    results = run(args.url, n_symbols, days, n_articles)
     widths = [max(len(r[i]) for r in results) for i in range(4)]
     print()
     for row in results:

@@ -204,6 +204,9 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
     if profile.cpu_limit:
         limits["cpu"] = profile.cpu_limit
     env = {name: os.environ[name] for name in POD_ENV_SETTINGS if os.environ.get(name)}
+    if step.image == "sentiment":
+        # no CPU limit means no cgroup quota: torch would size its threads to the whole node
+        env.setdefault("CRYPTOETL_TORCH_THREADS", str(max(1, int(float(profile.cpu_request)))))
     return {
         "name": step.task_id.replace("_", "-"),
         "namespace": settings.namespace,

@@ -10,7 +10,9 @@ An article is scored once per (model_id, model_revision). A rerun or backfill of
 only the articles that have no row for the current (model_id, model_revision), or whose text changed
 since (``text_sha256`` differs: the news step stored another source's copy). Rows already there are
 not rewritten: only their ``published_at`` / ``is_synthetic`` copies are corrected if crypto_news
-changed them. Rows of other revisions are kept (history; a new model revision adds rows beside them).
+changed them. An article holds one score per model role: scoring it with a new revision (a model
+upgrade, int8, another model id) replaces the old revision's row, so features never count an article
+twice. Switching back to an earlier revision scores again.
 ``CRYPTOETL_SENTIMENT_RESCORE=1`` (or ``python -m cryptoetl run sentiment --rescore``) scores every
 article of the interval again with the current revision and replaces those rows.
 
@@ -191,8 +193,8 @@ def run_sentiment(ctx, interval: Interval, *, rescore: bool | None = None) -> in
             for chunk in _chunks(plan.misrouted):
                 conn.execute(delete(sent).where(sent.c.article_id.in_(chunk), sent.c.model_key != plan.key))
             for chunk in _chunks([a.article_id for a in plan.to_score]):
-                conn.execute(delete(sent).where(sent.c.model_id == model_id, sent.c.model_revision == revision,
-                                                sent.c.article_id.in_(chunk)))
+                # one score per (article, model role): a new revision (or model) replaces the old one
+                conn.execute(delete(sent).where(sent.c.model_key == plan.key, sent.c.article_id.in_(chunk)))
             for a in plan.to_fix:
                 conn.execute(update(sent).where(sent.c.article_id == a.article_id, sent.c.model_id == model_id,
                                                 sent.c.model_revision == revision)
