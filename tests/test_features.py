@@ -120,6 +120,15 @@ def _insert(engine, table, rows):
 
 @pytest.fixture
 def warehouse(engine):
+    return _build(engine)
+
+
+@pytest.fixture
+def sqlite_warehouse(sqlite_engine):
+    return _build(sqlite_engine)
+
+
+def _build(engine):
     prices = _prices()
     replace_interval(engine, schema.price_data_real, prices, time_column="time",
                      start=prices["time"].min(), end=prices["time"].max() + pd.Timedelta(hours=1))
@@ -294,14 +303,13 @@ def test_every_input_that_changes_features_triggers_a_rebuild_far_enough_ahead()
     assert step.lookahead_for("technical_indicators") == 168
 
 
-def test_sqlite_rebuild_waits_for_a_concurrent_writer(warehouse):
+def test_sqlite_rebuild_waits_for_a_concurrent_writer(sqlite_warehouse):
     """Locally several task processes share the SQLite file. A rebuild that starts while another
     process writes must wait for it, not fail with "database is locked"."""
     import sqlite3
     import threading
 
-    if warehouse.dialect.name != "sqlite":
-        pytest.skip("SQLite locking")
+    warehouse = sqlite_warehouse
     other = sqlite3.connect(warehouse.url.database, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another task's write transaction is open
     other.execute("DELETE FROM crypto_news WHERE article_id = 'a059'")
