@@ -158,3 +158,42 @@ def test_sql_rebuild_matches_the_reference_rules_on_both_backends(engine):
     assert got["return_1h"].isna().sum() >= 2  # the hours after each gap
     labels = got.groupby("symbol")["is_synthetic"].agg(lambda v: set(v.astype(bool)))
     assert labels.to_dict() == {"BTC": {True}, "ETH": {False}}
+
+
+def test_symbol_groups_cover_every_symbol_once_in_order():
+    from cryptoetl.loaders.technical import symbol_groups
+
+    symbols = [f"S{i}" for i in range(7)]
+    assert symbol_groups(symbols, hours=100, rows_per_part=250) == [["S0", "S1"], ["S2", "S3"], ["S4", "S5"], ["S6"]]
+    assert symbol_groups(symbols, hours=1000, rows_per_part=10) == [[s] for s in symbols]  # at least one symbol
+    assert symbol_groups(symbols, hours=1, rows_per_part=100) == [symbols]
+    assert symbol_groups([], hours=10) == []
+
+
+@pytest.mark.parametrize("rows_per_part,time_major", [(1, True), (2 * 24 * 60, False), (2 * 24 * 60, True)])
+def test_technical_parts_are_invisible(engine, monkeypatch, rows_per_part, time_major):
+    """The step streams symbols in groups (one transaction): any group size and row order writes
+    bit-for-bit what one group writes, a rerun over existing rows too, and a symbol without prices
+    loses its stale rows."""
+    from cryptoetl.loaders import technical as loader
+
+    symbols = ("BTC", "ETH", "SOL")
+    _load_prices(engine, synthetic_prices(symbols=symbols[:2], hours=24 * 40, gaps=(24 * 33 + 2,)))
+    with engine.begin() as conn:  # a stale row for a symbol that has no prices in the interval
+        conn.execute(schema.technical_indicators.insert(), [{"symbol": "SOL", "time": T0 + timedelta(days=36),
+                                                             "close": 1.0}])
+    settings = settings_for(engine, warmup_hours=720, symbols=UNIVERSE[:3])
+    assert [c.symbol for c in settings.symbols] == list(symbols)
+    monkeypatch.setattr(loader, "ROWS_PER_PART", 10**9)
+    _run(run_technical, engine, settings, [(32, 38)])
+    one_part = dump(engine, schema.technical_indicators)
+    assert len(one_part) == 2 * (24 * 6 - 1) and {r[0] for r in one_part} == {"BTC", "ETH"}
+
+    monkeypatch.setattr(loader, "ROWS_PER_PART", rows_per_part)
+    monkeypatch.setattr(loader, "TIME_MAJOR", time_major)
+    _run(run_technical, engine, settings, [(32, 38)])  # a rerun over the rows just written
+    assert dump(engine, schema.technical_indicators) == one_part
+    with engine.begin() as conn:
+        conn.execute(schema.technical_indicators.delete())
+    _run(run_technical, engine, settings, [(32, 38)])
+    assert dump(engine, schema.technical_indicators) == one_part

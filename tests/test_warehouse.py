@@ -195,3 +195,158 @@ def test_mysql_fast_read_returns_what_sqlalchemy_returns(mysql_engine):
     assert len(got) == 12 and list(got["symbol"][:1]) == ["BTC"]
     assert [(r.symbol, r.time.to_pydatetime().replace(tzinfo=None), r.price, None if pd.isna(r.market_cap)
              else r.market_cap) for r in got.itertuples()] == [(w.symbol, w.time, w.price, w.market_cap) for w in want]
+
+
+def _price_frame(symbols=("BTC", "ETH", "SOL"), hours=48, seed=5):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = len(symbols) * hours
+    return pd.DataFrame({
+        "symbol": [s for s in symbols for _ in range(hours)],
+        "time": list(pd.date_range("2026-01-01", periods=hours, freq="h", tz="UTC")) * len(symbols),
+        "price": rng.lognormal(5, 2, n), "market_cap": np.where(rng.random(n) < 0.2, np.nan, rng.random(n) * 1e12),
+        "total_volume": rng.random(n) * 1e-300, "source": "sandbox-synthetic",
+    })
+
+
+def _seed_scope(engine):
+    """Rows the replacement must replace (in scope, ADA has no new rows) or keep (outside scope)."""
+    stale = [_price(s, h, 7.0, day=d) for s in ("BTC", "ETH", "SOL", "ADA") for d in (1, 2) for h in (0, 5)]
+    keep = [_price("BTC", 0, 8.0, day=3), _price("DOGE", 0, 9.0, day=1)]
+    with engine.begin() as conn:
+        conn.execute(schema.price_data_real.insert(), stale + keep)
+
+
+SCOPE = {"time_column": "time", "start": utc(2026, 1, 1), "end": utc(2026, 1, 3)}
+SYMBOLS = ["BTC", "ETH", "SOL", "ADA"]
+
+
+def _by_symbol(frame, *symbols):
+    return frame[frame["symbol"].isin(symbols)]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql),
+                        pytest.param("mysql-prefetch", marks=pytest.mark.mysql)])
+def parts_backend(request):
+    """(engine, prefetch): both backends, and MySQL with the parts produced in a background thread."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_engine"), False
+    return request.getfixturevalue("mysql_engine"), request.param == "mysql-prefetch"
+
+
+def test_replace_interval_parts_writes_what_one_replace_writes(parts_backend):
+    """Streaming the replacement part by part (any split of the keys) leaves exactly the rows
+    one replace_interval leaves: in-scope rows replaced, stale ones gone, others kept."""
+    from cryptoetl.warehouse.io import replace_interval_parts
+
+    engine, prefetch = parts_backend
+    table = schema.price_data_real
+    frame = _price_frame()
+    _seed_scope(engine)
+    assert replace_interval(engine, table, frame, keys={"symbol": SYMBOLS}, **SCOPE) == len(frame)
+    once = dump(engine, table)
+    assert len(once) == len(frame) + 2
+
+    for split in ([["BTC"], ["ETH", "SOL"], ["ADA"]], [["ADA", "SOL"], ["BTC", "ETH"]], [[s] for s in SYMBOLS]):
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM price_data_real"))
+        _seed_scope(engine)
+        parts = (({"symbol": group}, _by_symbol(frame, *group)) for group in split)
+        written = replace_interval_parts(engine, table, parts, prefetch=prefetch, **SCOPE)
+        assert written == len(frame) and dump(engine, table) == once, split
+
+
+def _failing_parts(frame, failure):
+    yield {"symbol": ["BTC"]}, _by_symbol(frame, "BTC")
+    if failure == "raises":
+        raise RuntimeError("compute failed")
+    if failure == "outside keys":
+        yield {"symbol": ["ETH"]}, _by_symbol(frame, "ETH", "SOL")
+    if failure == "overlap":
+        yield {"symbol": ["ETH", "BTC"]}, _by_symbol(frame, "ETH")
+    if failure == "duplicate rows":
+        yield {"symbol": ["ETH"]}, _concat(_by_symbol(frame, "ETH"), _by_symbol(frame, "ETH").iloc[:1])
+
+
+def _concat(*frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("failure", ["raises", "outside keys", "overlap", "duplicate rows"])
+def test_replace_interval_parts_failure_keeps_every_previous_row(parts_backend, failure):
+    """One transaction: a failure in a later part (an exception from the producer, a row outside
+    its part's scope, overlapping parts, a failing INSERT) also undoes the earlier parts."""
+    from sqlalchemy.exc import IntegrityError
+
+    from cryptoetl.warehouse.io import replace_interval_parts
+
+    engine, prefetch = parts_backend
+    _seed_scope(engine)
+    before = dump(engine, schema.price_data_real)
+    expected = {"raises": RuntimeError, "outside keys": ValueError, "overlap": ValueError,
+                "duplicate rows": IntegrityError}[failure]
+    with pytest.raises(expected):
+        replace_interval_parts(engine, schema.price_data_real, _failing_parts(_price_frame(), failure),
+                               prefetch=prefetch, **SCOPE)
+    assert dump(engine, schema.price_data_real) == before
+
+
+def test_a_part_without_keys_must_be_the_only_part(engine):
+    from cryptoetl.warehouse.io import replace_interval_parts
+
+    frame = _price_frame()
+    _seed_scope(engine)
+    before = dump(engine, schema.price_data_real)
+    with pytest.raises(ValueError, match="overlap"):
+        replace_interval_parts(engine, schema.price_data_real,
+                               [({"symbol": ["BTC"]}, _by_symbol(frame, "BTC")), (None, _by_symbol(frame, "ETH"))],
+                               **SCOPE)
+    assert dump(engine, schema.price_data_real) == before
+
+
+def test_read_frame_selects_columns(engine):
+    from cryptoetl.warehouse.io import read_frame
+
+    frame = _price_frame()
+    replace_interval(engine, schema.price_data_real, frame, keys={"symbol": SYMBOLS}, **SCOPE)
+    got = read_frame(engine, schema.price_data_real, time_column="time", start=utc(2026, 1, 1, 5),
+                     end=utc(2026, 1, 2), symbols=["SOL", "BTC"], columns=("symbol", "time", "price"))
+    assert list(got.columns) == ["symbol", "time", "price"]
+    assert str(got["time"].dtype) == "datetime64[us, UTC]"
+    want = frame[frame["symbol"].isin(["BTC", "SOL"]) & (frame["time"] >= "2026-01-01 05:00Z")
+                 & (frame["time"] < "2026-01-02 00:00Z")].sort_values(["symbol", "time"])
+    assert list(got.itertuples(index=False)) == list(want[["symbol", "time", "price"]].itertuples(index=False))
+
+
+@pytest.mark.mysql
+def test_mysql_bulk_path_stores_every_double_exactly(mysql_engine):
+    """The VALUES text of the fast path reads back as the very same doubles (bit for bit): any
+    exponent, subnormals, the extremes, 17 significant digits; NaN as NULL."""
+    import numpy as np
+    import pandas as pd
+
+    from cryptoetl.warehouse import io
+
+    rng = np.random.default_rng(11)
+    n = 2000
+    values = rng.normal(0, 1, n) * 10.0 ** rng.integers(-307, 308, n)
+    values[:8] = [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -1.7976931348623157e308, 0.1,
+                  1 / 3, 123456789012345678.0, np.nan]
+    frame = pd.DataFrame({"symbol": "BTC", "time": pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
+                          "close": values, **{c: rng.permutation(values) for c in schema.TECHNICAL_COLUMNS}})
+    frame["close"] = frame["close"].fillna(1.0)  # NOT NULL
+    scope = {"time_column": "time", "start": utc(2026, 1, 1), "end": utc(2026, 6, 1), "keys": {"symbol": ["BTC"]}}
+    assert io._mysql_values(frame, schema.technical_indicators, "time", utc(2026, 1, 1).replace(tzinfo=None),
+                            utc(2026, 6, 1).replace(tzinfo=None), scope["keys"]) is not None
+    replace_interval(mysql_engine, schema.technical_indicators, frame, **scope)
+    stored = dump(mysql_engine, schema.technical_indicators)
+    for i, name in enumerate(["close", *schema.TECHNICAL_COLUMNS], start=2):
+        want = frame[name].to_numpy()
+        got = np.array([np.nan if r[i] is None else r[i] for r in stored], dtype="float64")
+        assert np.array_equal(np.isnan(got), np.isnan(want)), name
+        known = ~np.isnan(want)
+        assert np.array_equal(got[known].view("int64"), want[known].view("int64")), name  # same bits

@@ -1,26 +1,64 @@
-"""The technical-indicators step: read prices with a warm-up, compute with `ta`, replace the interval."""
+"""The technical-indicators step: read prices with a warm-up, compute with `ta`, replace the interval.
+
+The symbols are processed in groups (about ``ROWS_PER_PART`` price rows each) streamed into ONE
+transaction: a full backfill of hundreds of symbols (3.5M rows) never holds every row in memory,
+and the interval is still replaced atomically (a failure anywhere leaves the previous rows). Each
+symbol's indicators depend only on its own prices, so the grouping does not change any value.
+On MySQL the next group is read, computed and formatted in a background thread while the server
+inserts the previous one; the reads share one snapshot (one read transaction).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import pandas as pd
+from sqlalchemy import Connection
 
 from cryptoetl.intervals import Interval
 from cryptoetl.transforms import technical as technical_tx
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import read_frame, replace_interval
+from cryptoetl.warehouse.io import read_frame, replace_interval_parts
+
+# Price rows (warm-up included) read per group: bounds memory (a full backfill of 320 symbols x 456 days
+# peaks at ~250 MB RSS). Smaller groups cost nothing measurable: the server's INSERTs dominate.
+ROWS_PER_PART = 50_000
+TIME_MAJOR = True  # write each group hour by hour (see below)
+
+
+def symbol_groups(symbols: Sequence[str], hours: int, rows_per_part: int | None = None) -> list[list[str]]:
+    """``symbols`` in order, in groups of about ``rows_per_part`` rows of ``hours`` hourly prices each."""
+    size = max(1, (rows_per_part or ROWS_PER_PART) // max(1, hours))
+    return [list(symbols[i:i + size]) for i in range(0, len(symbols), size)]
 
 
 def run_technical(ctx, interval: Interval) -> int:
     warmup = timedelta(hours=ctx.settings.warmup_hours)
     symbols = [coin.symbol for coin in ctx.settings.symbols]
-    prices = read_frame(
-        ctx.engine, schema.price_data_real, time_column="time",
-        start=interval.start - warmup, end=interval.end, symbols=symbols,
-    )
-    rows = technical_tx.compute(prices, pd.Timestamp(interval.start), pd.Timestamp(interval.end))
-    return replace_interval(
-        ctx.engine, schema.technical_indicators, rows, time_column="time",
-        start=interval.start, end=interval.end, keys={"symbol": symbols},
-    )
+    read_start = interval.start - warmup
+    hours = int((interval.end - read_start) / timedelta(hours=1))
+    start, end = pd.Timestamp(interval.start), pd.Timestamp(interval.end)
+
+    def parts(conn: Connection) -> Iterator[tuple[dict, pd.DataFrame]]:
+        for group in symbol_groups(symbols, hours):
+            prices = read_frame(conn, schema.price_data_real, time_column="time", start=read_start,
+                                end=interval.end, symbols=group, columns=("symbol", "time", "price"))
+            rows = technical_tx.compute(prices, start, end)
+            if TIME_MAJOR:
+                # Hour by hour: the server's inserts into the time index then sweep it once per
+                # group instead of once per symbol (~10% faster at scale). Same rows.
+                rows = rows.sort_values(["time", "symbol"], kind="stable", ignore_index=True)
+            yield {"symbol": group}, rows
+
+    scope = {"time_column": "time", "start": interval.start, "end": interval.end}
+    engine = ctx.engine
+    if engine.dialect.name == "mysql":
+        def read_in_background() -> Iterator[tuple[dict, pd.DataFrame]]:
+            with engine.connect() as conn:  # its own connection, one read snapshot
+                yield from parts(conn)
+
+        return replace_interval_parts(engine, schema.technical_indicators, read_in_background(), prefetch=True,
+                                      **scope)
+    with engine.begin() as conn:  # SQLite: read and write on one connection, one transaction
+        return replace_interval_parts(conn, schema.technical_indicators, parts(conn), **scope)
