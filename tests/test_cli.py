@@ -86,6 +86,7 @@ def test_rebuild_features_rebuilds_every_price_hour_in_sql(warehouse, capsys):
             for s in ("BTC", "ETH") for h in range(30)]
     replace_interval(warehouse, schema.price_data_real, rows, time_column="time", start=start,
                      end=start + timedelta(hours=30))
+    assert main(["run", "technical", "--interval", "2026-01-01T00:00/2026-01-02T06:00"]) == 0  # returns too
     assert main(["rebuild-features"]) == 0
     built = dump(warehouse, schema.ml_features_materialized)
     assert len(built) == 60 and "60 rows rebuilt" in capsys.readouterr().out

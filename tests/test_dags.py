@@ -131,10 +131,8 @@ def test_asset_triggered_run_merges_event_intervals_and_extends_by_lookahead():
     lookahead = timedelta(hours=step.lookahead_hours)
     assert resolve_intervals(ctx, step) == [Interval(DAY[0].start, DAY[20].end + lookahead)]
     apart = {**ctx, "triggering_asset_events": {"technical_indicators": [_event(DAY[10]), _event(DAY[0])]}}
-    features = get_step("features")  # 168 h after indicators: days 1 and 11 stay separate intervals
-    week = features.lookahead_for("technical_indicators")
-    assert week == 168
-    assert resolve_intervals(apart, features) == [DAY[0].extended(week), DAY[10].extended(week)]
+    features = get_step("features")  # indicator events carry their own lookahead: none added
+    assert resolve_intervals(apart, features) == [DAY[0], DAY[10]]
 
 
 def test_each_input_extends_by_its_own_lookahead():

@@ -300,7 +300,8 @@ def test_every_input_that_changes_features_triggers_a_rebuild_far_enough_ahead()
                                       "crypto_sentiment_data"}
     assert step.lookahead_for("macro_indicators") == features_sql.MACRO_MAX_AGE_DAYS * 24
     assert step.lookahead_for("crypto_sentiment_data") == 168
-    assert step.lookahead_for("technical_indicators") == 168
+    assert step.lookahead_for("technical_indicators") == 0  # returns come with the indicators
+    assert get_step("technical").lookahead_hours >= 168  # ... whose own lookahead covers the 7-day return
 
 
 def test_sqlite_rebuild_waits_for_a_concurrent_writer(sqlite_warehouse):

@@ -148,10 +148,11 @@ def run_features(ctx: StepContext, interval: Interval) -> int:
 
 
 # How far past a changed input the features change (warehouse/features_sql.py explains each):
-# 7-day returns and sentiment windows, macro values valid up to 120 days, on-chain up to 7 days.
+# indicators and returns only their own hour (the technical step already extends a price change
+# over the 720 h it reaches), sentiment windows 7 days, macro values up to 120, on-chain up to 8.
 FEATURE_LOOKAHEAD_HOURS = {
-    "price_data_real": 168,
-    "technical_indicators": 168,
+    "price_data_real": 0,
+    "technical_indicators": 0,
     "macro_indicators": 120 * 24,
     "crypto_onchain_data": 8 * 24,
     "crypto_sentiment_data": 168,

@@ -1,4 +1,7 @@
-"""Build ``ml_features_materialized`` rows for one interval.
+"""Reference implementation (pandas) of the price family of ``ml_features_materialized``.
+
+The warehouse builds the table in SQL (``warehouse/features_sql.py``, returns computed by the
+technical step); the tests check both agree, from the raw prices.
 
 A feature row exists for every (symbol, hour) that has a price, so the set of rows depends
 only on facts about that hour and never on how a backfill was chunked. Returns look back
@@ -9,9 +12,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cryptoetl.warehouse.schema import PRICE_FEATURE_COLUMNS, TECHNICAL_COLUMNS
+from cryptoetl.warehouse.schema import PRICE_FEATURE_COLUMNS, RETURN_LAGS_HOURS, TECHNICAL_COLUMNS
 
-RETURN_LAGS_HOURS = {"return_1h": 1, "return_24h": 24, "return_7d": 168}
 LOOKBACK_HOURS = max(RETURN_LAGS_HOURS.values())
 COLUMNS = ["symbol", "time", *PRICE_FEATURE_COLUMNS, "is_synthetic"]
 

@@ -14,10 +14,13 @@ from ta.momentum import RSIIndicator
 from ta.trend import MACD, EMAIndicator, SMAIndicator
 from ta.volatility import BollingerBands
 
-from cryptoetl.warehouse.schema import TECHNICAL_COLUMNS
+from cryptoetl.warehouse.schema import RETURN_LAGS_HOURS, TECHNICAL_COLUMNS
 
 # The longest plain window: below it a value is not computable and stays NULL.
 LONGEST_WINDOW = 50
+# Returns look back exactly this far: the step reads at least this many bars before its interval.
+RETURN_LOOKBACK_HOURS = max(RETURN_LAGS_HOURS.values())
+OUTPUT_COLUMNS = ("close", *TECHNICAL_COLUMNS, *RETURN_LAGS_HOURS)
 
 
 def indicators_for_series(close: pd.Series) -> pd.DataFrame:
@@ -45,13 +48,17 @@ def indicators_for_series(close: pd.Series) -> pd.DataFrame:
         },
         index=close.index,
     )
+    for name, hours in RETURN_LAGS_HOURS.items():
+        # the price exactly `hours` earlier, by time (not by position): NULL across gaps, never 0
+        earlier = close.reindex(close.index - pd.Timedelta(hours=hours)).to_numpy()
+        out[name] = close.to_numpy() / earlier - 1.0
     return out
 
 
 def compute(prices: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Indicator rows for [start, end) from ``prices`` (symbol, time, price), which must
     include the warm-up bars before ``start``. Returns one row per input bar in the interval."""
-    columns = ["symbol", "time", "close", *TECHNICAL_COLUMNS]
+    columns = ["symbol", "time", *OUTPUT_COLUMNS]
     if prices.empty:
         return pd.DataFrame(columns=columns)
     frames = []

@@ -16,7 +16,8 @@ joins each price row to a handful of primary-key lookups:
 
 Point-in-time rules (every value knowable at the row's ``time`` T, the hour start):
 
-- prices and indicators: the price rows at or before T (returns look back exactly 1/24/168 h);
+- prices and indicators: the price rows at or before T (returns look back exactly 1/24/168 h; the
+  technical step computes them with the indicators);
 - macro: of the rows with ``known_at <= T`` and a value, the latest observation (latest vintage
   of it); NULL when that value became known more than ``MACRO_MAX_AGE_DAYS`` before T. The age is
   T minus the observation date, in days. Later vintages never leak back: a vintage is used only
@@ -38,7 +39,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, text
 
-from cryptoetl.transforms.features import RETURN_LAGS_HOURS
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.io import to_naive_utc
 
@@ -64,11 +64,6 @@ class _Dialect:
 
     def param_day(self, value: datetime):
         return value.strftime("%Y-%m-%d") if self.sqlite else value.date()
-
-    def minus_hours(self, column: str, hours: int) -> str:
-        if self.sqlite:
-            return f"(strftime('%Y-%m-%d %H:%M:%S', {column}, '-{hours} hours') || '.000000')"
-        return f"({column} - INTERVAL {hours} HOUR)"
 
     def plus_hours_expr(self, column: str, hours_expr: str) -> str:
         if self.sqlite:
@@ -141,11 +136,7 @@ def insert_select_sql(dialect: str) -> str:
     """The INSERT ... SELECT that builds every feature row of [:lo, :hi) for :symbols (after the
     temporary tables are filled by ``rebuild``)."""
     d = _Dialect(dialect)
-    returns = [f"p.price / p{hours}.price - 1.0 AS {name}" for name, hours in RETURN_LAGS_HOURS.items()]
-    lag_joins = "\n".join(
-        f"LEFT JOIN price_data_real p{hours} ON p{hours}.symbol = p.symbol "
-        f"AND p{hours}.time = {d.minus_hours('p.time', hours)}"
-        for hours in RETURN_LAGS_HOURS.values())
+    returns = [f"t.{name}" for name in schema.RETURN_LAGS_HOURS]  # computed by the technical step
     technical = [f"t.{name}" for name in schema.TECHNICAL_COLUMNS]
     macro = [f"m.{column}" for _, value, age in schema.MACRO_FEATURE_COLUMNS for column in (value, age)]
     onchain = [f"o.{name} AS onchain_{name}" for name, _ in schema.ONCHAIN_METRIC_COLUMNS]
@@ -162,7 +153,6 @@ def insert_select_sql(dialect: str) -> str:
     return f"""INSERT INTO ml_features_materialized ({columns})
 SELECT {select_list}
 FROM price_data_real p
-{lag_joins}
 LEFT JOIN technical_indicators t ON t.symbol = p.symbol AND t.time = p.time
 LEFT JOIN tmp_feat_macro m ON m.time = p.time
 LEFT JOIN tmp_feat_onchain o ON o.symbol = p.symbol AND o.day = {d.day_of('p.time')}

@@ -76,6 +76,10 @@ TECHNICAL_COLUMNS = (
     "bb_width",
 )
 
+# Returns over exact lags: computed with the indicators (the step already reads the warm-up bars),
+# so the features rebuild copies them instead of joining prices to themselves three times.
+RETURN_LAGS_HOURS = {"return_1h": 1, "return_24h": 24, "return_7d": 168}
+
 technical_indicators = Table(
     "technical_indicators",
     metadata,
@@ -83,6 +87,8 @@ technical_indicators = Table(
     _hour(),
     Column("close", Double, nullable=False, comment="the price the indicators are computed on"),
     *(Column(name, Double) for name in TECHNICAL_COLUMNS),
+    *(Column(name, Double, comment=f"close / close {hours}h earlier - 1; NULL if that hour has no price")
+      for name, hours in RETURN_LAGS_HOURS.items()),
     Index("ix_technical_indicators_time", "time"),
     comment="Hourly indicators from the `ta` library; NULL until a window has enough bars",
 )
