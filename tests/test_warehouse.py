@@ -350,3 +350,25 @@ def test_mysql_bulk_path_stores_every_double_exactly(mysql_engine):
         assert np.array_equal(np.isnan(got), np.isnan(want)), name
         known = ~np.isnan(want)
         assert np.array_equal(got[known].view("int64"), want[known].view("int64")), name  # same bits
+
+
+def test_rerun_with_new_values_replaces_them_and_drops_rows_the_new_rows_lack(parts_backend):
+    """The same keys with new values (MySQL: REPLACE in place), then fewer rows (stale keys: the
+    DELETE + INSERT fallback): the scope always ends with exactly the new rows."""
+    from cryptoetl.warehouse.io import replace_interval_parts
+
+    engine, prefetch = parts_backend
+    frame = _price_frame()
+    replace_interval(engine, schema.price_data_real, frame, keys={"symbol": SYMBOLS}, **SCOPE)
+    doubled = frame.assign(price=frame["price"] * 2)
+    parts = [({"symbol": ["BTC", "ETH"]}, _by_symbol(doubled, "BTC", "ETH")), ({"symbol": ["SOL"]},
+                                                                               _by_symbol(doubled, "SOL"))]
+    replace_interval_parts(engine, schema.price_data_real, iter(parts), prefetch=prefetch, **SCOPE)
+    assert [r[2] for r in dump(engine, schema.price_data_real)] == \
+        list(doubled.sort_values(["symbol", "time"])["price"])
+    fewer = doubled[doubled["time"].dt.hour != 3]
+    parts = [({"symbol": ["BTC", "ETH"]}, _by_symbol(fewer, "BTC", "ETH")), ({"symbol": ["SOL"]},
+                                                                             _by_symbol(fewer, "SOL"))]
+    assert replace_interval_parts(engine, schema.price_data_real, iter(parts), prefetch=prefetch, **SCOPE) == len(fewer)
+    assert [(r[0], r[2]) for r in dump(engine, schema.price_data_real)] == \
+        list(fewer.sort_values(["symbol", "time"])[["symbol", "price"]].itertuples(index=False, name=None))
