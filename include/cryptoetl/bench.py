@@ -115,6 +115,22 @@ def _load(engine, frame: pd.DataFrame, chunk: int = 50_000) -> None:
             conn.execute(schema.price_data_real.insert(), part.to_dict("records"))
 
 
+def _reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:  # Linux: reset the peak-RSS counter
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return float("nan")
+
+
 def _timed(func):
     began = time.perf_counter()
     result = func()
@@ -146,8 +162,10 @@ def run(url: str, n_symbols: int, days: int, n_articles: int = 200) -> list[tupl
         settings = Settings(warehouse_url=bench_url, symbols=universe)
         ctx = StepContext(settings=settings, engine=engine)
         full = Interval(START, START + timedelta(hours=hours))
+        _reset_peak_rss()
         written, tech_s = _timed(lambda: run_technical(ctx, full))
-        print(f"· technical indicators: {written:,} rows in {tech_s:.1f}s")
+        print(f"· technical indicators: {written:,} rows in {tech_s:.1f}s, peak RSS {_peak_rss_mb():.0f} MB "
+              "(includes the bench's own price frame)")
 
         _, features_s = _timed(lambda: features_sql.rebuild(engine, full.start, full.end, symbols))
         with engine.begin() as conn:
