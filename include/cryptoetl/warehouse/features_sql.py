@@ -103,10 +103,6 @@ class _Dialect:
         return f"DROP TABLE IF EXISTS temp.{name}" if self.sqlite else f"DROP TEMPORARY TABLE IF EXISTS {name}"
 
     @property
-    def far_future(self) -> str:
-        return "'9999-12-31 00:00:00.000000'" if self.sqlite else "'9999-12-31 00:00:00'"
-
-    @property
     def datetime_type(self) -> str:
         return "TEXT" if self.sqlite else "DATETIME"
 
@@ -121,17 +117,6 @@ class _Dialect:
 
 # --- the final statement ---------------------------------------------------------------------------
 
-def _sentiment_select(prefix: str, alias: str, scope: str) -> list[str]:
-    out = []
-    for model in schema.SENTIMENT_MODELS:
-        for window in schema.SENTIMENT_WINDOWS_HOURS:
-            count = schema.sentiment_column(model, scope, window, "count")
-            mean = schema.sentiment_column(model, scope, window, "mean")
-            out.append(f"COALESCE({alias}.{prefix}{model}_{window}_n, 0) AS {count}")
-            out.append(f"{alias}.{prefix}{model}_{window}_mean AS {mean}")
-    return out
-
-
 def insert_select_sql(dialect: str) -> str:
     """The INSERT ... SELECT that builds every feature row of [:lo, :hi) for :symbols (after the
     temporary tables are filled by ``rebuild``)."""
@@ -141,11 +126,14 @@ def insert_select_sql(dialect: str) -> str:
     macro = [f"m.{column}" for _, value, age in schema.MACRO_FEATURE_COLUMNS for column in (value, age)]
     onchain = [f"o.{name} AS onchain_{name}" for name, _ in schema.ONCHAIN_METRIC_COLUMNS]
     onchain.append(f"{d.days_between('p.time', 'o.date')} AS onchain_age_days")
-    by_scope = {"sym": _sentiment_select("", "ss", "sym"), "all": _sentiment_select("", "sa", "all")}
+    scope_alias = {"sym": "ss", "all": "sa"}  # tmp_feat_sent_sym / tmp_feat_sent_all
     sentiment = []  # in schema order: model, scope, window, stat
     for model in schema.SENTIMENT_MODELS:
-        for scope in schema.SENTIMENT_SCOPES:
-            sentiment += [expr for expr in by_scope[scope] if f" AS sent_{model}_" in expr]
+        for scope, alias in scope_alias.items():
+            for window in schema.SENTIMENT_WINDOWS_HOURS:
+                count, mean = (schema.sentiment_column(model, scope, window, stat) for stat in ("count", "mean"))
+                sentiment += [f"COALESCE({alias}.{model}_{window}_n, 0) AS {count}",
+                              f"{alias}.{model}_{window}_mean AS {mean}"]
     select_list = ",\n       ".join([
         "p.symbol", "p.time", "p.price", "p.market_cap", "p.total_volume", *returns, *technical, *macro, *onchain,
         *sentiment, "CASE WHEN p.source = 'coingecko' THEN 0 ELSE 1 END AS is_synthetic"])
