@@ -172,36 +172,32 @@ class Stack:
         if self.proc and self.proc.poll() is None:
             print("· stopping Airflow")
             # standalone stops cleanly on SIGINT; SIGINT is ignored when started from a
-            # non-interactive background shell, so fall back to SIGTERM, then SIGKILL.
+            # non-interactive background shell, so fall back to SIGTERM, then SIGKILL. Wait for
+            # the whole process group, not just standalone: its scheduler can outlive it.
             for sig, grace in ((signal.SIGINT, 20), (signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-                try:
-                    os.killpg(self.proc.pid, sig)
-                    self.proc.wait(timeout=grace)
+                if _signal_group_and_wait(self.proc, sig, grace):
                     break
-                except subprocess.TimeoutExpired:
-                    continue
-                except ProcessLookupError:
-                    break
-            _reap_group(self.proc.pid)
         if self.sandbox:
             self.sandbox.stop()
         self.log.close()
 
 
-def _reap_group(pgid: int) -> None:
-    """standalone can exit before its children (seen: the scheduler kept running): stop whatever
-    is left of its process group, politely first."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def _signal_group_and_wait(leader: subprocess.Popen, sig: int, grace: float) -> bool:
+    """Send ``sig`` to the leader's process group; True once every member has exited."""
+    pgid = leader.pid
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        leader.poll()  # reap the leader, or its zombie keeps the group alive
         try:
-            os.killpg(pgid, sig)
+            os.killpg(pgid, 0)
         except ProcessLookupError:
-            return
-        for _ in range(20):
-            time.sleep(0.5)
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def cancel_open_backfills(dag_id: str) -> None:
