@@ -33,4 +33,4 @@ retry later or raise that series' lag. FRED's "." is stored as NULL, never 0.
 
 from cryptoetl.airflow.dag_factory import source_dag
 
-dag = source_dag(dag_id="macro_fred", step="macro", cron="0 0 * * *", doc_md=__doc__)
+dag = source_dag(source="fred", cron="0 0 * * *", doc_md=__doc__)

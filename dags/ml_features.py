@@ -21,4 +21,4 @@ flow through with no manual clearing. A daily run at 01:00 UTC also rebuilds the
 
 from cryptoetl.airflow.dag_factory import derived_dag
 
-dag = derived_dag(dag_id="ml_features", step="features", cron="0 1 * * *", doc_md=__doc__)
+dag = derived_dag(step="features", cron="0 1 * * *", doc_md=__doc__)

@@ -25,4 +25,4 @@ nothing is written and the interval keeps its previous rows; Airflow retries.
 
 from cryptoetl.airflow.dag_factory import source_dag
 
-dag = source_dag(dag_id="news_cryptopanic", step="news_cryptopanic", cron="0 0 * * *", doc_md=__doc__)
+dag = source_dag(source="cryptopanic", cron="0 0 * * *", doc_md=__doc__)

@@ -29,4 +29,4 @@ erasing them.
 
 from cryptoetl.airflow.dag_factory import source_dag
 
-dag = source_dag(dag_id="news_guardian", step="news_guardian", cron="0 0 * * *", doc_md=__doc__)
+dag = source_dag(source="guardian", cron="0 0 * * *", doc_md=__doc__)

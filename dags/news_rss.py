@@ -23,4 +23,4 @@ with no items is logged and skipped. No key is needed.
 
 from cryptoetl.airflow.dag_factory import source_dag
 
-dag = source_dag(dag_id="news_rss", step="news_rss", cron="0 * * * *", doc_md=__doc__)
+dag = source_dag(source="rss", cron="0 * * * *", doc_md=__doc__)

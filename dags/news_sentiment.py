@@ -27,4 +27,4 @@ models baked in at build time, `CRYPTOETL_SENTIMENT_IMAGE`) with the `sentiment`
 
 from cryptoetl.airflow.dag_factory import derived_dag
 
-dag = derived_dag(dag_id="news_sentiment", step="sentiment", cron="0 2 * * *", doc_md=__doc__)
+dag = derived_dag(step="sentiment", cron="0 2 * * *", doc_md=__doc__)

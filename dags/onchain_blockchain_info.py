@@ -29,4 +29,4 @@ and the missing days.
 
 from cryptoetl.airflow.dag_factory import source_dag
 
-dag = source_dag(dag_id="onchain_blockchain_info", step="onchain_btc", cron="0 0 * * *", doc_md=__doc__)
+dag = source_dag(source="blockchain_info", cron="0 0 * * *", doc_md=__doc__)

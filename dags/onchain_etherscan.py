@@ -36,4 +36,4 @@ nothing is written and the interval keeps its previous rows; Airflow retries.
 
 from cryptoetl.airflow.dag_factory import source_dag
 
-dag = source_dag(dag_id="onchain_etherscan", step="onchain_eth", cron="0 0 * * *", doc_md=__doc__)
+dag = source_dag(source="etherscan", cron="0 0 * * *", doc_md=__doc__)

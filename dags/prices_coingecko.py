@@ -23,4 +23,4 @@ downstream); Airflow retries with exponential backoff.
 
 from cryptoetl.airflow.dag_factory import source_dag
 
-dag = source_dag(dag_id="prices_coingecko", step="prices", cron="0 0 * * *", doc_md=__doc__)
+dag = source_dag(source="coingecko", cron="0 0 * * *", doc_md=__doc__)

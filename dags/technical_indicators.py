@@ -22,4 +22,4 @@ replaces its interval in one transaction.
 
 from cryptoetl.airflow.dag_factory import derived_dag
 
-dag = derived_dag(dag_id="technical_indicators", step="technical", cron="30 0 * * *", doc_md=__doc__)
+dag = derived_dag(step="technical", cron="30 0 * * *", doc_md=__doc__)

@@ -9,17 +9,20 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def settings_for(engine, sandbox=None, **overrides):
-    """Settings pointing at ``engine`` and, when given, the sandbox; no real waiting."""
+def settings_for(engine, sandbox=None, source_env=None, **overrides):
+    """Settings pointing at ``engine`` and, when given, CoinGecko at the sandbox; no real waiting.
+    ``source_env``: more per-source settings ({PREFIX}_API_KEY, _BASE_URL, ...)."""
     from dataclasses import replace
 
     from cryptoetl.config import UNIVERSE, Settings
 
+    env = {"COINGECKO_RATE_PER_MINUTE": "60000"}
+    if sandbox:
+        env["COINGECKO_BASE_URL"] = sandbox.base_url
     base = Settings(
         warehouse_url=engine.url.render_as_string(hide_password=False),
         symbols=UNIVERSE[:3],
-        coingecko_base_url_override=sandbox.base_url if sandbox else None,
-        coingecko_rate_per_minute_override=60_000,
+        source_env={**env, **(source_env or {})},
         http_timeout_seconds=2.0,
     )
     return replace(base, **overrides)

@@ -7,7 +7,8 @@ from helpers import utc
 
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.sandbox.server import SandboxServer
-from cryptoetl.sources.coingecko import CoinGeckoClient, CoinGeckoError, CoinGeckoRateLimited
+from cryptoetl.sources.coingecko import CoinGeckoClient
+from cryptoetl.sources.http import SourceError, SourceRateLimited
 
 DAY1 = (utc(2026, 3, 1), utc(2026, 3, 2))
 
@@ -49,11 +50,11 @@ def test_keys_go_in_the_plan_header_never_the_url(sandbox_clean, plan, header):
 
 def test_missing_key_names_the_setting():
     with pytest.raises(ConfigError, match="COINGECKO_API_KEY"):
-        CoinGeckoClient.from_settings(Settings(coingecko_plan="demo"))
+        CoinGeckoClient.from_settings(Settings(source_env={"COINGECKO_API_PLAN": "demo"}))
 
 
 def test_required_key_rejected_by_server_is_a_clear_error():
-    with SandboxServer(require_key="pro") as server, pytest.raises(CoinGeckoError, match="HTTP 401"):
+    with SandboxServer(require_key="pro") as server, pytest.raises(SourceError, match="HTTP 401"):
         client(server).market_chart_range("bitcoin", *DAY1)
 
 
@@ -66,7 +67,7 @@ def test_429_honours_retry_after(sandbox_clean):
 
 def test_persistent_429_gives_up_with_rate_limited(sandbox_clean):
     sandbox_clean.set_faults([{"kind": "429", "count": -1}])
-    with pytest.raises(CoinGeckoRateLimited, match="4 attempts"):
+    with pytest.raises(SourceRateLimited, match="4 attempts"):
         client(sandbox_clean, max_retries=3).market_chart_range("bitcoin", *DAY1)
 
 
@@ -76,7 +77,7 @@ def test_500_is_retried_with_exponential_backoff(sandbox_clean):
     assert len(client(sandbox_clean, slept, backoff_base=1.0).market_chart_range("bitcoin", *DAY1)) == 24
     assert slept == [1.0, 2.0]
     sandbox_clean.set_faults([{"kind": "500", "count": -1}])
-    with pytest.raises(CoinGeckoError, match="HTTP 500"):
+    with pytest.raises(SourceError, match="HTTP 500"):
         client(sandbox_clean, max_retries=2).market_chart_range("bitcoin", *DAY1)
 
 
@@ -85,14 +86,14 @@ def test_timeouts_are_retried_then_fail():
         server.set_faults([{"kind": "timeout", "count": 1}])
         assert len(client(server, timeout=0.3).market_chart_range("bitcoin", *DAY1)) == 24
         server.set_faults([{"kind": "timeout", "count": -1}])
-        with pytest.raises(CoinGeckoError, match="Timeout"):
+        with pytest.raises(SourceError, match="Timeout"):
             client(server, timeout=0.3, max_retries=1).market_chart_range("bitcoin", *DAY1)
 
 
 @pytest.mark.parametrize("kind,message", [("malformed", "not valid JSON"), ("drift", "no 'prices'")])
 def test_bad_payloads_fail_clearly_without_retry(sandbox_clean, kind, message):
     sandbox_clean.set_faults([{"kind": kind, "count": 1}])
-    with pytest.raises(CoinGeckoError, match=message) as info:
+    with pytest.raises(SourceError, match=message) as info:
         client(sandbox_clean).market_chart_range("bitcoin", *DAY1)
     assert "bitcoin" in str(info.value) or "/coins/bitcoin" in str(info.value)
 
@@ -105,7 +106,7 @@ def test_empty_payload_is_an_empty_frame(sandbox_clean):
 
 def test_unknown_coin_is_not_retried(sandbox_clean):
     before = len(sandbox_clean.requests)
-    with pytest.raises(CoinGeckoError, match="HTTP 404"):
+    with pytest.raises(SourceError, match="HTTP 404"):
         client(sandbox_clean).market_chart_range("no-such-coin", *DAY1)
     assert len(sandbox_clean.requests) == before + 1
 
@@ -124,7 +125,7 @@ def test_faults_can_be_set_over_http(sandbox_clean):
 
     requests.post(f"http://127.0.0.1:{sandbox_clean.port}/__sandbox__/faults",
                   json=[{"kind": "500", "count": -1}], timeout=5).raise_for_status()
-    with pytest.raises(CoinGeckoError):
+    with pytest.raises(SourceError):
         client(sandbox_clean, max_retries=0).market_chart_range("bitcoin", *DAY1)
     requests.delete(f"http://127.0.0.1:{sandbox_clean.port}/__sandbox__/faults", timeout=5)
     assert len(client(sandbox_clean).market_chart_range("bitcoin", *DAY1)) == 24

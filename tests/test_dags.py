@@ -16,7 +16,7 @@ from helpers import utc
 from cryptoetl.airflow.operators import record_outlet, resolve_intervals, table_asset
 from cryptoetl.config import RESOURCE_PROFILES, ConfigError, Settings
 from cryptoetl.intervals import Interval
-from cryptoetl.steps import STEPS, get_step
+from cryptoetl.steps import get_step, steps
 
 DAG_FILES = sorted(p.stem for p in (REPO / "dags").glob("*.py"))
 K8S_VERSION = kubernetes_validate.latest_version()
@@ -199,7 +199,7 @@ def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
 
     settings = Settings.from_env({"CRYPTOETL_MODE": "kubernetes"})
     tasks = [t for dag in k8s_dags.values() for t in dag.tasks]
-    assert len(tasks) == len(STEPS)
+    assert len(tasks) == len(steps())
     for task in tasks:
         assert isinstance(task, KubernetesPodOperator)
         pod = _render(task, DAY[0])

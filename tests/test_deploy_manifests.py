@@ -29,6 +29,7 @@ import pytest
 import yaml
 from referencing import Registry, Resource
 
+from cryptoetl.airflow.operators import secret_keys
 from cryptoetl.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,15 +44,6 @@ K8S_VERSIONS = [K8S_LATEST, K8S_OLDER]
 
 AIRFLOW_NAMESPACE = "airflow"  # helm -n airflow (k8s/README.md)
 PLACEHOLDER = "REPLACE_ME"
-REQUIRED_SECRET_KEYS = {
-    "CRYPTOETL_WAREHOUSE_URL",
-    "AIRFLOW_CONN_CRYPTOETL_WAREHOUSE",
-    "COINGECKO_API_KEY",
-    "FRED_API_KEY",
-    "ETHERSCAN_API_KEY",
-    "CRYPTOPANIC_API_KEY",
-    "GUARDIAN_API_KEY",
-}
 # What KubernetesPodOperator calls in synchronous mode (see the comment in k8s/rbac.yaml).
 KPO_NEEDS = {
     "pods": {"create", "get", "list", "watch", "patch", "delete"},
@@ -237,7 +229,10 @@ def test_data_collection_secret_template_has_every_key_and_only_placeholders():
     secret = _one("Secret", settings.secret_name)
     assert secret["metadata"]["namespace"] == settings.namespace
     values = _secret_values(secret)
-    assert REQUIRED_SECRET_KEYS <= set(values), f"missing keys: {REQUIRED_SECRET_KEYS - set(values)}"
+    # The keys are derived from the source specs (operators.secret_keys); the template must list exactly them.
+    assert set(values) == set(secret_keys()), (
+        f"k8s/secret.template.yaml keys differ from the registered sources: missing "
+        f"{sorted(set(secret_keys()) - set(values))}, unknown {sorted(set(values) - set(secret_keys()))}")
     for key, value in values.items():
         assert isinstance(value, str) and _looks_like_placeholder(value), f"{key} does not look like a placeholder"
     warehouse = urlsplit(values["CRYPTOETL_WAREHOUSE_URL"])

@@ -21,7 +21,9 @@ from sqlalchemy import select
 
 from cryptoetl.config import UNIVERSE
 from cryptoetl.intervals import Interval
-from cryptoetl.steps import StepContext, get_step, run_technical
+from cryptoetl.loaders.technical import run_technical
+from cryptoetl.step import StepContext
+from cryptoetl.steps import get_step
 from cryptoetl.warehouse import features_sql, schema
 from cryptoetl.warehouse.io import replace_interval
 

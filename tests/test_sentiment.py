@@ -19,7 +19,7 @@ from cryptoetl.intervals import Interval
 from cryptoetl.loaders import sentiment as step
 from cryptoetl.sentiment import model as sm
 from cryptoetl.sentiment import tiny
-from cryptoetl.steps import StepContext
+from cryptoetl.step import StepContext
 from cryptoetl.warehouse import schema
 
 DAY = Interval(utc(2026, 1, 5), utc(2026, 1, 6))
@@ -168,7 +168,7 @@ def test_step_routes_scores_and_stores(engine, tiny_models, caplog):
                          ("g2", "finbert")}
     for (aid, key), row in rows.items():
         art = next(a for a in ARTICLES if a[0] == aid)
-        handle = ctx.clients[f"sentiment:{key}"]
+        handle = ctx.models[key]
         text = step.article_text(art[2], art[3])
         assert row["model_id"] == {"cryptobert": "ElKulako/cryptobert", "finbert": "ProsusAI/finbert"}[key]
         assert row["model_revision"] == sm.content_revision(tiny_models[key])
@@ -187,7 +187,7 @@ def test_rerun_scores_nothing_and_rewrites_nothing(engine, tiny_models):
     ctx = _ctx(engine, tiny_models)
     step.run_sentiment(ctx, DAY)
     before = dump(engine, schema.crypto_sentiment_data)
-    calls = [_count_forward(ctx.clients[f"sentiment:{k}"]) for k in ("cryptobert", "finbert")]
+    calls = [_count_forward(ctx.models[k]) for k in ("cryptobert", "finbert")]
     assert step.run_sentiment(ctx, DAY) == 0
     assert [c[0] for c in calls] == [0, 0]
     fresh = _ctx(engine, tiny_models)  # a new pod: resolves the revision, loads no weights
@@ -201,8 +201,8 @@ def test_rescore_scores_again_and_changed_text_is_scored_again(engine, tiny_mode
     ctx = _ctx(engine, tiny_models)
     step.run_sentiment(ctx, DAY)
     before = dump(engine, schema.crypto_sentiment_data)
-    crypto_calls = _count_forward(ctx.clients["sentiment:cryptobert"])
-    again = StepContext(settings=_settings(engine, tiny_models, rescore=True), engine=engine, clients=ctx.clients)
+    crypto_calls = _count_forward(ctx.models["cryptobert"])
+    again = StepContext(settings=_settings(engine, tiny_models, rescore=True), engine=engine, models=ctx.models)
     assert step.run_sentiment(again, DAY) == 5
     assert crypto_calls[0] == 2  # 3 crypto articles, batch size 2
     assert len(dump(engine, schema.crypto_sentiment_data)) == 5
@@ -313,14 +313,8 @@ def test_cli_rescore_flag(sqlite_engine, tiny_models, monkeypatch, capsys):
         monkeypatch.setenv(name, value)
     seen = []
     real = step.run_sentiment
-    monkeypatch.setattr(step, "run_sentiment", lambda ctx, iv: seen.append(ctx.settings.sentiment.rescore)
-                        or real(ctx, iv))
-    from cryptoetl import steps
-
-    if "sentiment" not in steps.STEPS:  # registered by steps.py; keep this test independent of it
-        monkeypatch.setitem(steps.STEPS, "sentiment", steps.Step(
-            name="sentiment", run_ref="cryptoetl.loaders.sentiment:run_sentiment", writes="crypto_sentiment_data",
-            reads=("crypto_news",), profile="sentiment", task_id="score_news_sentiment"))
+    monkeypatch.setattr(step, "run_sentiment", lambda ctx, iv: seen.append(
+        ctx.settings.sentiment.rescore or "rescore" in ctx.options) or real(ctx, iv))
     args = ["run", "sentiment", "--interval", "2026-01-05T00:00Z/2026-01-06T00:00Z"]
     assert cli.main(args) == 0
     assert cli.main([*args, "--rescore"]) == 0
@@ -334,7 +328,7 @@ def test_moved_publication_time_corrects_the_copy_without_scoring(sqlite_engine,
     ctx = _ctx(sqlite_engine, tiny_models)
     step.run_sentiment(ctx, DAY)
     before = _rows(sqlite_engine)[("a1", "cryptobert")]
-    calls = _count_forward(ctx.clients["sentiment:cryptobert"])
+    calls = _count_forward(ctx.models["cryptobert"])
     with sqlite_engine.begin() as conn:
         conn.execute(update(schema.crypto_news).where(schema.crypto_news.c.article_id == "a1")
                      .values(published_at=T0 + timedelta(hours=7)))

@@ -12,7 +12,9 @@ from helpers import dump, settings_for, utc
 
 from cryptoetl.config import UNIVERSE
 from cryptoetl.intervals import Interval
-from cryptoetl.steps import StepContext, run_features, run_technical
+from cryptoetl.loaders.features import run_features
+from cryptoetl.loaders.technical import run_technical
+from cryptoetl.step import StepContext
 from cryptoetl.transforms import features, technical
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.io import replace_interval

@@ -32,7 +32,8 @@ from sqlalchemy import create_engine, make_url, text
 
 from cryptoetl.config import Coin, Settings
 from cryptoetl.intervals import Interval
-from cryptoetl.steps import StepContext, run_technical
+from cryptoetl.loaders.technical import run_technical
+from cryptoetl.step import StepContext
 from cryptoetl.warehouse import features_sql, schema
 from cryptoetl.warehouse.io import get_engine
 

@@ -45,7 +45,7 @@ from cryptoetl.intervals import Interval
 from cryptoetl.loaders import sentiment as step
 from cryptoetl.sentiment import model as sm
 from cryptoetl.sentiment import tiny
-from cryptoetl.steps import StepContext
+from cryptoetl.step import StepContext
 from cryptoetl.warehouse import schema
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def bench_sentiment(engine: Engine, n_articles: int = 200, *, batch_size: int = 
             handle.model  # noqa: B018 - load now, to time it
         load_s = time.perf_counter() - began
         ctx = StepContext(settings=settings, engine=engine,
-                          clients={f"sentiment:{key}": handle for key, handle in handles.items()})
+                          models=dict(handles))
         tokens = [len(ids) for key, texts in groups.items() for ids in handles[key].model.encode(texts)]
         for key, texts in groups.items():  # warm-up: first-call allocations and kernel selection
             if texts:

@@ -6,7 +6,8 @@
     python -m cryptoetl run sentiment --interval ... --rescore   # score again with the current model revision
     python -m cryptoetl rebuild-features [--start 2026-01-01 --end 2026-02-01]   # default: all hours with prices
     python -m cryptoetl summary
-    python -m cryptoetl sandbox --port 8899      # offline CoinGecko stand-in (SYNTHETIC data)
+    python -m cryptoetl pools                    # the Airflow pools of the registered sources, as JSON
+    python -m cryptoetl sandbox --port 8899      # offline stand-in for every API (SYNTHETIC data)
 
 Exit codes: 0 success, 2 bad input or configuration (clear message, nothing written),
 1 a step failed (its transaction rolled back; the interval keeps its previous rows).
@@ -15,13 +16,15 @@ Exit codes: 0 success, 2 bad input or configuration (clear message, nothing writ
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
-from dataclasses import replace
 
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.intervals import make_interval, merge, parse_interval
+from cryptoetl.sources.registry import check_settings
+from cryptoetl.steps import get_step, steps
 
 log = logging.getLogger("cryptoetl")
 
@@ -42,7 +45,7 @@ def cmd_init_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptoetl.steps import StepContext, get_step
+    from cryptoetl.step import StepContext
 
     step = get_step(args.step)
     intervals = [parse_interval(text) for text in args.interval or []]
@@ -50,14 +53,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         intervals.append(make_interval(args.start, args.end, "--start/--end"))
     if not intervals:
         raise ConfigError("run: give --interval START/END (repeatable) or --start and --end")
-    if args.rescore:
-        if not (isinstance(step.run_ref, str) and step.run_ref.endswith(":run_sentiment")):
-            raise ConfigError(f"run: --rescore applies to the sentiment step only, not {step.name!r}")
-        settings = replace(settings, sentiment=replace(settings.sentiment, rescore=True))
-    ctx = StepContext(settings=settings, engine=_engine(settings))
+    given = {option.name for option in _all_options() if getattr(args, option.name)}
+    if unknown := given - {option.name for option in step.options}:
+        owners = {name: [s.name for s in steps().values() if name in {o.name for o in s.options}] for name in unknown}
+        raise ConfigError("run: " + "; ".join(f"--{name} applies to the {', '.join(owners[name])} step only, "
+                                               f"not {step.name!r}" for name in sorted(unknown)))
+    ctx = StepContext(settings=settings, engine=_engine(settings), options=frozenset(given))
     for interval in merge(intervals):
         began = time.monotonic()
-        rows = step.run(ctx, interval)
+        rows = step.execute(ctx, interval)
         log.info("%s %s: %d rows written in %.2fs", step.name, interval, rows, time.monotonic() - began)
     return 0
 
@@ -91,6 +95,17 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_pools(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptoetl.sources.registry import pools
+
+    print(json.dumps(pools(), indent=2))
+    return 0
+
+
+def _all_options():
+    return {option.name: option for step in steps().values() for option in step.options}.values()
+
+
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from cryptoetl.sandbox.server import serve
 
@@ -106,20 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("init-db", help="create the warehouse tables, indexes and views (idempotent)")
 
     run = sub.add_parser("run", help="run one step over one or more data intervals")
-    run.add_argument("step", help="prices | technical | features")
+    run.add_argument("step", help=" | ".join(steps()))
     run.add_argument("--interval", action="append", metavar="START/END",
                      help="ISO-8601 half-open interval; repeat for several (they are merged)")
     run.add_argument("--start", help="interval start (ISO-8601, UTC if no offset)")
     run.add_argument("--end", help="interval end, exclusive")
-    run.add_argument("--rescore", action="store_true",
-                     help="sentiment: score articles again even if this model revision scored them "
-                          "(= CRYPTOETL_SENTIMENT_RESCORE=1)")
+    for option in _all_options():  # declared on their steps (steps.py)
+        owners = [s.name for s in steps().values() if option in s.options]
+        run.add_argument(f"--{option.name}", action="store_true", help=f"{', '.join(owners)}: {option.help}")
 
     rebuild = sub.add_parser("rebuild-features", help="rebuild ml_features_materialized in SQL (default: all)")
     rebuild.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")
     rebuild.add_argument("--end", help="range end, exclusive")
 
     sub.add_parser("summary", help="rows per table and an example query")
+    sub.add_parser("pools", help="the Airflow pools of the registered sources as JSON (include/pools.json)")
 
     sandbox = sub.add_parser("sandbox", help="serve the offline API sandbox (synthetic data)")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -128,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"init-db": cmd_init_db, "run": cmd_run, "rebuild-features": cmd_rebuild_features,
-            "summary": cmd_summary, "sandbox": cmd_sandbox}
+            "summary": cmd_summary, "pools": cmd_pools, "sandbox": cmd_sandbox}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = Settings.from_env()
+        check_settings(settings)
         return COMMANDS[args.command](args, settings)
     except ConfigError as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)

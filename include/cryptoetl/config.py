@@ -13,13 +13,13 @@ hides them.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 Mode = Literal["local", "kubernetes"]
-CoinGeckoPlan = Literal["public", "demo", "pro"]
 
 
 class ConfigError(ValueError):
@@ -65,64 +65,13 @@ class ResourceProfile:
 RESOURCE_PROFILES: dict[str, ResourceProfile] = {
     "io-small": ResourceProfile(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi"),
     "compute-medium": ResourceProfile(cpu_request="500m", memory_request="512Mi", memory_limit="1Gi"),
-    "compute-large": ResourceProfile(cpu_request="1", memory_request="1Gi", memory_limit="2Gi"),
     # News sentiment: two BERT-base classifiers (~440 MB fp32 each, both resident) + activations
     # of a 32-article batch; 2 CPUs requested, and the step sizes its torch threads to them.
     "sentiment": ResourceProfile(cpu_request="2", memory_request="2Gi", memory_limit="3Gi"),
 }
 
-COINGECKO_HOSTS: dict[str, str] = {
-    "public": "https://api.coingecko.com/api/v3",
-    "demo": "https://api.coingecko.com/api/v3",
-    "pro": "https://pro-api.coingecko.com/api/v3",
-}
-# Documented per-minute limits by plan; the client spaces requests to stay under them.
-COINGECKO_RATE_PER_MINUTE: dict[str, int] = {"public": 5, "demo": 30, "pro": 500}
-
-_SECRET_FIELDS = {"coingecko_api_key", "warehouse_url"}
-
-
-@dataclass(frozen=True)
-class SourceSettings:
-    """Connection settings of one external API, from ``{PREFIX}_API_KEY``, ``{PREFIX}_BASE_URL``,
-    ``{PREFIX}_RATE_PER_MINUTE`` and ``{PREFIX}_API_PLAN`` (PREFIX = the name, upper-cased)."""
-
-    name: str
-    base_url: str
-    rate_per_minute: float
-    api_key: str | None = None
-    plan: str | None = None
-
-    def __repr__(self) -> str:  # never print the key
-        key = "***" if self.api_key else None
-        return (f"SourceSettings(name={self.name!r}, base_url={self.base_url!r}, "
-                f"rate_per_minute={self.rate_per_minute!r}, api_key={key!r}, plan={self.plan!r})")
-
-    @property
-    def env_prefix(self) -> str:
-        return self.name.upper()
-
-    def require_key(self, why: str = "") -> str:
-        """The API key, or a ConfigError that names the setting. Called when a step runs,
-        never at parse time."""
-        if not self.api_key:
-            raise ConfigError(f"{self.env_prefix}_API_KEY is not set{': ' + why if why else ''} "
-                              f"(put it in the data-collection-secrets Secret, or export it locally)")
-        return self.api_key
-
-
-# Every non-CoinGecko source: production host, documented rate limit (calls per minute) and
-# default plan. Documented limits: FRED 120/min; blockchain.info asks for no more than one
-# call per 10 s on charts; Etherscan free tier 3/s (180/min); Guardian developer key 1/s
-# (and 500/day); CryptoPanic developer plan ~2/s. RSS feeds are polled, not rate-limited.
-SOURCE_DEFAULTS: dict[str, tuple[str, float, str | None]] = {
-    "fred": ("https://api.stlouisfed.org/fred", 120, None),
-    "blockchain_info": ("https://api.blockchain.info", 6, None),
-    "etherscan": ("https://api.etherscan.io/v2/api", 180, "free"),
-    "guardian": ("https://content.guardianapis.com", 60, None),
-    "cryptopanic": ("https://cryptopanic.com/api/developer/v2", 60, None),
-    "rss": ("", 60, None),
-}
+# The task pods' image; its tag is the release version (one place: cryptoetl/__init__.py).
+DEFAULT_IMAGE = "ghcr.io/cryptoetl/cryptoetl:0.1.0"
 
 # RSS feeds (name -> URL). Override with CRYPTOETL_RSS_FEEDS="name=url,name=url"; with
 # RSS_BASE_URL set (the sandbox), each feed is read from {RSS_BASE_URL}/{name}.xml instead.
@@ -132,52 +81,101 @@ DEFAULT_RSS_FEEDS: tuple[tuple[str, str], ...] = (
 )
 
 
+# -- how each environment variable becomes a setting -----------------------------------------------
+
+def _text(raw: str, name: str) -> str:
+    return raw
+
+
+def _integer(low: int, high: int | None = None) -> Callable[[str, str], int]:
+    def parse(raw: str, name: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            raise ConfigError(f"{name}={value} is outside [{low}, {high if high is not None else '...'}]")
+        return value
+
+    return parse
+
+
+def _positive_number(raw: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be > 0 (got {raw})")
+    return value
+
+
+def _flag(raw: str, name: str) -> bool:
+    if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name}={raw!r}: use 1 or 0")
+    return raw.lower() in ("1", "true", "yes")
+
+
+def _choice(*allowed: str) -> Callable[[str, str], str]:
+    def parse(raw: str, name: str) -> str:
+        if raw not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return raw
+
+    return parse
+
+
+@dataclass(frozen=True)
+class EnvSetting:
+    """One environment variable: the field it sets, how it is parsed, and whether task pods get it.
+
+    ``pod``: a non-secret setting that pods must share with the scheduler's view of the world
+    (forwarded by the pod factory when set). Secrets, pod placement and local-only settings are not.
+    """
+
+    env: str
+    attr: str
+    parse: Callable[[str, str], Any] = _text
+    pod: bool = False
+
+
 @dataclass(frozen=True)
 class SentimentSettings:
     """The news-sentiment step (loaders/sentiment.py, docs/SENTIMENT.md). Models are never
     downloaded at run time: a local directory (``*_path``), else the Hugging Face cache."""
 
-    cryptobert_model_id: str = "ElKulako/cryptobert"  # CRYPTOETL_CRYPTOBERT_MODEL_ID, stored as model_id
-    cryptobert_path: str | None = None  # CRYPTOETL_CRYPTOBERT_PATH: a save_pretrained / snapshot dir
-    cryptobert_max_length: int = 128  # CRYPTOETL_CRYPTOBERT_MAX_LENGTH: its trained length
-    finbert_model_id: str = "ProsusAI/finbert"  # CRYPTOETL_FINBERT_MODEL_ID
-    finbert_path: str | None = None  # CRYPTOETL_FINBERT_PATH
-    finbert_max_length: int = 256  # CRYPTOETL_FINBERT_MAX_LENGTH (model limit 512)
-    batch_size: int = 32  # CRYPTOETL_SENTIMENT_BATCH_SIZE
-    int8: bool = False  # CRYPTOETL_SENTIMENT_INT8: dynamic int8 Linear layers, revision "<rev>+int8"
-    rescore: bool = False  # CRYPTOETL_SENTIMENT_RESCORE: score again articles already scored
-    torch_threads: int | None = None  # CRYPTOETL_TORCH_THREADS; default: the pod's CPUs
+    cryptobert_model_id: str = "ElKulako/cryptobert"  # stored as model_id
+    cryptobert_path: str | None = None  # a save_pretrained / snapshot dir (belongs to the image)
+    cryptobert_max_length: int = 128  # its trained length
+    finbert_model_id: str = "ProsusAI/finbert"
+    finbert_path: str | None = None
+    finbert_max_length: int = 256  # model limit 512
+    batch_size: int = 32
+    int8: bool = False  # dynamic int8 Linear layers, revision "<rev>+int8"
+    rescore: bool = False  # score again articles already scored (also `run sentiment --rescore`)
+    torch_threads: int | None = None  # default: the pod's CPUs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SentimentSettings:
-        def get(name: str) -> str | None:
-            return (env.get(name) or "").strip() or None
+        return cls(**_read(SENTIMENT_ENV, env))
 
-        kwargs: dict = {}
-        for name, attr in (("CRYPTOETL_CRYPTOBERT_MODEL_ID", "cryptobert_model_id"),
-                           ("CRYPTOETL_CRYPTOBERT_PATH", "cryptobert_path"),
-                           ("CRYPTOETL_FINBERT_MODEL_ID", "finbert_model_id"),
-                           ("CRYPTOETL_FINBERT_PATH", "finbert_path")):
-            if (raw := get(name)) is not None:
-                kwargs[attr] = raw
-        for name, attr, low, high in (("CRYPTOETL_CRYPTOBERT_MAX_LENGTH", "cryptobert_max_length", 8, 512),
-                                      ("CRYPTOETL_FINBERT_MAX_LENGTH", "finbert_max_length", 8, 512),
-                                      ("CRYPTOETL_SENTIMENT_BATCH_SIZE", "batch_size", 1, 1024),
-                                      ("CRYPTOETL_TORCH_THREADS", "torch_threads", 1, 256)):
-            if (raw := get(name)) is not None:
-                try:
-                    value = int(raw)
-                except ValueError:
-                    raise ConfigError(f"{name}={raw!r} is not an integer") from None
-                if not low <= value <= high:
-                    raise ConfigError(f"{name}={value} is outside [{low}, {high}]")
-                kwargs[attr] = value
-        for name, attr in (("CRYPTOETL_SENTIMENT_INT8", "int8"), ("CRYPTOETL_SENTIMENT_RESCORE", "rescore")):
-            if (raw := get(name)) is not None:
-                if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
-                    raise ConfigError(f"{name}={raw!r}: use 1 or 0")
-                kwargs[attr] = raw.lower() in ("1", "true", "yes")
-        return cls(**kwargs)
+
+SENTIMENT_ENV: tuple[EnvSetting, ...] = (
+    EnvSetting("CRYPTOETL_CRYPTOBERT_MODEL_ID", "cryptobert_model_id", pod=True),
+    EnvSetting("CRYPTOETL_CRYPTOBERT_PATH", "cryptobert_path"),
+    EnvSetting("CRYPTOETL_CRYPTOBERT_MAX_LENGTH", "cryptobert_max_length", _integer(8, 512), pod=True),
+    EnvSetting("CRYPTOETL_FINBERT_MODEL_ID", "finbert_model_id", pod=True),
+    EnvSetting("CRYPTOETL_FINBERT_PATH", "finbert_path"),
+    EnvSetting("CRYPTOETL_FINBERT_MAX_LENGTH", "finbert_max_length", _integer(8, 512), pod=True),
+    EnvSetting("CRYPTOETL_SENTIMENT_BATCH_SIZE", "batch_size", _integer(1, 1024), pod=True),
+    EnvSetting("CRYPTOETL_SENTIMENT_INT8", "int8", _flag, pod=True),
+    EnvSetting("CRYPTOETL_SENTIMENT_RESCORE", "rescore", _flag),
+    EnvSetting("CRYPTOETL_TORCH_THREADS", "torch_threads", _integer(1, 256), pod=True),
+)
+
+# A source's own settings: {PREFIX}_API_PLAN, _BASE_URL, _RATE_PER_MINUTE, _API_KEY (see
+# sources/spec.py). Settings keeps them raw; each source's spec resolves and validates its own.
+SOURCE_ENV = re.compile(r"^[A-Z][A-Z0-9_]*_(API_PLAN|BASE_URL|RATE_PER_MINUTE|API_KEY)$")
 
 
 @dataclass(frozen=True)
@@ -188,17 +186,12 @@ class Settings:
     warehouse_url: str | None = None
     symbols: tuple[Coin, ...] = UNIVERSE
     start_date: datetime = datetime(2025, 1, 1, tzinfo=UTC)
-    # CoinGecko
-    coingecko_plan: CoinGeckoPlan = "public"
-    coingecko_api_key: str | None = None
-    coingecko_base_url_override: str | None = None
-    coingecko_rate_per_minute_override: int | None = None
     http_timeout_seconds: float = 30.0
     # Technical indicators: hourly bars read before each interval so that recursive
     # indicators (EMA, RSI, MACD) converge to the same value whatever the chunking.
     warmup_hours: int = 720
     # Kubernetes pods
-    image: str = "ghcr.io/cryptoetl/cryptoetl:0.1.0"
+    image: str = DEFAULT_IMAGE
     # The sentiment step's image: the base image + torch models baked in (Dockerfile target
     # `sentiment`). Default: "<image repository>-sentiment:<same tag>".
     sentiment_image: str | None = None
@@ -209,88 +202,29 @@ class Settings:
     startup_timeout_seconds: int = 600
     # Local mode: the interpreter that runs `python -m cryptoetl`; default: the worker's own.
     python: str | None = None
-    # Other sources (see SOURCE_DEFAULTS), and source-specific options.
-    sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _sources_from_env({}))
+    # Per-source settings, raw ({PREFIX}_API_KEY etc.); resolved by each source's spec.
+    source_env: Mapping[str, str] = field(default_factory=dict)
     rss_feeds: tuple[tuple[str, str], ...] = DEFAULT_RSS_FEEDS
-    macro_series_file: str | None = None  # CRYPTOETL_MACRO_SERIES: JSON file of FRED series
+    macro_series_file: str | None = None  # JSON file of FRED series
     sentiment: SentimentSettings = field(default_factory=SentimentSettings)
 
     def __repr__(self) -> str:  # never print secrets, e.g. in task logs
         parts = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in _SECRET_FIELDS and value:
+            if f.name == "warehouse_url" and value:
                 value = "***"
+            elif f.name == "source_env":
+                value = {k: ("***" if k.endswith("_API_KEY") else v) for k, v in value.items()}
             parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
-
-    @property
-    def coingecko_base_url(self) -> str:
-        return (self.coingecko_base_url_override or COINGECKO_HOSTS[self.coingecko_plan]).rstrip("/")
-
-    @property
-    def coingecko_rate_per_minute(self) -> int:
-        return self.coingecko_rate_per_minute_override or COINGECKO_RATE_PER_MINUTE[self.coingecko_plan]
-
-    def source(self, name: str) -> SourceSettings:
-        try:
-            return self.sources[name]
-        except KeyError:
-            raise ConfigError(f"unknown source {name!r}; known: {sorted(self.sources)}") from None
-
-    def coin(self, symbol: str) -> Coin:
-        for coin in self.symbols:
-            if coin.symbol == symbol:
-                return coin
-        raise ConfigError(f"symbol {symbol!r} is not in the configured universe (CRYPTOETL_SYMBOLS)")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        kwargs: dict = {}
-        if (mode := get("CRYPTOETL_MODE")) is not None:
-            if mode not in ("local", "kubernetes"):
-                raise ConfigError(f"CRYPTOETL_MODE must be 'local' or 'kubernetes', got {mode!r}")
-            kwargs["mode"] = mode
-        if (plan := get("COINGECKO_API_PLAN")) is not None:
-            if plan not in COINGECKO_HOSTS:
-                raise ConfigError(f"COINGECKO_API_PLAN must be one of {sorted(COINGECKO_HOSTS)}, got {plan!r}")
-            kwargs["coingecko_plan"] = plan
-        if (symbols := get("CRYPTOETL_SYMBOLS")) is not None:
-            kwargs["symbols"] = _parse_symbols(symbols)
-        if (start := get("CRYPTOETL_START_DATE")) is not None:
-            kwargs["start_date"] = parse_utc(start, "CRYPTOETL_START_DATE")
-        for name, attr, conv in (
-            ("CRYPTOETL_WAREHOUSE_CONN_ID", "warehouse_conn_id", str),
-            ("CRYPTOETL_WAREHOUSE_URL", "warehouse_url", str),
-            ("COINGECKO_API_KEY", "coingecko_api_key", str),
-            ("COINGECKO_BASE_URL", "coingecko_base_url_override", str),
-            ("COINGECKO_RATE_PER_MINUTE", "coingecko_rate_per_minute_override", int),
-            ("CRYPTOETL_HTTP_TIMEOUT", "http_timeout_seconds", float),
-            ("CRYPTOETL_WARMUP_HOURS", "warmup_hours", int),
-            ("CRYPTOETL_IMAGE", "image", str),
-            ("CRYPTOETL_SENTIMENT_IMAGE", "sentiment_image", str),
-            ("CRYPTOETL_NAMESPACE", "namespace", str),
-            ("CRYPTOETL_SERVICE_ACCOUNT", "service_account", str),
-            ("CRYPTOETL_SECRET_NAME", "secret_name", str),
-            ("CRYPTOETL_STARTUP_TIMEOUT", "startup_timeout_seconds", int),
-            ("CRYPTOETL_PYTHON", "python", str),
-            ("CRYPTOETL_MACRO_SERIES", "macro_series_file", str),
-        ):
-            if (raw := get(name)) is not None:
-                try:
-                    kwargs[attr] = conv(raw)
-                except ValueError as exc:
-                    raise ConfigError(f"{name}={raw!r} is not a valid {conv.__name__}") from exc
-        kwargs["sources"] = _sources_from_env(env)
+        kwargs = _read(SETTINGS_ENV, env)
+        kwargs["source_env"] = {k: v.strip() for k, v in env.items() if SOURCE_ENV.match(k) and v.strip()}
         kwargs["sentiment"] = SentimentSettings.from_env(env)
-        if (feeds := get("CRYPTOETL_RSS_FEEDS")) is not None:
-            kwargs["rss_feeds"] = _parse_feeds(feeds)
         settings = cls(**kwargs)
         settings.validate()
         return settings
@@ -307,7 +241,7 @@ class Settings:
         raise ConfigError(f"unknown image kind {kind!r}")
 
     def validate(self) -> None:
-        # API-key presence is checked when a step runs, never here: a missing key must not
+        # API-key presence is checked when a client is built, never here: a missing key must not
         # break DAG parsing.
         for name, image in (("CRYPTOETL_IMAGE", self.image), ("CRYPTOETL_SENTIMENT_IMAGE", self.sentiment_image)):
             if image is not None and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
@@ -321,25 +255,19 @@ class Settings:
             raise ConfigError("CRYPTOETL_SYMBOLS selects no symbol")
 
 
-def _sources_from_env(env: Mapping[str, str]) -> dict[str, SourceSettings]:
-    out = {}
-    for name, (host, rate, plan) in SOURCE_DEFAULTS.items():
-        prefix = name.upper()
+def _read(table: tuple[EnvSetting, ...], env: Mapping[str, str]) -> dict[str, Any]:
+    """The fields set in ``env``, parsed; an empty variable counts as unset."""
+    kwargs: dict[str, Any] = {}
+    for setting in table:
+        raw = (env.get(setting.env) or "").strip()
+        if raw:
+            kwargs[setting.attr] = setting.parse(raw, setting.env)
+    return kwargs
 
-        def get(suffix: str, prefix=prefix) -> str | None:
-            return (env.get(f"{prefix}_{suffix}") or "").strip() or None
 
-        raw_rate = get("RATE_PER_MINUTE")
-        try:
-            rate_value = float(raw_rate) if raw_rate else rate
-        except ValueError:
-            raise ConfigError(f"{prefix}_RATE_PER_MINUTE={raw_rate!r} is not a number") from None
-        if rate_value <= 0:
-            raise ConfigError(f"{prefix}_RATE_PER_MINUTE must be > 0")
-        out[name] = SourceSettings(name=name, base_url=(get("BASE_URL") or host).rstrip("/"),
-                                   rate_per_minute=rate_value, api_key=get("API_KEY"),
-                                   plan=get("API_PLAN") or plan)
-    return out
+def pod_env_names() -> tuple[str, ...]:
+    """Generic (non-source) settings forwarded to task pods; the pod factory adds each source's."""
+    return tuple(s.env for s in (*SETTINGS_ENV, *SENTIMENT_ENV) if s.pod)
 
 
 def _parse_feeds(raw: str) -> tuple[tuple[str, str], ...]:
@@ -378,3 +306,24 @@ def parse_utc(value: str, what: str = "timestamp") -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+# Every generic setting, in one place: README's configuration table documents these.
+SETTINGS_ENV: tuple[EnvSetting, ...] = (
+    EnvSetting("CRYPTOETL_MODE", "mode", _choice("local", "kubernetes")),
+    EnvSetting("CRYPTOETL_WAREHOUSE_CONN_ID", "warehouse_conn_id", pod=True),
+    EnvSetting("CRYPTOETL_WAREHOUSE_URL", "warehouse_url"),  # a secret: pods get it from the Secret
+    EnvSetting("CRYPTOETL_SYMBOLS", "symbols", lambda raw, _name: _parse_symbols(raw), pod=True),
+    EnvSetting("CRYPTOETL_START_DATE", "start_date", parse_utc),
+    EnvSetting("CRYPTOETL_HTTP_TIMEOUT", "http_timeout_seconds", _positive_number, pod=True),
+    EnvSetting("CRYPTOETL_WARMUP_HOURS", "warmup_hours", _integer(0), pod=True),
+    EnvSetting("CRYPTOETL_IMAGE", "image"),
+    EnvSetting("CRYPTOETL_SENTIMENT_IMAGE", "sentiment_image"),
+    EnvSetting("CRYPTOETL_NAMESPACE", "namespace"),
+    EnvSetting("CRYPTOETL_SERVICE_ACCOUNT", "service_account"),
+    EnvSetting("CRYPTOETL_SECRET_NAME", "secret_name"),
+    EnvSetting("CRYPTOETL_STARTUP_TIMEOUT", "startup_timeout_seconds", _integer(1)),
+    EnvSetting("CRYPTOETL_PYTHON", "python"),
+    EnvSetting("CRYPTOETL_MACRO_SERIES", "macro_series_file", pod=True),
+    EnvSetting("CRYPTOETL_RSS_FEEDS", "rss_feeds", lambda raw, _name: _parse_feeds(raw), pod=True),
+)

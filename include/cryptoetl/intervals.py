@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 
 from cryptoetl.config import ConfigError, parse_utc
@@ -18,6 +18,11 @@ class Interval(NamedTuple):
 
     def extended(self, hours: int) -> Interval:
         return Interval(self.start, self.end + timedelta(hours=hours))
+
+
+def midnight(day: date) -> datetime:
+    """00:00 UTC of ``day``, aware."""
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def make_interval(start: datetime | str | None, end: datetime | str | None, what: str = "interval") -> Interval:

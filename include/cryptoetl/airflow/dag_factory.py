@@ -1,10 +1,11 @@
 """Build the DAGs. A DAG file names its step, its cron and its docs; everything else is here.
 
-Two kinds of DAG:
+The DAG id, task, pool, profile and assets come from the step registry (``steps.py``, which takes
+the source steps from the source specs). Two kinds of DAG:
 
-- **source** DAGs (prices, and the macro/on-chain/news sources to come) run on
-  ``CronDataIntervalTimetable`` with ``catchup=True``: every [start, end) since
-  ``CRYPTOETL_START_DATE`` is loaded once, and ``airflow backfill create`` reloads any range.
+- **source** DAGs (prices, macro, on-chain, news) run on ``CronDataIntervalTimetable`` with
+  ``catchup=True``: every [start, end) since ``CRYPTOETL_START_DATE`` is loaded once, and
+  ``airflow backfill create`` reloads any range.
 - **derived** DAGs (technical indicators, ml_features) run on ``AssetOrTimeSchedule``: the
   upstream table's asset events trigger a rebuild of exactly the intervals that changed
   (including when the upstream is re-run or backfilled), and a daily cron run is kept so
@@ -24,6 +25,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable
 
 from cryptoetl.airflow.operators import step_task, table_asset
 from cryptoetl.config import Settings
+from cryptoetl.sources import registry
 from cryptoetl.steps import get_step
 
 OWNER = "data-platform"
@@ -33,28 +35,32 @@ def _default_args() -> dict:
     return {"owner": OWNER, "depends_on_past": False, "execution_timeout": timedelta(hours=2)}
 
 
-def source_dag(*, dag_id: str, step: str, cron: str, doc_md: str, max_active_runs: int = 4,
+def source_dag(*, source: str, cron: str, doc_md: str, max_active_runs: int = 4,
                settings: Settings | None = None) -> DAG:
-    """A source DAG. A source that only serves its latest items (``Step.backfillable`` False,
-    e.g. RSS) gets ``catchup=False`` and ``max_active_runs=1``: catching up would only load
-    today's items into yesterday's runs."""
+    """The DAG of a source (``sources/<source>.py``). A source that only serves its latest items
+    (``backfillable`` False, e.g. RSS) gets ``catchup=False`` and ``max_active_runs=1``: catching up
+    would only load today's items into yesterday's runs. A bad setting of the source fails here, at
+    parse time, with its name (a missing key does not: it fails the task when it runs)."""
     settings = settings or Settings.from_env()
-    backfillable = get_step(step).backfillable
+    spec = registry.get(source)
+    spec.resolve(settings)
+    step = get_step(spec.step)
     with DAG(
-        dag_id=dag_id,
+        dag_id=step.dag_id,
         schedule=CronDataIntervalTimetable(cron, timezone="UTC"),
         start_date=settings.start_date,
-        catchup=backfillable,
-        max_active_runs=max_active_runs if backfillable else 1,
+        catchup=step.backfillable,
+        max_active_runs=max_active_runs if step.backfillable else 1,
         default_args=_default_args(),
-        tags=["cryptoetl", "source", step] + ([] if backfillable else ["no-backfill"]),
+        tags=["cryptoetl", "source", step.name] + ([] if step.backfillable else ["no-backfill"]),
         doc_md=doc_md,
     ) as dag:
-        step_task(step, settings=settings)
+        step_task(step.name, settings=settings)
     return dag
 
 
-def derived_dag(*, dag_id: str, step: str, cron: str, doc_md: str, settings: Settings | None = None) -> DAG:
+def derived_dag(*, step: str, cron: str, doc_md: str, settings: Settings | None = None) -> DAG:
+    """The DAG of a derived step: its asset triggers, or its daily cron."""
     settings = settings or Settings.from_env()
     spec = get_step(step)
     triggers = [table_asset(table) for table in spec.triggered_by]
@@ -62,7 +68,7 @@ def derived_dag(*, dag_id: str, step: str, cron: str, doc_md: str, settings: Set
     for asset in triggers[1:]:
         condition = condition | asset
     with DAG(
-        dag_id=dag_id,
+        dag_id=spec.dag_id,
         schedule=AssetOrTimeSchedule(
             timetable=CronDataIntervalTimetable(cron, timezone="UTC"), assets=condition
         ),

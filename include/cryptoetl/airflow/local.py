@@ -28,26 +28,32 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-# Backfilled over the demo window; prices trigger technical_indicators, then ml_features.
-BACKFILL_DAGS = ("prices_coingecko", "macro_fred", "onchain_blockchain_info", "onchain_etherscan",
-                 "news_guardian", "news_cryptopanic")
-# news_rss cannot backfill (a feed only has its latest items): unpaused, it runs once for the
-# latest interval.
-DAG_IDS = (*BACKFILL_DAGS, "news_rss", "technical_indicators", "news_sentiment", "ml_features")
+from cryptoetl.sources import registry
+from cryptoetl.steps import steps
+
+# The pools as code: written from the source specs (``python -m cryptoetl pools``), imported here and
+# by the Helm chart's migration job.
+POOLS_FILE = Path(__file__).resolve().parents[2] / "pools.json"
+
+
+def backfill_dags() -> tuple[str, ...]:
+    """The source DAGs backfilled over the demo window (prices then trigger technical_indicators,
+    and so on). A source that cannot backfill (RSS) is only unpaused: it runs for the latest interval."""
+    return tuple(step.dag_id for step in steps().values() if step.source and step.backfillable)
+
+
+def dag_ids() -> tuple[str, ...]:
+    """Every DAG of the pipeline, as the step registry has them."""
+    return tuple(step.dag_id for step in steps().values())
+
+
+def sandbox_env() -> dict[str, str]:
+    """The keys (and plans) the sandbox accepts, from each source's spec. SYNTHETIC data only."""
+    return {name: value for spec in registry.sources() for name, value in spec.sandbox_env.items()}
 
 # The demo scores news with tiny random models built offline (the Hugging Face hub is not
 # reachable, and real weights are ~1 GB): same code path, SYNTHETIC scores, not meaningful.
 DEMO_MODEL_IDS = {"cryptobert": "synthetic/tiny-random-cryptobert", "finbert": "synthetic/tiny-random-finbert"}
-
-# Keys the sandbox accepts. The sandbox serves SYNTHETIC data only; real keys never go here.
-SANDBOX_KEYS = {
-    "FRED_API_KEY": "0123456789abcdef0123456789abcdef",
-    "ETHERSCAN_API_KEY": "sandbox-pro-demo",
-    "ETHERSCAN_API_PLAN": "pro",
-    "GUARDIAN_API_KEY": "sandbox-demo-key",
-    "CRYPTOPANIC_API_KEY": "sandbox-demo-key",
-}
-
 
 def _airflow(*args: str, check: bool = True, quiet: bool = True) -> subprocess.CompletedProcess:
     cmd = [str(Path(sys.executable).with_name("airflow")), *args]
@@ -85,7 +91,7 @@ def setup() -> None:
     home.mkdir(parents=True, exist_ok=True)
     print("· migrating the Airflow metadata DB")
     _airflow("db", "migrate")
-    pools = Path(__file__).resolve().parents[2] / "pools.json"
+    pools = POOLS_FILE
     print(f"· importing pools from {pools}")
     _airflow("pools", "import", str(pools))
     warehouse = warehouse_file()
@@ -134,7 +140,7 @@ class Stack:
         # Every client of every task reaches the sandbox through its base-URL setting, with the
         # keys the sandbox accepts; the sandbox answers fast, so no production-rate waiting.
         os.environ.update(self.sandbox.env())
-        os.environ.update(SANDBOX_KEYS)
+        os.environ.update(sandbox_env())
         os.environ.update(demo_models())
         for name in self.sandbox.urls():
             os.environ.setdefault(f"{name.upper()}_RATE_PER_MINUTE", "6000")
@@ -233,8 +239,8 @@ def wait_for_dags(timeout: float = 180) -> None:
     while time.monotonic() < deadline:
         with create_session() as session:
             found = set(session.scalars(select(SerializedDagModel.dag_id).where(
-                SerializedDagModel.dag_id.in_(DAG_IDS))))
-        if found == set(DAG_IDS):
+                SerializedDagModel.dag_id.in_(dag_ids()))))
+        if found == set(dag_ids()):
             return
         time.sleep(2)
     raise SystemExit(f"DAGs not parsed within {timeout:.0f}s; check `airflow dags list-import-errors`")
@@ -249,7 +255,7 @@ def _failing_tasks(since: datetime) -> list[str]:
     with create_session() as session:
         rows = session.execute(
             select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state)
-            .where(TaskInstance.dag_id.in_(DAG_IDS), TaskInstance.state.in_(("up_for_retry", "failed")),
+            .where(TaskInstance.dag_id.in_(dag_ids()), TaskInstance.state.in_(("up_for_retry", "failed")),
                    TaskInstance.start_date >= since)
         ).all()
     return [f"  {dag_id} / {run_id} / {task_id}: {state}" for dag_id, run_id, task_id, state in rows]
@@ -269,15 +275,15 @@ def wait_until_settled(backfill_started: datetime, timeout: float) -> dict[str, 
     while time.monotonic() < deadline:
         with create_session() as session:
             backfill_open = session.scalar(select(func.count()).select_from(Backfill).where(
-                Backfill.dag_id.in_(BACKFILL_DAGS), Backfill.completed_at.is_(None)))
+                Backfill.dag_id.in_(backfill_dags()), Backfill.completed_at.is_(None)))
             queued_triggers = session.scalar(select(func.count()).select_from(AssetDagRunQueue))
             rows = session.execute(
                 select(DagRun.dag_id, DagRun.state, func.count())
-                .where(DagRun.dag_id.in_(DAG_IDS),
+                .where(DagRun.dag_id.in_(dag_ids()),
                        or_(DagRun.queued_at >= backfill_started, DagRun.state.in_(("queued", "running"))))
                 .group_by(DagRun.dag_id, DagRun.state)
             ).all()
-        states: dict[str, dict[str, int]] = {d: {} for d in DAG_IDS}
+        states: dict[str, dict[str, int]] = {d: {} for d in dag_ids()}
         for dag_id, state, n in rows:
             states[dag_id][str(state)] = n
         active = sum(n for s in states.values() for k, n in s.items() if k in ("queued", "running"))
@@ -309,14 +315,14 @@ def demo(days: int, port: int, sandbox_port: int, timeout: float) -> int:
         # Backfill first, unpause second: the scheduler then finds a run for every logical
         # date of the window and its catch-up (from CRYPTOETL_START_DATE) creates none twice.
         # Backfill runs of a paused DAG stay queued, so unpausing is what starts them.
-        for dag_id in BACKFILL_DAGS:
+        for dag_id in backfill_dags():
             print(f"· airflow backfill create --dag-id {dag_id} --from-date {start:%Y-%m-%d} "
                   f"--to-date {last:%Y-%m-%d}  ({days} daily intervals)")
             cancel_open_backfills(dag_id)
             # "failed": a repeated `make run` re-runs what failed before and skips what succeeded.
             _airflow("backfill", "create", "--dag-id", dag_id, "--from-date", f"{start:%Y-%m-%d}",
                      "--to-date", f"{last:%Y-%m-%d}", "--max-active-runs", "4", "--reprocess-behavior", "failed")
-        _airflow("dags", "unpause", "--treat-dag-id-as-regex", "-y", "^(" + "|".join(DAG_IDS) + ")$")
+        _airflow("dags", "unpause", "--treat-dag-id-as-regex", "-y", "^(" + "|".join(dag_ids()) + ")$")
         states = wait_until_settled(created, timeout)
     failed = {d: s.get("failed", 0) for d, s in states.items() if s.get("failed")}
     print(f"\nPipeline finished in {time.monotonic() - began:.0f}s through the Airflow scheduler.")

@@ -43,9 +43,12 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator
 
-from cryptoetl.config import RESOURCE_PROFILES, SOURCE_DEFAULTS, ConfigError, Settings
+from cryptoetl import config
+from cryptoetl.config import RESOURCE_PROFILES, ConfigError, Settings
 from cryptoetl.intervals import Interval, covering_hours, make_interval, merge, parse_interval
-from cryptoetl.steps import Step, get_step
+from cryptoetl.sources import registry
+from cryptoetl.step import Step
+from cryptoetl.steps import get_step
 
 ASSET_URI = "cryptoetl://warehouse/{table}"
 
@@ -56,28 +59,18 @@ DEFAULT_RETRY_ARGS: dict[str, Any] = {
     "max_retry_delay": timedelta(minutes=30),
 }
 
-# Non-secret settings that pods must share with the scheduler's view of the world.
-POD_ENV_SETTINGS = (
-    "CRYPTOETL_SYMBOLS",
-    "CRYPTOETL_WAREHOUSE_CONN_ID",
-    "CRYPTOETL_WARMUP_HOURS",
-    "CRYPTOETL_HTTP_TIMEOUT",
-    "COINGECKO_API_PLAN",
-    "COINGECKO_BASE_URL",
-    "COINGECKO_RATE_PER_MINUTE",
-    "CRYPTOETL_RSS_FEEDS",
-    "CRYPTOETL_MACRO_SERIES",
-    # sentiment model choice and throughput knobs (the model paths belong to the sentiment image)
-    "CRYPTOETL_CRYPTOBERT_MODEL_ID",
-    "CRYPTOETL_FINBERT_MODEL_ID",
-    "CRYPTOETL_CRYPTOBERT_MAX_LENGTH",
-    "CRYPTOETL_FINBERT_MAX_LENGTH",
-    "CRYPTOETL_SENTIMENT_BATCH_SIZE",
-    "CRYPTOETL_SENTIMENT_INT8",
-    "CRYPTOETL_TORCH_THREADS",
-    *(f"{name.upper()}_{suffix}" for name in SOURCE_DEFAULTS
-      for suffix in ("BASE_URL", "RATE_PER_MINUTE", "API_PLAN")),
-)  # never *_API_KEY: keys reach pods only through the Secret
+def pod_env_names() -> tuple[str, ...]:
+    """Non-secret settings that pods must share with the scheduler's view of the world: the generic
+    ones marked ``pod`` in config.py, and each registered source's plan, base URL and rate. Never
+    ``*_API_KEY``: keys reach pods only through the Secret."""
+    return (*config.pod_env_names(), *(name for spec in registry.sources() for name in spec.pod_env))
+
+
+def secret_keys() -> tuple[str, ...]:
+    """The keys of the data-collection Secret (k8s/secret.template.yaml): the warehouse, as a URL for
+    the pods and as an Airflow connection, and the API key of every source that takes one."""
+    return ("CRYPTOETL_WAREHOUSE_URL", "AIRFLOW_CONN_CRYPTOETL_WAREHOUSE",
+            *(spec.env_name("API_KEY") for spec in registry.sources() if spec.needs_key))
 
 
 def table_asset(table: str) -> Asset:
@@ -203,7 +196,7 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
     limits = {"memory": profile.memory_limit}
     if profile.cpu_limit:
         limits["cpu"] = profile.cpu_limit
-    env = {name: os.environ[name] for name in POD_ENV_SETTINGS if os.environ.get(name)}
+    env = {name: os.environ[name] for name in pod_env_names() if os.environ.get(name)}
     if step.image == "sentiment":
         # no CPU limit means no cgroup quota: torch would size its threads to the whole node
         env.setdefault("CRYPTOETL_TORCH_THREADS", str(max(1, int(float(profile.cpu_request)))))

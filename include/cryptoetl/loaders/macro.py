@@ -54,7 +54,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -63,7 +63,9 @@ import pandas as pd
 from sqlalchemy import select
 
 from cryptoetl.config import ConfigError
-from cryptoetl.intervals import Interval
+from cryptoetl.intervals import Interval, midnight
+from cryptoetl.sources.fred import FredClient
+from cryptoetl.step import StepContext
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.io import replace_interval, to_naive_utc
 
@@ -170,10 +172,6 @@ def publication_dates(observation_dates, lag_business_days: int) -> np.ndarray:
     return np.busday_offset(days, lag_business_days, roll="forward", holidays=_us_holidays())
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
 def _first_day_at_or_after(ts: datetime) -> date:
     return ts.date() if ts.time() == time.min else ts.date() + timedelta(days=1)
 
@@ -201,7 +199,7 @@ def _fetch_alfred(client, spec: MacroSeries, interval: Interval) -> tuple[pd.Dat
         chunk = chunk_end + timedelta(days=1)
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["date", "realtime_start", "value"])
     rows = rows.rename(columns={"date": "observation_date"})
-    rows["known_at"] = [_midnight(d) + spec.delay for d in rows["realtime_start"]]
+    rows["known_at"] = [midnight(d) + spec.delay for d in rows["realtime_start"]]
     return rows, synthetic
 
 
@@ -212,13 +210,13 @@ def _fetch_lag(client, spec: MacroSeries, interval: Interval) -> tuple[pd.DataFr
     frame = frame.rename(columns={"date": "observation_date"})
     published = publication_dates(frame["observation_date"], spec.lag_business_days) if len(frame) else []
     frame["realtime_start"] = [pd.Timestamp(d).date() for d in published]
-    frame["known_at"] = [_midnight(d) + spec.delay for d in frame["realtime_start"]]
+    frame["known_at"] = [midnight(d) + spec.delay for d in frame["realtime_start"]]
     inside = frame.loc[np.array([interval.start <= k < interval.end for k in frame["known_at"]], dtype=bool)]
     if len(frame) > len(inside) and len(frame):
         # The series existed before this window: every business day on which the rule says FRED
         # published something must have brought at least one observation.
         day, expected = _first_day_at_or_after(interval.start - spec.delay), []
-        while _midnight(day) + spec.delay < interval.end:
+        while midnight(day) + spec.delay < interval.end:
             if np.is_busday(np.datetime64(day, "D"), holidays=_us_holidays()):
                 expected.append(day)
             day += timedelta(days=1)
@@ -231,13 +229,10 @@ def _fetch_lag(client, spec: MacroSeries, interval: Interval) -> tuple[pd.DataFr
     return inside.reset_index(drop=True), synthetic
 
 
-def run_macro(ctx, interval: Interval) -> int:
+def run_macro(ctx: StepContext, interval: Interval) -> int:
     """Fetch every configured series for the knowledge window, then write them in one transaction."""
-    from cryptoetl.sources.fred import FredClient
-
-    ctx.settings.source("fred").require_key("the macro step reads FRED/ALFRED")
+    client = ctx.client(FredClient)  # a missing FRED_API_KEY fails here, before anything else
     series = load_series(ctx.settings.macro_series_file)
-    client = ctx.client("fred", FredClient.from_settings)
     frames = []
     for spec in series:
         try:

@@ -51,11 +51,12 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, delete, insert, select, text
 
 from cryptoetl.intervals import Interval
+from cryptoetl.loaders import chunks
 from cryptoetl.news_tagging import NewsItem, Tagger, canonical_url
 from cryptoetl.sources.cryptopanic import CryptoPanicClient
 from cryptoetl.sources.guardian import GuardianClient, default_queries
 from cryptoetl.sources.rss import RssClient, feed_urls
-from cryptoetl.steps import SourceDataMissing, StepContext
+from cryptoetl.step import SourceDataMissing, StepContext
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.io import replace_interval, to_naive_utc
 
@@ -66,7 +67,6 @@ CRYPTOPANIC = "cryptopanic"
 RSS_PREFIX = "rss:"
 LOCK_NAME = "cryptoetl.crypto_news"
 LOCK_TIMEOUT_SECONDS = 600
-CHUNK = 500  # ids per IN (...) list
 
 
 def source_priority(source: str) -> tuple[int, str]:
@@ -87,9 +87,7 @@ def source_priority(source: str) -> tuple[int, str]:
 def run_news_guardian(ctx: StepContext, interval: Interval) -> int:
     """Guardian articles published in the interval: crypto terms, and general business/market
     news. Returns the number of Guardian sightings written."""
-    ctx.settings.source("guardian").require_key(
-        "the news_guardian step reads the Guardian Open Platform search API")
-    client: GuardianClient = ctx.client("guardian", GuardianClient.from_settings)
+    client = ctx.client(GuardianClient)
     items: list[NewsItem] = []
     for query in default_queries(ctx.settings.symbols):
         items += client.search(query, interval.start, interval.end)
@@ -99,10 +97,7 @@ def run_news_guardian(ctx: StepContext, interval: Interval) -> int:
 def run_news_cryptopanic(ctx: StepContext, interval: Interval) -> int:
     """CryptoPanic posts published in the interval. Without ``CRYPTOPANIC_API_KEY`` the task fails
     with a message naming it: the DAG exists, so a missing key is a configuration error."""
-    ctx.settings.source("cryptopanic").require_key(
-        "the news_cryptopanic step reads the CryptoPanic posts API (pause the news_cryptopanic DAG "
-        "if you have no token)")
-    client: CryptoPanicClient = ctx.client("cryptopanic", CryptoPanicClient.from_settings)
+    client = ctx.client(CryptoPanicClient)
     items = client.posts(interval.start, interval.end)
     return _replace_source_interval(ctx, CRYPTOPANIC, items, interval)
 
@@ -110,7 +105,7 @@ def run_news_cryptopanic(ctx: StepContext, interval: Interval) -> int:
 def run_news_rss(ctx: StepContext, interval: Interval) -> int:
     """The current items of every configured feed, upserted (never deleting older items). The
     interval is not used to select rows: a feed cannot serve the past."""
-    client: RssClient = ctx.client("rss", RssClient.from_settings)
+    client = ctx.client(RssClient)
     fetched: list[tuple[str, list[NewsItem]]] = []
     for name, url in feed_urls(ctx.settings):
         items = client.feed(name, url)
@@ -169,7 +164,7 @@ def _upsert_sightings(conn: Connection, source: str, items: Sequence[NewsItem]) 
     rows = _sighting_rows(source, items)
     sightings = schema.crypto_news_sightings
     ids = [r["article_id"] for r in rows]
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         conn.execute(delete(sightings).where(sightings.c.source == source, sightings.c.article_id.in_(chunk)))
     if rows:
         conn.execute(insert(sightings), rows)
@@ -179,7 +174,7 @@ def _upsert_sightings(conn: Connection, source: str, items: Sequence[NewsItem]) 
 def _rebuild(conn: Connection, article_ids: Iterable[str], tagger: Tagger) -> None:
     """Make crypto_news and crypto_news_mentions of ``article_ids`` match their sightings."""
     news, mentions, sightings = schema.crypto_news, schema.crypto_news_mentions, schema.crypto_news_sightings
-    for chunk in _chunks(sorted(set(article_ids))):
+    for chunk in chunks(sorted(set(article_ids))):
         found = conn.execute(select(sightings).where(sightings.c.article_id.in_(chunk))).mappings().all()
         best: dict[str, dict] = {}
         for row in found:
@@ -200,12 +195,6 @@ def _rebuild(conn: Connection, article_ids: Iterable[str], tagger: Tagger) -> No
             conn.execute(insert(news), news_rows)
         if mention_rows:
             conn.execute(insert(mentions), mention_rows)
-
-
-def _chunks(values: Sequence[str]) -> Iterable[list[str]]:
-    values = list(values)
-    for i in range(0, len(values), CHUNK):
-        yield values[i:i + CHUNK]
 
 
 @contextmanager

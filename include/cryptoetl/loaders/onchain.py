@@ -28,30 +28,27 @@ carry ``-sandbox-synthetic`` and ``is_synthetic = true``.
 step runs: a ``ConfigError`` naming it) and ``ETHERSCAN_API_PLAN`` = free | pro decides what is
 loaded (see ``sources/etherscan.py``).
 
-Clients come from ``ctx.client("blockchain_info" | "etherscan", factory)``; the clock that
-decides which days are complete from ``ctx.client("clock", ...)`` (default ``time.time``), so
-tests inject both.
+Clients come from ``ctx.client(BlockchainInfoClient | EtherscanClient)``, and the clock that
+decides which days are complete is ``ctx.clock``, so tests inject both.
 """
 
 from __future__ import annotations
 
 import logging
-import time as _time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from cryptoetl.config import ConfigError
-from cryptoetl.intervals import Interval
+from cryptoetl.intervals import Interval, midnight
+from cryptoetl.sources.blockchain_info import BlockchainInfoClient
+from cryptoetl.sources.etherscan import EtherscanClient
+from cryptoetl.step import StepContext
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.io import replace_interval
 
 log = logging.getLogger(__name__)
 
 SYNTHETIC_SUFFIX = "-sandbox-synthetic"
-
-
-def _clock(ctx) -> Callable[[], float]:
-    return ctx.client("clock", lambda _settings: _time.time)
 
 
 def completed_days(interval: Interval, now: float, step: str) -> tuple[date, date] | None:
@@ -73,44 +70,36 @@ def completed_days(interval: Interval, now: float, step: str) -> tuple[date, dat
     return first, end
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def _load(ctx, interval: Interval, *, step: str, symbol: str, client_name: str, factory,
+def _load(ctx: StepContext, interval: Interval, *, step: str, symbol: str, client_class: type,
           source_label: Callable[[object], str]) -> int:
     if symbol not in {coin.symbol for coin in ctx.settings.symbols}:
         log.warning("%s: %s is not in CRYPTOETL_SYMBOLS; nothing to load", step, symbol)
         return 0
-    days = completed_days(interval, _clock(ctx)(), step)
+    days = completed_days(interval, ctx.clock(), step)
     if days is None:
         return 0
     first, end = days
-    client = ctx.client(client_name, factory)  # after the cheap checks: a missing key fails here
+    client = ctx.client(client_class)  # after the cheap checks: a missing key fails here
     metrics, synthetic = client.daily_metrics(first, end)  # every metric, every day, or raises
     label = source_label(client) + (SYNTHETIC_SUFFIX if synthetic else "")
     rows = []
     for offset in range((end - first).days):
         day = first + timedelta(days=offset)
         row = {"symbol": symbol, "date": day, "data_source": label, "is_synthetic": synthetic,
-               "complete_at": _midnight(day + timedelta(days=1))}
+               "complete_at": midnight(day + timedelta(days=1))}
         row.update({column: values[day] for column, values in metrics.items()})
         rows.append(row)
     return replace_interval(ctx.engine, schema.crypto_onchain_data, rows, time_column="date",
-                            start=_midnight(first), end=_midnight(end), keys={"symbol": [symbol]})
+                            start=midnight(first), end=midnight(end), keys={"symbol": [symbol]})
 
 
-def run_onchain_btc(ctx, interval: Interval) -> int:
+def run_onchain_btc(ctx: StepContext, interval: Interval) -> int:
     """BTC daily totals from blockchain.info charts for the completed days of ``interval``."""
-    from cryptoetl.sources.blockchain_info import BlockchainInfoClient
-
-    return _load(ctx, interval, step="onchain_btc", symbol="BTC", client_name="blockchain_info",
-                 factory=BlockchainInfoClient.from_settings, source_label=lambda _client: "blockchain.info")
+    return _load(ctx, interval, step="onchain_btc", symbol="BTC", client_class=BlockchainInfoClient,
+                 source_label=lambda _client: "blockchain.info")
 
 
-def run_onchain_eth(ctx, interval: Interval) -> int:
+def run_onchain_eth(ctx: StepContext, interval: Interval) -> int:
     """ETH daily totals from the Etherscan v2 API (what the plan allows) for the completed days."""
-    from cryptoetl.sources.etherscan import EtherscanClient
-
-    return _load(ctx, interval, step="onchain_eth", symbol="ETH", client_name="etherscan",
-                 factory=EtherscanClient.from_settings, source_label=lambda client: f"etherscan-{client.plan}")
+    return _load(ctx, interval, step="onchain_eth", symbol="ETH", client_class=EtherscanClient,
+                 source_label=lambda client: f"etherscan-{client.plan}")

@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
 
 from cryptoetl.intervals import Interval
+from cryptoetl.loaders import chunks
 from cryptoetl.sentiment.model import CANONICAL_LABELS, ModelHandle, ModelSpec, warn_synthetic
+from cryptoetl.step import StepContext
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.io import to_naive_utc
 
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 
 # crypto_news.category -> model role
 ROUTES = {"crypto": "cryptobert", "general": "finbert"}
-CHUNK = 500  # ids per IN (...) list
 
 
 class UnknownCategory(ValueError):
@@ -75,17 +75,13 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def model_handle(ctx, key: str) -> ModelHandle:
-    """The model of role ``key``, one per step context (tests and the bench register their own as
-    ``sentiment:<key>`` in ``ctx.clients``)."""
-    return ctx.client(f"sentiment:{key}", lambda s: ModelHandle(ModelSpec.from_settings(s.sentiment, key),
-                                                                threads=s.sentiment.torch_threads))
-
-
-def _chunks(values: Sequence) -> Iterable[list]:
-    values = list(values)
-    for i in range(0, len(values), CHUNK):
-        yield values[i:i + CHUNK]
+def model_handle(ctx: StepContext, key: str) -> ModelHandle:
+    """The model of role ``key``, loaded once per step context (tests and the bench put their own
+    in ``ctx.models``)."""
+    if key not in ctx.models:
+        settings = ctx.settings.sentiment
+        ctx.models[key] = ModelHandle(ModelSpec.from_settings(settings, key), threads=settings.torch_threads)
+    return ctx.models[key]
 
 
 @dataclass
@@ -99,14 +95,14 @@ class _Plan:
     misrouted: list[str]  # articles with rows under the other model role
 
 
-def _plan(ctx, key: str, group: list[Article], rescore: bool) -> _Plan:
+def _plan(ctx: StepContext, key: str, group: list[Article], rescore: bool) -> _Plan:
     sent = schema.crypto_sentiment_data
     handle = model_handle(ctx, key)
     model_id, revision = handle.spec.model_id, handle.revision  # resolves the model: may raise ModelNotAvailable
     existing: dict[str, tuple] = {}
     misrouted: set[str] = set()
     with ctx.engine.connect() as conn:
-        for chunk in _chunks([a.article_id for a in group]):
+        for chunk in chunks([a.article_id for a in group]):
             for r in conn.execute(select(sent.c.article_id, sent.c.model_id, sent.c.model_revision, sent.c.model_key,
                                          sent.c.published_at, sent.c.text_sha256, sent.c.is_synthetic)
                                   .where(sent.c.article_id.in_(chunk))):
@@ -124,11 +120,12 @@ def _plan(ctx, key: str, group: list[Article], rescore: bool) -> _Plan:
     return _Plan(key, handle, len(group), len(existing), to_score, to_fix, sorted(misrouted))
 
 
-def run_sentiment(ctx, interval: Interval, *, rescore: bool | None = None) -> int:
+def run_sentiment(ctx: StepContext, interval: Interval, *, rescore: bool | None = None) -> int:
     """Score the interval's articles not yet scored by the current model revisions; returns the number of
-    score rows written."""
+    score rows written. ``rescore``: score them again (default: the ``rescore`` option or setting)."""
     cfg = ctx.settings.sentiment
-    rescore = cfg.rescore if rescore is None else rescore
+    if rescore is None:
+        rescore = cfg.rescore or "rescore" in ctx.options
     lo, hi = to_naive_utc(interval.start), to_naive_utc(interval.end)
     news, sent = schema.crypto_news, schema.crypto_sentiment_data
 
@@ -185,14 +182,14 @@ def run_sentiment(ctx, interval: Interval, *, rescore: bool | None = None) -> in
         return 0
     # One transaction: deletions, replaced rows, new rows, corrected copies.
     with ctx.engine.begin() as conn:
-        for chunk in _chunks(vanished):
+        for chunk in chunks(vanished):
             conn.execute(delete(sent).where(sent.c.article_id.in_(chunk), sent.c.published_at >= lo,
                                             sent.c.published_at < hi))
         for plan in plans:
             model_id, revision = plan.handle.spec.model_id, plan.handle.revision
-            for chunk in _chunks(plan.misrouted):
+            for chunk in chunks(plan.misrouted):
                 conn.execute(delete(sent).where(sent.c.article_id.in_(chunk), sent.c.model_key != plan.key))
-            for chunk in _chunks([a.article_id for a in plan.to_score]):
+            for chunk in chunks([a.article_id for a in plan.to_score]):
                 # one score per (article, model role): a new revision (or model) replaces the old one
                 conn.execute(delete(sent).where(sent.c.model_key == plan.key, sent.c.article_id.in_(chunk)))
             for a in plan.to_fix:

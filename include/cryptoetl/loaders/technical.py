@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from cryptoetl.intervals import Interval
+from cryptoetl.step import StepContext
 from cryptoetl.transforms import technical as technical_tx
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.io import read_frame, replace_interval_parts
@@ -33,7 +34,7 @@ def symbol_groups(symbols: Sequence[str], hours: int, rows_per_part: int | None 
     return [list(symbols[i:i + size]) for i in range(0, len(symbols), size)]
 
 
-def run_technical(ctx, interval: Interval) -> int:
+def run_technical(ctx: StepContext, interval: Interval) -> int:
     # the indicators' warm-up, and never less than the longest return lag
     warmup = timedelta(hours=max(ctx.settings.warmup_hours, technical_tx.RETURN_LOOKBACK_HOURS))
     symbols = [coin.symbol for coin in ctx.settings.symbols]

@@ -5,9 +5,11 @@ research; they exist so that the demo and the tests run the real clients end to 
 internet. Every response carries ``X-Cryptoetl-Synthetic: true`` and the loaders label the
 rows they write from it.
 
-One server speaks every API, each under its own path prefix with the real request and
-response shapes (see ``API_MODULES`` and each module's docstring); ``SandboxServer.urls()``
-gives the base URL of each, which is what the clients' ``*_BASE_URL`` settings point at.
+One server speaks every registered source's API (``sources/registry.py``): each source's spec names
+its sandbox class here (``SourceSpec.sandbox``) and the path it is served under
+(``SourceSpec.sandbox_path``), with the real request and response shapes (see each module's
+docstring). ``SandboxServer.urls()`` gives the base URL of each, which is what the clients'
+``*_BASE_URL`` settings point at.
 
 Fault injection, from Python (``server.set_faults``), over HTTP (``POST /__sandbox__/faults``
 with a JSON list, ``DELETE`` to clear) or from ``CRYPTOETL_SANDBOX_FAULTS`` (same JSON) for the
@@ -30,31 +32,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from cryptoetl.sandbox.common import Route
+from cryptoetl.sources import registry
 
-# "module:Class" under cryptoetl.sandbox; each class is built with the server and returns its routes.
-API_MODULES = (
-    "coingecko:CoinGeckoApi",
-    "fred:FredApi",
-    "onchain:BlockchainInfoApi",
-    "onchain:EtherscanApi",
-    "news:GuardianApi",
-    "news:CryptoPanicApi",
-    "news:RssApi",
-)
-# Base URL path of each API on the sandbox, by the name of its settings prefix.
-API_PREFIXES = {
-    "coingecko": "/api/v3",
-    "fred": "/fred",
-    "blockchain_info": "/blockchain",
-    "etherscan": "/etherscan/v2/api",
-    "guardian": "/guardian",
-    "cryptopanic": "/cryptopanic/api/developer/v2",
-    "rss": "/rss",
-}
 
 class SandboxServer:
     """HTTP sandbox in a daemon thread. ``start()`` returns the CoinGecko base URL; ``urls()``
     gives every API's. ``now`` is the sandbox's clock: nothing after it is served."""
+
+    SANDBOX_PACKAGE = "cryptoetl.sandbox"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, now: Callable[[], float] | None = None,
                  require_key: str | None = None, timeout_sleep: float = 5.0):
@@ -67,18 +52,22 @@ class SandboxServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.apis: dict[str, object] = {}
+        self.apis: dict[str, object] = {}  # by class name
         self.routes: list[Route] = []
-        for spec in API_MODULES:
-            module, cls = spec.split(":")
-            api = getattr(importlib.import_module(f"cryptoetl.sandbox.{module}"), cls)(self)
+        self.prefixes: dict[str, str] = {}  # source name -> its API's base path here
+        for spec in registry.sources():
+            module, cls = spec.sandbox.split(":")
+            self.prefixes[spec.name] = spec.sandbox_path
+            if cls in self.apis:  # one class may serve several sources
+                continue
+            api = getattr(importlib.import_module(f"{self.SANDBOX_PACKAGE}.{module}"), cls)(self)
             self.apis[cls] = api
             self.routes += api.routes()
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/api/v3"
+        return self.urls()["coingecko"]
 
     @property
     def root_url(self) -> str:
@@ -86,7 +75,7 @@ class SandboxServer:
 
     def urls(self) -> dict[str, str]:
         """Base URL of each API, keyed by its settings prefix (``fred`` -> ``FRED_BASE_URL``)."""
-        return {name: self.root_url + prefix for name, prefix in API_PREFIXES.items()}
+        return {name: self.root_url + prefix for name, prefix in self.prefixes.items()}
 
     def env(self) -> dict[str, str]:
         """Environment that points every client at this sandbox (``{PREFIX}_BASE_URL``)."""
@@ -220,6 +209,10 @@ def serve(host: str, port: int) -> None:
     print(f"cryptoetl sandbox serving SYNTHETIC data (not market data) at {server.root_url}", flush=True)
     for name, url in server.urls().items():
         print(f"  {name.upper()}_BASE_URL={url}", flush=True)
+    accepted = {k: v for spec in registry.sources() for k, v in spec.sandbox_env.items()}
+    print("keys and plans it accepts (SYNTHETIC sandbox only, never real keys):", flush=True)
+    for name, value in accepted.items():
+        print(f"  {name}={value}", flush=True)
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())

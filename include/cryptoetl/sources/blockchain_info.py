@@ -10,8 +10,8 @@ The real production client; it reaches the offline sandbox only through ``BLOCKC
   calls are spaced by ``BLOCKCHAIN_INFO_RATE_PER_MINUTE`` (default 6), HTTP 429 honours
   ``Retry-After``, 5xx/timeouts retry with exponential backoff (all in ``HttpSource``).
 - ``daily_metrics`` returns every chart of ``CHARTS`` for every day of [first, end) or raises:
-  a payload without ``values`` or with a non-numeric point is a ``BlockchainInfoPayloadError``
-  (malformed or drifted API), a chart that lacks a day is ``BlockchainInfoDataMissing``
+  a payload without ``values`` or with a non-numeric point is a ``SourcePayloadError``
+  (malformed or drifted API), a chart that lacks a day is ``SourceDataGap``
   (usually: the day is not published yet). Either way nothing is half-loaded.
 - Several points in one UTC day would mean the chart is no longer daily: a payload error,
   never a silent pick.
@@ -44,25 +44,27 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRateLimited
+from cryptoetl.sources.http import HttpSource, SourceDataGap, SourceError, SourcePayloadError
+from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec
 
 log = logging.getLogger(__name__)
 
 
-class BlockchainInfoError(SourceError):
-    """blockchain.info failed or answered something unusable."""
-
-
-class BlockchainInfoRateLimited(BlockchainInfoError, SourceRateLimited):
-    """HTTP 429 persisted after every retry."""
-
-
-class BlockchainInfoPayloadError(BlockchainInfoError, SourcePayloadError):
-    """Malformed or drifted payload."""
-
-
-class BlockchainInfoDataMissing(BlockchainInfoError):
-    """A chart has no value for a day that was asked for (not published yet, or a gap)."""
+SPEC = SourceSpec(
+    name="blockchain_info",
+    title="blockchain.info",
+    # It asks for no more than one call every 10 seconds on the charts; no key.
+    plans={DEFAULT_PLAN: Plan("https://api.blockchain.info", 6)},
+    step="onchain_btc",
+    run="cryptoetl.loaders.onchain:run_onchain_btc",
+    writes="crypto_onchain_data",
+    dag_id="onchain_blockchain_info",
+    task_id="load_onchain_btc",
+    description="BTC daily on-chain totals from blockchain.info charts",
+    sandbox="onchain:BlockchainInfoApi",
+    sandbox_path="/blockchain",
+    pool=Pool(1, "Concurrent blockchain.info chart tasks (asks for gentle use; the client spaces calls)."),
+)
 
 
 @dataclass(frozen=True)
@@ -91,15 +93,7 @@ def _day_of(x: float) -> date:
 
 
 class BlockchainInfoClient(HttpSource):
-    name = "blockchain_info"
-    error_class = BlockchainInfoError
-    rate_limited_class = BlockchainInfoRateLimited
-    payload_error_class = BlockchainInfoPayloadError
-
-    @classmethod
-    def from_settings(cls, settings) -> BlockchainInfoClient:
-        src = settings.source("blockchain_info")
-        return cls(src.base_url, rate_per_minute=src.rate_per_minute, timeout=settings.http_timeout_seconds)
+    spec = SPEC
 
     def chart(self, chart: str, first: date, end: date) -> tuple[dict[date, float], bool]:
         """Values of ``chart`` by UTC day for the days in [first, end), as the API reports them
@@ -130,7 +124,7 @@ class BlockchainInfoClient(HttpSource):
             out[chart.column] = {d: v * chart.scale for d, v in values.items()}
         if missing:
             detail = "; ".join(f"{name}: {', '.join(d.isoformat() for d in ds)}" for name, ds in missing.items())
-            raise BlockchainInfoDataMissing(
+            raise SourceDataGap(
                 f"blockchain.info charts have no value for some days of [{first}, {end}) ({detail}); "
                 "the day may not be published yet. Nothing was written; rerun later")
         return out, synthetic_any
@@ -140,26 +134,26 @@ class BlockchainInfoClient(HttpSource):
         where = f"blockchain.info chart {chart!r} [{first}, {end})"
         if not isinstance(body, dict) or not isinstance(body.get("values"), list):
             keys = sorted(body) if isinstance(body, dict) else type(body).__name__
-            raise BlockchainInfoPayloadError(f"{where}: payload has no 'values' list (got {keys}); "
+            raise SourcePayloadError(f"{where}: payload has no 'values' list (got {keys}); "
                                              "has the API schema changed?")
         if body.get("status", "ok") != "ok":
-            raise BlockchainInfoError(f"{where}: status {body.get('status')!r}: {str(body)[:200]}")
+            raise SourceError(f"{where}: status {body.get('status')!r}: {str(body)[:200]}")
         out: dict[date, float] = {}
         for point in body["values"]:
             if not isinstance(point, dict) or "x" not in point or "y" not in point:
-                raise BlockchainInfoPayloadError(f"{where}: point {str(point)[:80]} is not {{'x': ts, 'y': value}}; "
+                raise SourcePayloadError(f"{where}: point {str(point)[:80]} is not {{'x': ts, 'y': value}}; "
                                                  "has the API schema changed?")
             x, y = point["x"], point["y"]
             if not isinstance(x, int | float) or isinstance(x, bool):
-                raise BlockchainInfoPayloadError(f"{where}: timestamp {x!r} is not a number")
+                raise SourcePayloadError(f"{where}: timestamp {x!r} is not a number")
             day = _day_of(x)
             if not first <= day < end:
                 continue
             if y is None:  # the API's way to say "no value": the day counts as missing
                 continue
             if not isinstance(y, int | float) or isinstance(y, bool) or not math.isfinite(y):
-                raise BlockchainInfoPayloadError(f"{where}: value {y!r} on {day} is not a finite number")
+                raise SourcePayloadError(f"{where}: value {y!r} on {day} is not a finite number")
             if day in out:
-                raise BlockchainInfoPayloadError(f"{where}: several points on {day}: the chart is no longer daily")
+                raise SourcePayloadError(f"{where}: several points on {day}: the chart is no longer daily")
             out[day] = float(y)
         return out

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from cryptoetl.sources.http import HttpSource, SourcePayloadError
+from cryptoetl.sources.spec import Plan, Pool, SourceSpec
 
-from cryptoetl.config import ConfigError
-from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRateLimited
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -31,35 +33,37 @@ MAX_SPAN = timedelta(days=90)
 SERIES = {"prices": "price", "market_caps": "market_cap", "total_volumes": "total_volume"}
 
 
-class CoinGeckoError(SourceError):
-    """The API failed or answered something we cannot use. Safe to show: no key inside."""
-
-
-class CoinGeckoRateLimited(CoinGeckoError, SourceRateLimited):
-    """HTTP 429 persisted after every retry."""
-
-
-class CoinGeckoPayloadError(CoinGeckoError, SourcePayloadError):
-    """Malformed or drifted payload."""
+SPEC = SourceSpec(
+    name="coingecko",
+    title="CoinGecko",
+    # Documented per-minute limits; demo keys send x-cg-demo-api-key, pro keys x-cg-pro-api-key.
+    plans={
+        "public": Plan("https://api.coingecko.com/api/v3", 5),
+        "demo": Plan("https://api.coingecko.com/api/v3", 30, needs_key=True),
+        "pro": Plan("https://pro-api.coingecko.com/api/v3", 500, needs_key=True),
+    },
+    step="prices",
+    run="cryptoetl.loaders.prices:run_prices",
+    writes="price_data_real",
+    dag_id="prices_coingecko",
+    task_id="load_prices",
+    description="Hourly price, market cap and volume from CoinGecko market_chart/range",
+    sandbox="coingecko:CoinGeckoApi",
+    sandbox_path="/api/v3",
+    pool=Pool(2, "Concurrent CoinGecko tasks. Caps concurrency, not call rate: the client spaces calls "
+                 "to the plan's per-minute limit."),
+    key_use="the demo and pro plans send it with every call",
+)
 
 
 class CoinGeckoClient(HttpSource):
-    name = "coingecko"
-    error_class = CoinGeckoError
-    rate_limited_class = CoinGeckoRateLimited
-    payload_error_class = CoinGeckoPayloadError
+    spec = SPEC
 
     def __init__(self, base_url: str, *, api_key: str | None = None, plan: str = "public",
-                 rate_per_minute: int = 30, **kwargs):
-        if plan in ("demo", "pro") and not api_key:
-            raise ConfigError(f"COINGECKO_API_KEY is required for COINGECKO_API_PLAN={plan}")
+                 rate_per_minute: float = 30, **kwargs):
         headers = {f"x-cg-{plan}-api-key": api_key} if api_key and plan in ("demo", "pro") else {}
-        super().__init__(base_url, rate_per_minute=rate_per_minute, headers=headers, **kwargs)
-
-    @classmethod
-    def from_settings(cls, settings) -> CoinGeckoClient:
-        return cls(settings.coingecko_base_url, api_key=settings.coingecko_api_key, plan=settings.coingecko_plan,
-                   rate_per_minute=settings.coingecko_rate_per_minute, timeout=settings.http_timeout_seconds)
+        super().__init__(base_url, api_key=api_key, plan=plan, rate_per_minute=rate_per_minute, headers=headers,
+                         **kwargs)
 
     def get(self, path: str, params: dict) -> tuple[object, bool]:
         """JSON body and whether the server labelled it synthetic."""
@@ -68,6 +72,8 @@ class CoinGeckoClient(HttpSource):
     # -- endpoints ---------------------------------------------------------------------------
     def market_chart_range(self, coin_id: str, start: datetime, end: datetime) -> pd.DataFrame:
         """Hourly rows in [start, end): time (UTC, hour start), price, market_cap, total_volume, source."""
+        import pandas as pd  # here, not at import: the registry reads SPEC at DAG parse time
+
         if start >= end:
             raise ValueError(f"empty range [{start}, {end})")
         request_start = min(start, end - MIN_SPAN)
@@ -96,21 +102,23 @@ class CoinGeckoClient(HttpSource):
 
     @staticmethod
     def _parse(body: object, coin_id: str, lo: datetime, hi: datetime) -> pd.DataFrame:
-        where = f"market_chart/range for {coin_id!r} [{lo:%Y-%m-%dT%H:%MZ}, {hi:%Y-%m-%dT%H:%MZ}]"
+        import pandas as pd
+
+        where = f"coingecko market_chart/range for {coin_id!r} [{lo:%Y-%m-%dT%H:%MZ}, {hi:%Y-%m-%dT%H:%MZ}]"
         if not isinstance(body, dict) or "prices" not in body:
             keys = sorted(body) if isinstance(body, dict) else type(body).__name__
-            raise CoinGeckoError(f"{where}: payload has no 'prices' (got {keys}); has the API schema changed?")
+            raise SourcePayloadError(f"{where}: payload has no 'prices' (got {keys}); has the API schema changed?")
         series = []
         for key, column in SERIES.items():
             raw = body.get(key, [])
             try:
                 frame = pd.DataFrame(raw, columns=["ms", column], dtype="float64")
             except (ValueError, TypeError) as exc:
-                raise CoinGeckoError(f"{where}: '{key}' is not a list of [timestamp_ms, number] pairs") from exc
+                raise SourcePayloadError(f"{where}: '{key}' is not a list of [timestamp_ms, number] pairs") from exc
             series.append(frame.drop_duplicates("ms").set_index("ms"))
         merged = series[0].join(series[1:], how="left")
         if merged["price"].isna().any():
-            raise CoinGeckoError(f"{where}: 'prices' contains null values")
+            raise SourcePayloadError(f"{where}: 'prices' contains null values")
         merged = merged.reset_index()
         merged["ts"] = pd.to_datetime(merged["ms"].astype("int64"), unit="ms", utc=True)
         return merged.drop(columns="ms")

@@ -22,50 +22,44 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
-from cryptoetl.config import ConfigError
 from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items, utc_seconds
-from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRateLimited
+from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError
+from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec
 
 MAX_PAGES = 1000
 
 
-class CryptoPanicError(SourceError):
-    """CryptoPanic failed or answered something unusable. Safe to show: no token inside."""
+SPEC = SourceSpec(
+    name="cryptopanic",
+    title="CryptoPanic",
+    plans={DEFAULT_PLAN: Plan("https://cryptopanic.com/api/developer/v2", 60, needs_key=True)},  # developer: ~2/s
+    step="news_cryptopanic",
+    run="cryptoetl.loaders.news:run_news_cryptopanic",
+    writes="crypto_news",
+    dag_id="news_cryptopanic",
+    task_id="load_news_cryptopanic",
+    description="CryptoPanic posts published in the interval",
+    sandbox="news:CryptoPanicApi",
+    sandbox_path="/cryptopanic/api/developer/v2",
+    sandbox_env={"CRYPTOPANIC_API_KEY": "sandbox-demo-key"},
+    pool=Pool(1, "Concurrent CryptoPanic tasks (the client spaces calls to the plan's limit)."),
+    key_use="the news_cryptopanic step reads the CryptoPanic posts API; pause the news_cryptopanic DAG "
+            "if you have no token",
+)
 
 
-class CryptoPanicRateLimited(CryptoPanicError, SourceRateLimited):
-    """HTTP 429 persisted after every retry."""
-
-
-class CryptoPanicPayloadError(CryptoPanicError, SourcePayloadError):
-    """Malformed or drifted payload."""
-
-
-class CryptoPanicHistoryError(CryptoPanicError):
+class CryptoPanicHistoryError(SourceError):
     """The API's history (the plan's page limit) ends after the start of the interval."""
 
 
 class CryptoPanicClient(HttpSource):
-    name = "cryptopanic"
-    error_class = CryptoPanicError
-    rate_limited_class = CryptoPanicRateLimited
-    payload_error_class = CryptoPanicPayloadError
+    spec = SPEC
 
     def __init__(self, base_url: str, *, api_key: str, rate_per_minute: float = 60, kind: str = "news",
                  max_pages: int = MAX_PAGES, **kwargs):
-        if not api_key:
-            raise ConfigError("CRYPTOPANIC_API_KEY is not set (the CryptoPanic API needs an auth token)")
-        super().__init__(base_url, rate_per_minute=rate_per_minute, **kwargs)
-        self.api_key = api_key
+        super().__init__(base_url, api_key=api_key, rate_per_minute=rate_per_minute, **kwargs)
         self.kind = kind
         self.max_pages = max_pages
-
-    @classmethod
-    def from_settings(cls, settings) -> CryptoPanicClient:
-        src = settings.source("cryptopanic")
-        key = src.require_key("the news_cryptopanic step reads the CryptoPanic posts API")
-        return cls(src.base_url, api_key=key, rate_per_minute=src.rate_per_minute,
-                   timeout=settings.http_timeout_seconds)
 
     def posts(self, start: datetime, end: datetime) -> list[NewsItem]:
         """Every post published in [start, end), oldest first, one per article."""
@@ -98,14 +92,14 @@ class CryptoPanicClient(HttpSource):
             params = self._next_params(nxt, where)
             marker = repr(sorted(params.items()))
             if marker in seen_pages:
-                raise CryptoPanicPayloadError(f"{where}: 'next' points back to a page already read")
+                raise SourcePayloadError(f"{where}: 'next' points back to a page already read")
             seen_pages.add(marker)
-        raise CryptoPanicError(f"cryptopanic posts: more than {self.max_pages} pages before reaching {lo}")
+        raise SourceError(f"cryptopanic posts: more than {self.max_pages} pages before reaching {lo}")
 
     def _next_params(self, nxt: str, where: str) -> dict:
         parts = urlsplit(nxt)
         if not parts.path.rstrip("/").endswith("/posts"):
-            raise CryptoPanicPayloadError(f"{where}: 'next' is not a posts URL (path {parts.path!r})")
+            raise SourcePayloadError(f"{where}: 'next' is not a posts URL (path {parts.path!r})")
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         params["auth_token"] = self.api_key
         return params
@@ -114,28 +108,28 @@ class CryptoPanicClient(HttpSource):
     def _page(body: object, where: str) -> tuple[list, str | None]:
         if not isinstance(body, dict) or not isinstance(body.get("results"), list) or "next" not in body:
             keys = sorted(body) if isinstance(body, dict) else type(body).__name__
-            raise CryptoPanicPayloadError(f"{where}: payload lacks 'results'/'next' (got {keys}); "
+            raise SourcePayloadError(f"{where}: payload lacks 'results'/'next' (got {keys}); "
                                           "has the API schema changed?")
         nxt = body["next"]
         if nxt is not None and not isinstance(nxt, str):
-            raise CryptoPanicPayloadError(f"{where}: 'next' is not a URL")
+            raise SourcePayloadError(f"{where}: 'next' is not a URL")
         return body["results"], nxt
 
     @staticmethod
     def _item(post: object, where: str, synthetic: bool) -> tuple[int, NewsItem]:
         if not isinstance(post, dict):
-            raise CryptoPanicPayloadError(f"{where}: a result is not an object")
+            raise SourcePayloadError(f"{where}: a result is not an object")
         missing = [k for k in ("id", "title", "published_at") if not post.get(k)]
         if missing or not (post.get("original_url") or post.get("url")):
-            raise CryptoPanicPayloadError(f"{where}: post {post.get('id', '?')!r} lacks {missing or ['url']} "
+            raise SourcePayloadError(f"{where}: post {post.get('id', '?')!r} lacks {missing or ['url']} "
                                           f"(has {sorted(post)}); has the API schema changed?")
         try:
             published = datetime.fromisoformat(str(post["published_at"]).replace("Z", "+00:00"))
             url = canonical_url(post.get("original_url") or post["url"])
         except ValueError as exc:
-            raise CryptoPanicPayloadError(f"{where}: post {post.get('id')!r}: {exc}") from exc
+            raise SourcePayloadError(f"{where}: post {post.get('id')!r}: {exc}") from exc
         title = clean_text(post["title"])
         if title is None:
-            raise CryptoPanicPayloadError(f"{where}: post {post.get('id')!r} has a blank title")
+            raise SourcePayloadError(f"{where}: post {post.get('id')!r} has a blank title")
         return post["id"], NewsItem(url=url, published_at=utc_seconds(published), title=title,
                                     summary=clean_text(post.get("description")), synthetic=synthetic)

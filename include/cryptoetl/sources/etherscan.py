@@ -35,13 +35,13 @@ Every call is ``GET {base}?chainid=1&module=...&action=...&apikey=KEY`` and answ
 
 **Errors come back as HTTP 200** with ``status "0"``: "Max calls per sec rate limit reached"
 (or "Max rate limit reached") is retried with exponential backoff and ends as
-``EtherscanRateLimited``; a daily-limit message fails at once (it resets at 00:00 UTC, so
+``SourceRateLimited``; a daily-limit message fails at once (it resets at 00:00 UTC, so
 retrying within the task is useless). "No data found" style answers with an empty list are an
-empty result; anything else is a final ``EtherscanError``. HTTP 429, 5xx and timeouts are
+empty result; anything else is a final ``SourceError``. HTTP 429, 5xx and timeouts are
 handled by ``HttpSource`` like for every source.
 
 ``daily_metrics`` returns every metric of the plan for every day of [first, end) or raises
-(``EtherscanDataMissing`` when a day is absent): nothing is ever half-loaded.
+(``SourceDataGap`` when a day is absent): nothing is ever half-loaded.
 """
 
 from __future__ import annotations
@@ -52,11 +52,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from cryptoetl.config import ConfigError
-from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRateLimited
+from cryptoetl.sources.http import HttpSource, SourceDataGap, SourceError, SourcePayloadError, SourceRateLimited
+from cryptoetl.sources.spec import Plan, Pool, SourceSpec
 
 log = logging.getLogger(__name__)
 
-PLANS = ("free", "pro")
 # action -> (field in each record, column, scale to the column's unit)
 PRO_ACTIONS: dict[str, tuple[str, str, float]] = {
     "dailytx": ("transactionCount", "transaction_count", 1.0),
@@ -71,65 +71,56 @@ PRO_ACTIONS: dict[str, tuple[str, str, float]] = {
 FREE_COLUMNS = ("block_count",)
 
 
-class EtherscanError(SourceError):
-    """Etherscan failed or answered something unusable. Safe to show: no key inside."""
+SPEC = SourceSpec(
+    name="etherscan",
+    title="Etherscan",
+    # Etherscan v2 wants a key on every call. Free keys: 3 calls/s; the daily stats are PRO-only.
+    plans={"free": Plan("https://api.etherscan.io/v2/api", 180, needs_key=True),
+           "pro": Plan("https://api.etherscan.io/v2/api", 180, needs_key=True)},
+    step="onchain_eth",
+    run="cryptoetl.loaders.onchain:run_onchain_eth",
+    writes="crypto_onchain_data",
+    dag_id="onchain_etherscan",
+    task_id="load_onchain_eth",
+    description="ETH daily on-chain totals from the Etherscan v2 API",
+    sandbox="onchain:EtherscanApi",
+    sandbox_path="/etherscan/v2/api",
+    sandbox_env={"ETHERSCAN_API_KEY": "sandbox-pro-demo", "ETHERSCAN_API_PLAN": "pro"},
+    pool=Pool(1, "Concurrent Etherscan tasks (free key: 5 calls/s; the client spaces calls)."),
+    key_use="the Etherscan v2 API needs a key on every call",
+)
 
 
-class EtherscanRateLimited(EtherscanError, SourceRateLimited):
-    """Rate limited (HTTP 429 or Etherscan's HTTP-200 rate-limit answer) after every retry."""
-
-
-class EtherscanPayloadError(EtherscanError, SourcePayloadError):
-    """Malformed or drifted payload."""
-
-
-class EtherscanAuthError(EtherscanError):
+class EtherscanAuthError(SourceError):
     """Etherscan rejected the key."""
 
 
-class EtherscanPlanError(EtherscanError):
+class EtherscanPlanError(SourceError):
     """The key's plan does not include the endpoint (PRO endpoint with a free key)."""
-
-
-class EtherscanDataMissing(EtherscanError):
-    """A day that was asked for is absent from the answer (not published yet, or a gap)."""
 
 
 def _number(value: Any, where: str) -> float:
     """Etherscan sends numbers as JSON numbers or decimal strings."""
     if isinstance(value, bool):
-        raise EtherscanPayloadError(f"{where}: {value!r} is not a number")
+        raise SourcePayloadError(f"{where}: {value!r} is not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise EtherscanPayloadError(f"{where}: {value!r} is not a number") from None
+        raise SourcePayloadError(f"{where}: {value!r} is not a number") from None
     if not math.isfinite(number):
-        raise EtherscanPayloadError(f"{where}: {value!r} is not a finite number")
+        raise SourcePayloadError(f"{where}: {value!r} is not a finite number")
     return number
 
 
 class EtherscanClient(HttpSource):
-    name = "etherscan"
-    error_class = EtherscanError
-    rate_limited_class = EtherscanRateLimited
-    payload_error_class = EtherscanPayloadError
+    spec = SPEC
 
-    def __init__(self, base_url: str, *, api_key: str | None, plan: str = "free", chain_id: int = 1,
+    def __init__(self, base_url: str, *, api_key: str, plan: str = "free", chain_id: int = 1,
                  rate_per_minute: float = 180, **kwargs):
-        if not api_key:
-            raise ConfigError("ETHERSCAN_API_KEY is not set: the Etherscan v2 API needs a key on every call "
-                              "(put it in the data-collection-secrets Secret, or export it locally)")
-        if plan not in PLANS:
-            raise ConfigError(f"ETHERSCAN_API_PLAN must be one of {list(PLANS)}, got {plan!r}")
-        super().__init__(base_url, rate_per_minute=rate_per_minute, **kwargs)
-        self.api_key, self.plan, self.chain_id = api_key, plan, chain_id
-
-    @classmethod
-    def from_settings(cls, settings) -> EtherscanClient:
-        src = settings.source("etherscan")
-        key = src.require_key("the Etherscan v2 API needs a key on every call")
-        return cls(src.base_url, api_key=key, plan=(src.plan or "free").lower(),
-                   rate_per_minute=src.rate_per_minute, timeout=settings.http_timeout_seconds)
+        if plan not in SPEC.plans:
+            raise ConfigError(f"ETHERSCAN_API_PLAN must be one of {list(SPEC.plans)}, got {plan!r}")
+        super().__init__(base_url, api_key=api_key, plan=plan, rate_per_minute=rate_per_minute, **kwargs)
+        self.chain_id = chain_id
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -151,7 +142,7 @@ class EtherscanClient(HttpSource):
             body, synthetic = self.get_json("", query)
             if not isinstance(body, dict) or "status" not in body or "result" not in body:
                 keys = sorted(body) if isinstance(body, dict) else type(body).__name__
-                raise EtherscanPayloadError(f"{where}: payload lacks 'status'/'result' (got {keys}); "
+                raise SourcePayloadError(f"{where}: payload lacks 'status'/'result' (got {keys}); "
                                             "has the API schema changed?")
             status, result, message = str(body["status"]), body["result"], str(body.get("message", ""))
             if status == "1":
@@ -160,7 +151,7 @@ class EtherscanClient(HttpSource):
             low = text.lower()
             if "rate limit" in low:
                 if "daily" in low or "per day" in low:
-                    raise EtherscanRateLimited(f"{where}: daily call limit reached ({text}); it resets at "
+                    raise SourceRateLimited(f"{where}: daily call limit reached ({text}); it resets at "
                                                "00:00 UTC, retrying now cannot help")
                 last = text
                 if attempt == self.max_retries:
@@ -178,8 +169,8 @@ class EtherscanClient(HttpSource):
                                          "set ETHERSCAN_API_PLAN=free (block counts only) or upgrade the key")
             if isinstance(result, list) and not result and message.lower().startswith("no "):
                 return [], synthetic  # "No data found" / "No transactions found"
-            raise EtherscanError(f"{where}: {message}: {text[:200]}")
-        raise EtherscanRateLimited(f"{where}: giving up after {self.max_retries + 1} attempts: {last}")
+            raise SourceError(f"{where}: {message}: {text[:200]}")
+        raise SourceRateLimited(f"{where}: giving up after {self.max_retries + 1} attempts: {last}")
 
     # -- endpoints ---------------------------------------------------------------------------
     def daily_stat(self, action: str, first: date, end: date) -> tuple[dict[date, float], bool]:
@@ -190,21 +181,21 @@ class EtherscanClient(HttpSource):
                                       sort="asc")
         where = f"etherscan stats/{action} [{first}, {end})"
         if not isinstance(result, list):
-            raise EtherscanPayloadError(f"{where}: 'result' is {type(result).__name__}, not a list of days")
+            raise SourcePayloadError(f"{where}: 'result' is {type(result).__name__}, not a list of days")
         out: dict[date, float] = {}
         for record in result:
             if not isinstance(record, dict) or "UTCDate" not in record or field not in record:
                 keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-                raise EtherscanPayloadError(f"{where}: a record lacks 'UTCDate'/{field!r} (got {keys}); "
+                raise SourcePayloadError(f"{where}: a record lacks 'UTCDate'/{field!r} (got {keys}); "
                                             "has the API schema changed?")
             try:
                 day = date.fromisoformat(str(record["UTCDate"]))
             except ValueError:
-                raise EtherscanPayloadError(f"{where}: UTCDate {record['UTCDate']!r} is not YYYY-MM-DD") from None
+                raise SourcePayloadError(f"{where}: UTCDate {record['UTCDate']!r} is not YYYY-MM-DD") from None
             if not first <= day < end:
                 continue
             if day in out:
-                raise EtherscanPayloadError(f"{where}: several records for {day}")
+                raise SourcePayloadError(f"{where}: several records for {day}")
             out[day] = _number(record[field], f"{where} {field} on {day}") * scale
         return out, synthetic
 
@@ -213,11 +204,11 @@ class EtherscanClient(HttpSource):
         result, synthetic = self.call("block", "getblocknobytime", timestamp=timestamp, closest="before")
         where = f"etherscan block/getblocknobytime at {timestamp}"
         if isinstance(result, bool) or not isinstance(result, str | int):
-            raise EtherscanPayloadError(f"{where}: 'result' is {type(result).__name__}, not a block number")
+            raise SourcePayloadError(f"{where}: 'result' is {type(result).__name__}, not a block number")
         try:
             return int(result), synthetic
         except ValueError:
-            raise EtherscanPayloadError(f"{where}: {result!r} is not a block number") from None
+            raise SourcePayloadError(f"{where}: {result!r} is not a block number") from None
 
     def block_counts(self, first: date, end: date) -> tuple[dict[date, float], bool]:
         """Blocks mined in each UTC day of [first, end): blocks before the next midnight minus
@@ -233,7 +224,7 @@ class EtherscanClient(HttpSource):
         out = {}
         for day, lo, hi in zip(days, numbers, numbers[1:], strict=False):
             if hi < lo:
-                raise EtherscanPayloadError(f"etherscan getblocknobytime: block numbers go backwards around {day} "
+                raise SourcePayloadError(f"etherscan getblocknobytime: block numbers go backwards around {day} "
                                             f"({lo} then {hi})")
             out[day] = float(hi - lo)
         return out, synthetic_any
@@ -259,6 +250,6 @@ class EtherscanClient(HttpSource):
                 missing[origin] = lacking
         if missing:
             detail = "; ".join(f"{name}: {', '.join(d.isoformat() for d in ds)}" for name, ds in missing.items())
-            raise EtherscanDataMissing(f"Etherscan has no value for some days of [{first}, {end}) ({detail}); "
+            raise SourceDataGap(f"Etherscan has no value for some days of [{first}, {end}) ({detail}); "
                                        "the day may not be published yet. Nothing was written; rerun later")
         return out, synthetic_any

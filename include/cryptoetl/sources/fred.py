@@ -25,13 +25,15 @@ import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import date
+from functools import cache
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
-import pandas as pd
-from fredapi import Fred
+from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError
+from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec
 
-from cryptoetl.config import ConfigError
-from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRateLimited
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -42,49 +44,57 @@ SHAPES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "/series/vintagedates": ("vintage_dates", "vintage_date", ()),
 }
 VINTAGE_CAP = 2000  # ALFRED refuses real-time periods holding more vintage dates than this
+FRED_NAN = "."  # FRED's "no value" (fredapi's Fred.nan_char)
 
 
-class FredError(SourceError):
-    """FRED failed or answered something unusable. Safe to show: no key inside."""
+SPEC = SourceSpec(
+    name="fred",
+    title="FRED/ALFRED",
+    plans={DEFAULT_PLAN: Plan("https://api.stlouisfed.org/fred", 120, needs_key=True)},  # 120 requests/min
+    step="macro",
+    run="cryptoetl.loaders.macro:run_macro",
+    writes="macro_indicators",
+    dag_id="macro_fred",
+    task_id="load_macro_fred",
+    description="FRED/ALFRED series with their vintages (when each value became known)",
+    sandbox="fred:FredApi",
+    sandbox_path="/fred",
+    sandbox_env={"FRED_API_KEY": "0123456789abcdef0123456789abcdef"},
+    pool=Pool(2, "Concurrent FRED tasks (the API allows 120 requests/min per key; the client spaces calls)."),
+    key_use="the macro step reads FRED/ALFRED",
+)
 
 
-class FredRateLimited(FredError, SourceRateLimited):
-    """HTTP 429 persisted after every retry."""
-
-
-class FredPayloadError(FredError, SourcePayloadError):
-    """Malformed or drifted payload."""
-
-
-class _Fredapi(Fred):
-    """``fredapi.Fred`` fetching through the client. Its ``__init__`` is skipped on purpose: it
-    would read ``FRED_API_KEY`` from the environment behind the settings' back and may install a
+@cache
+def _fredapi_class() -> type:
+    """``fredapi.Fred`` fetching through the client, built on first use (fredapi imports pandas;
+    the registry reads SPEC at DAG parse time). Its ``__init__`` is skipped on purpose: it would
+    read ``FRED_API_KEY`` from the environment behind the settings' back and may install a
     process-wide urllib proxy opener; neither is wanted, and urllib is not used."""
+    from fredapi import Fred
 
-    def __init__(self, client: FredClient, api_key: str):
-        self.api_key = api_key
-        self.proxies = None
-        self.root_url = client.base_url
-        self._client = client
+    class _Fredapi(Fred):
+        def __init__(self, client: FredClient, api_key: str):
+            self.api_key = api_key
+            self.proxies = None
+            self.root_url = client.base_url
+            self._client = client
 
-    # fredapi calls self.__fetch_data(url), i.e. self._Fred__fetch_data(url): this replaces it.
-    def _Fred__fetch_data(self, url: str) -> ET.Element:
-        return self._client.fetch_xml(url)
+        # fredapi calls self.__fetch_data(url), i.e. self._Fred__fetch_data(url): this replaces it.
+        def _Fred__fetch_data(self, url: str) -> ET.Element:
+            return self._client.fetch_xml(url)
+
+    return _Fredapi
 
 
 class FredClient(HttpSource):
-    name = "fred"
-    error_class = FredError
-    rate_limited_class = FredRateLimited
-    payload_error_class = FredPayloadError
+    spec = SPEC
 
-    def __init__(self, base_url: str, *, api_key: str | None, rate_per_minute: float = 120, **kwargs):
-        if not api_key:
-            raise ConfigError("FRED_API_KEY is not set (put it in the data-collection-secrets Secret, or export it)")
-        super().__init__(base_url, rate_per_minute=rate_per_minute,
+    def __init__(self, base_url: str, *, api_key: str, rate_per_minute: float = 120, **kwargs):
+        super().__init__(base_url, api_key=api_key, rate_per_minute=rate_per_minute,
                          headers={"accept": "text/xml, application/xml"}, **kwargs)
         self._api_key = api_key
-        self.fred = _Fredapi(self, api_key)
+        self.fred = _fredapi_class()(self, api_key)
         self.synthetic = False  # whether any answer so far was labelled synthetic
         self._error_body: bytes | None = None  # FRED's <error message=...> of the last failed call
         self.session.hooks["response"].append(self._remember_error)
@@ -100,18 +110,11 @@ class FredClient(HttpSource):
             return None
         return root.get("message") if root.tag == "error" else None
 
-    @classmethod
-    def from_settings(cls, settings, **kwargs) -> FredClient:
-        source = settings.source("fred")
-        key = source.require_key("the macro step reads FRED/ALFRED")
-        return cls(source.base_url, api_key=key, rate_per_minute=source.rate_per_minute,
-                   timeout=settings.http_timeout_seconds, **kwargs)
-
     # -- the fetch fredapi calls --------------------------------------------------------------
     def fetch_xml(self, url: str) -> ET.Element:
         """GET a URL that fredapi built, with the key added as a parameter; the checked XML root."""
         if not url.startswith(self.base_url):
-            raise FredError(f"fred: fredapi built a URL outside {self.base_url!r}")
+            raise SourceError(f"fred: fredapi built a URL outside {self.base_url!r}")
         split = urlsplit(url[len(self.base_url):])
         path = split.path
         params = dict(parse_qsl(split.query, keep_blank_values=True))
@@ -121,7 +124,7 @@ class FredClient(HttpSource):
             resp = self.request(path, params)
         except SourceError as exc:
             text = str(exc)
-            if type(exc) is FredError and (message := self._fred_message()):
+            if type(exc) is SourceError and (message := self._fred_message()):
                 # a final 4xx: FRED's own message in full (bad key, unknown series, vintage cap)
                 text = f"{text.split(': HTTP ')[0]}: HTTP {message}" if ": HTTP " in text else f"{text}: {message}"
             if self._api_key in text:  # FRED does not echo keys, but never trust an error text
@@ -134,7 +137,7 @@ class FredClient(HttpSource):
         try:
             root = ET.fromstring(resp.body)
         except ET.ParseError as exc:
-            raise FredPayloadError(f"{where}: response is not valid XML ({exc}); body starts "
+            raise SourcePayloadError(f"{where}: response is not valid XML ({exc}); body starts "
                                    f"{resp.text[:80]!r}") from None
         self._check_shape(root, path, where)
         return root
@@ -145,29 +148,29 @@ class FredClient(HttpSource):
             return
         root_tag, record_tag, attrs = SHAPES[path]
         if root.tag != root_tag:
-            raise FredPayloadError(f"{where}: root element is <{root.tag}>, expected <{root_tag}>; "
+            raise SourcePayloadError(f"{where}: root element is <{root.tag}>, expected <{root_tag}>; "
                                    "has the API schema changed?")
         records = list(root)
         for rec in records:
             if rec.tag != record_tag:
-                raise FredPayloadError(f"{where}: found <{rec.tag}> records, expected <{record_tag}>; "
+                raise SourcePayloadError(f"{where}: found <{rec.tag}> records, expected <{record_tag}>; "
                                        "has the API schema changed?")
             missing = [a for a in attrs if rec.get(a) is None]
             if missing:
-                raise FredPayloadError(f"{where}: a <{record_tag}> lacks {missing}; has the API schema changed?")
+                raise SourcePayloadError(f"{where}: a <{record_tag}> lacks {missing}; has the API schema changed?")
         if record_tag == "observation":
             for rec in records:
                 value = rec.get("value")
                 try:
                     for attr in ("date", "realtime_start"):
                         date.fromisoformat(rec.get(attr))
-                    if value != Fred.nan_char:
+                    if value != FRED_NAN:
                         float(value)
                 except ValueError:
-                    raise FredPayloadError(f"{where}: bad observation {rec.attrib}") from None
+                    raise SourcePayloadError(f"{where}: bad observation {rec.attrib}") from None
         count = root.get("count")
         if count is not None and count.isdigit() and int(count) > len(records) + int(root.get("offset") or 0):
-            raise FredPayloadError(f"{where}: answer truncated ({len(records)} of {count} records); "
+            raise SourcePayloadError(f"{where}: answer truncated ({len(records)} of {count} records); "
                                    "split the request")
 
     def _track(self, call: Callable[[], object]) -> tuple[object, bool]:
@@ -192,6 +195,8 @@ class FredClient(HttpSource):
         ``date`` and ``value`` (NaN for "."), and whether the answer was synthetic."""
         series, synthetic = self._track(lambda: self.fred.get_series(
             series_id, observation_start=start.isoformat(), observation_end=end.isoformat()))
+        import pandas as pd
+
         frame = pd.DataFrame({"date": list(series.index), "value": list(series.values)})
         return _tidy(frame, ["date", "value"]), synthetic
 
@@ -203,6 +208,8 @@ class FredClient(HttpSource):
 def _tidy(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """fredapi's frames as typed columns (dates as ``datetime.date``, values as float); fredapi
     returns a column-less frame for an empty answer."""
+    import pandas as pd
+
     if frame is None or frame.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c == "value" else "object") for c in columns})
     out = pd.DataFrame({c: frame[c] for c in columns}).reset_index(drop=True)

@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptoetl.config import Coin, ConfigError
+from cryptoetl.config import Coin
 from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items, utc_seconds
-from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRateLimited
+from cryptoetl.sources.http import HttpSource, SourcePayloadError
+from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec
 
 MAX_PAGE_SIZE = 200
 
@@ -34,16 +35,22 @@ GENERAL_TERMS = ("stocks", "shares", "markets", "economy", "inflation", "interes
                  "Federal Reserve", "Bank of England", "recession", "bond yields", "oil prices")
 
 
-class GuardianError(SourceError):
-    """The Guardian API failed or answered something unusable. Safe to show: no key inside."""
-
-
-class GuardianRateLimited(GuardianError, SourceRateLimited):
-    """HTTP 429 persisted after every retry (1 call/s, 500 calls/day on a developer key)."""
-
-
-class GuardianPayloadError(GuardianError, SourcePayloadError):
-    """Malformed or drifted payload."""
+SPEC = SourceSpec(
+    name="guardian",
+    title="The Guardian Open Platform",
+    plans={DEFAULT_PLAN: Plan("https://content.guardianapis.com", 60, needs_key=True)},  # developer key: 1 call/s
+    step="news_guardian",
+    run="cryptoetl.loaders.news:run_news_guardian",
+    writes="crypto_news",
+    dag_id="news_guardian",
+    task_id="load_news_guardian",
+    description="Guardian Open Platform articles published in the interval",
+    sandbox="news:GuardianApi",
+    sandbox_path="/guardian",
+    sandbox_env={"GUARDIAN_API_KEY": "sandbox-demo-key"},
+    pool=Pool(1, "Concurrent Guardian Open Platform tasks (developer key: 1 call/s, 500/day)."),
+    key_use="the news_guardian step reads the Guardian Open Platform search API",
+)
 
 
 @dataclass(frozen=True)
@@ -67,27 +74,14 @@ def default_queries(symbols: Sequence[Coin]) -> tuple[GuardianQuery, ...]:
 
 
 class GuardianClient(HttpSource):
-    name = "guardian"
-    error_class = GuardianError
-    rate_limited_class = GuardianRateLimited
-    payload_error_class = GuardianPayloadError
+    spec = SPEC
 
     def __init__(self, base_url: str, *, api_key: str, rate_per_minute: float = 60,
                  page_size: int = MAX_PAGE_SIZE, **kwargs):
-        if not api_key:
-            raise ConfigError("GUARDIAN_API_KEY is not set (the Guardian Open Platform needs a key)")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be in 1..{MAX_PAGE_SIZE}")
-        super().__init__(base_url, rate_per_minute=rate_per_minute, **kwargs)
-        self.api_key = api_key
+        super().__init__(base_url, api_key=api_key, rate_per_minute=rate_per_minute, **kwargs)
         self.page_size = page_size
-
-    @classmethod
-    def from_settings(cls, settings) -> GuardianClient:
-        src = settings.source("guardian")
-        key = src.require_key("the news_guardian step reads the Guardian Open Platform search API")
-        return cls(src.base_url, api_key=key, rate_per_minute=src.rate_per_minute,
-                   timeout=settings.http_timeout_seconds)
 
     def search(self, query: GuardianQuery, start: datetime, end: datetime) -> list[NewsItem]:
         """Every result of ``query`` published in [start, end), oldest first, one per article."""
@@ -119,31 +113,31 @@ class GuardianClient(HttpSource):
     def _page(body: object, where: str, page: int) -> tuple[list, int]:
         resp = body.get("response") if isinstance(body, dict) else None
         if not isinstance(resp, dict) or resp.get("status") != "ok":
-            raise GuardianPayloadError(f"{where}: no 'response' with status 'ok' (got {str(body)[:120]!r})")
+            raise SourcePayloadError(f"{where}: no 'response' with status 'ok' (got {str(body)[:120]!r})")
         results, pages = resp.get("results"), resp.get("pages")
         if not isinstance(results, list) or not isinstance(pages, int):
-            raise GuardianPayloadError(f"{where}: 'response' lacks 'results' or 'pages' "
+            raise SourcePayloadError(f"{where}: 'response' lacks 'results' or 'pages' "
                                        f"(keys {sorted(resp)}); has the API schema changed?")
         if not results and page < pages:
-            raise GuardianPayloadError(f"{where}: empty page before the last one ({pages} pages)")
+            raise SourcePayloadError(f"{where}: empty page before the last one ({pages} pages)")
         return results, pages
 
     @staticmethod
     def _item(result: object, where: str, synthetic: bool) -> NewsItem:
         if not isinstance(result, dict):
-            raise GuardianPayloadError(f"{where}: a result is not an object")
+            raise SourcePayloadError(f"{where}: a result is not an object")
         missing = [k for k in ("webUrl", "webTitle", "webPublicationDate") if not result.get(k)]
         if missing:
-            raise GuardianPayloadError(f"{where}: result {result.get('id', '?')!r} lacks {missing} "
+            raise SourcePayloadError(f"{where}: result {result.get('id', '?')!r} lacks {missing} "
                                        f"(has {sorted(result)}); has the API schema changed?")
         try:
             published = datetime.fromisoformat(str(result["webPublicationDate"]).replace("Z", "+00:00"))
             url = canonical_url(result["webUrl"])
         except ValueError as exc:
-            raise GuardianPayloadError(f"{where}: result {result.get('id', '?')!r}: {exc}") from exc
+            raise SourcePayloadError(f"{where}: result {result.get('id', '?')!r}: {exc}") from exc
         fields = result.get("fields") if isinstance(result.get("fields"), dict) else {}
         title = clean_text(result["webTitle"])
         if title is None:
-            raise GuardianPayloadError(f"{where}: result {result.get('id', '?')!r} has a blank title")
+            raise SourcePayloadError(f"{where}: result {result.get('id', '?')!r} has a blank title")
         return NewsItem(url=url, published_at=utc_seconds(published), title=title,
                         summary=clean_text(fields.get("trailText")), synthetic=synthetic)

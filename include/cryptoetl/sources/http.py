@@ -1,6 +1,10 @@
 """The HTTP behaviour every source client shares: rate limiting, retries, clear errors.
 
-A source client subclasses ``HttpSource`` and only describes its endpoints. This base:
+A source client subclasses ``HttpSource``, names its ``spec`` (sources/spec.py) and only describes
+its endpoints. This base:
+
+- builds the client from the settings (``from_settings``): base URL, plan, rate and key, the key
+  checked here, once, with a message naming the setting when the plan needs one;
 
 - spaces calls to the source's documented per-minute limit (client side, per process; the
   Airflow pool of the source caps how many processes call at once);
@@ -11,8 +15,8 @@ A source client subclasses ``HttpSource`` and only describes its endpoints. This
 - reports whether the server labelled its answer synthetic (the offline sandbox does, with
   ``X-Cryptoetl-Synthetic: true``), so loaders can label the rows they write.
 
-Errors are ``SourceError`` subclasses whose message names the source, the path and the
-problem. A step lets them propagate: the task fails and nothing is written.
+Errors are ``SourceError`` (or one of the shared subclasses below) with a message that names the
+source, the path and the problem. A step lets them propagate: the task fails and nothing is written.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
+
+from cryptoetl.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,10 @@ class SourceRateLimited(SourceError):
 
 class SourcePayloadError(SourceError):
     """The answer arrived but does not have the documented shape (malformed or drifted)."""
+
+
+class SourceDataGap(SourceError):
+    """The answer lacks a period that was asked for (not published yet, or a hole at the source)."""
 
 
 @dataclass(frozen=True)
@@ -71,19 +81,19 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 class HttpSource:
-    """Base client. Subclasses set ``name`` and call ``get_json`` / ``get_text``."""
+    """Base client. Subclasses set ``spec`` and call ``request`` / ``get_json``."""
 
-    name = "http"
-    error_class: type[SourceError] = SourceError
-    rate_limited_class: type[SourceError] = SourceRateLimited
-    payload_error_class: type[SourceError] = SourcePayloadError
+    spec: ClassVar[SourceSpec]
     secret_params: tuple[str, ...] = ("api_key", "apikey", "api-key", "auth_token", "key")
 
-    def __init__(self, base_url: str, *, rate_per_minute: float = 60, timeout: float = 30.0,
+    def __init__(self, base_url: str, *, api_key: str | None = None, plan: str | None = None,
+                 rate_per_minute: float = 60, timeout: float = 30.0,
                  max_retries: int = 5, backoff_base: float = 1.0, headers: Mapping[str, str] | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.plan = plan
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -93,6 +103,18 @@ class HttpSource:
         self.headers = {"accept": "application/json", "user-agent": "cryptoetl/0.1", **(headers or {})}
         self._last_call: float | None = None
         self._slept_since_call = 0.0
+
+    @property
+    def name(self) -> str:
+        spec = getattr(type(self), "spec", None)
+        return spec.name if spec is not None else "http"
+
+    @classmethod
+    def from_settings(cls, settings, **kwargs):
+        """The client as the settings configure it. The one place a missing key is reported."""
+        src = cls.spec.resolve(settings)
+        return cls(src.base_url, api_key=src.key, plan=src.plan, rate_per_minute=src.rate_per_minute,
+                   timeout=settings.http_timeout_seconds, **kwargs)
 
     # -- pieces subclasses may override ---------------------------------------------------
     def _redact(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -140,14 +162,14 @@ class HttpSource:
                     wait = self._backoff(attempt)
                     last_problem = f"HTTP {resp.status_code} {excerpt}"
                 else:
-                    raise self.error_class(f"{shown}: HTTP {resp.status_code}: {excerpt}")
+                    raise SourceError(f"{shown}: HTTP {resp.status_code}: {excerpt}")
             if attempt == self.max_retries:
                 break
             log.warning("%s: %s; retry %d/%d in %.1fs", shown, last_problem[:120], attempt + 1,
                         self.max_retries, wait)
             self.sleep(wait)
             self._slept_since_call += wait
-        error = self.rate_limited_class if last_problem.startswith("HTTP 429") else self.error_class
+        error = SourceRateLimited if last_problem.startswith("HTTP 429") else SourceError
         raise error(f"{shown}: giving up after {self.max_retries + 1} attempts: {last_problem}")
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None, *,
@@ -157,10 +179,5 @@ class HttpSource:
         try:
             return json.loads(resp.body), resp.synthetic
         except ValueError as exc:
-            raise self.payload_error_class(f"{self.name} GET {url or path}: response is not valid JSON ({exc}); "
+            raise SourcePayloadError(f"{self.name} GET {url or path}: response is not valid JSON ({exc}); "
                                      f"body starts {resp.text[:80]!r}") from exc
-
-    def get_text(self, path: str, params: Mapping[str, Any] | None = None, *,
-                 url: str | None = None) -> tuple[str, bool]:
-        resp = self.request(path, params, url=url)
-        return resp.text, resp.synthetic

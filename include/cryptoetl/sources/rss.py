@@ -20,45 +20,43 @@ from datetime import UTC, datetime
 import feedparser
 
 from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items
-from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRateLimited
+from cryptoetl.sources.http import HttpSource, SourcePayloadError
+from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, SourceSpec
 
 # feedparser flags these as "bozo" although the document parsed fine.
 _BENIGN = (feedparser.CharacterEncodingOverride,)
 
 
-class RssError(SourceError):
-    """A feed failed or answered something unusable."""
-
-
-class RssRateLimited(RssError, SourceRateLimited):
-    """HTTP 429 persisted after every retry."""
-
-
-class RssPayloadError(RssError, SourcePayloadError):
-    """Not well-formed XML, not a feed, or items without the fields we need."""
+SPEC = SourceSpec(
+    name="rss",
+    title="RSS feeds",
+    # No host of its own: feeds come from CRYPTOETL_RSS_FEEDS. Feeds are polled, not rate-limited.
+    plans={DEFAULT_PLAN: Plan("", 60)},
+    step="news_rss",
+    run="cryptoetl.loaders.news:run_news_rss",
+    writes="crypto_news",
+    dag_id="news_rss",
+    task_id="load_news_rss",
+    description="Latest items of the RSS feeds (CoinDesk, Cointelegraph); cannot backfill",
+    sandbox="news:RssApi",
+    sandbox_path="/rss",
+    backfillable=False,
+)
 
 
 def feed_urls(settings) -> list[tuple[str, str]]:
     """(name, url) of every configured feed; ``{RSS_BASE_URL}/{name}.xml`` when the base is set."""
-    base = settings.source("rss").base_url.rstrip("/")
+    base = SPEC.resolve(settings).base_url.rstrip("/")
     return [(name, f"{base}/{name}.xml" if base else url) for name, url in settings.rss_feeds]
 
 
 class RssClient(HttpSource):
-    name = "rss"
-    error_class = RssError
-    rate_limited_class = RssRateLimited
-    payload_error_class = RssPayloadError
+    spec = SPEC
 
-    def __init__(self, *, rate_per_minute: float = 60, **kwargs):
+    def __init__(self, base_url: str = "", *, rate_per_minute: float = 60, **kwargs):
         headers = {"accept": "application/rss+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5",
                    **kwargs.pop("headers", {})}
-        super().__init__("", rate_per_minute=rate_per_minute, headers=headers, **kwargs)
-
-    @classmethod
-    def from_settings(cls, settings) -> RssClient:
-        src = settings.source("rss")
-        return cls(rate_per_minute=src.rate_per_minute, timeout=settings.http_timeout_seconds)
+        super().__init__(base_url, rate_per_minute=rate_per_minute, headers=headers, **kwargs)
 
     def feed(self, name: str, url: str) -> list[NewsItem]:
         """The feed's items, oldest first, one per article."""
@@ -67,10 +65,10 @@ class RssClient(HttpSource):
         parsed = feedparser.parse(resp.body, response_headers={
             "content-type": resp.headers.get("Content-Type", "application/rss+xml")})
         if parsed.get("bozo") and not isinstance(parsed.get("bozo_exception"), _BENIGN):
-            raise RssPayloadError(f"{where}: not a well-formed feed (feedparser bozo: "
+            raise SourcePayloadError(f"{where}: not a well-formed feed (feedparser bozo: "
                                   f"{type(parsed.get('bozo_exception')).__name__}: {parsed.get('bozo_exception')})")
         if not parsed.get("version"):
-            raise RssPayloadError(f"{where}: the document is not an RSS/Atom feed")
+            raise SourcePayloadError(f"{where}: the document is not an RSS/Atom feed")
         items = [self._item(entry, where, resp.synthetic) for entry in parsed.entries]
         return unique_items(items)
 
@@ -80,12 +78,12 @@ class RssClient(HttpSource):
         stamp = entry.get("published_parsed")
         missing = [k for k, v in (("link", link), ("title", title), ("pubDate", stamp)) if not v]
         if missing:
-            raise RssPayloadError(f"{where}: item {entry.get('id') or link or '?'!r} lacks {missing} "
+            raise SourcePayloadError(f"{where}: item {entry.get('id') or link or '?'!r} lacks {missing} "
                                   f"(has {sorted(entry)}); has the feed's schema changed?")
         try:
             url = canonical_url(link)
         except ValueError as exc:
-            raise RssPayloadError(f"{where}: item link: {exc}") from exc
+            raise SourcePayloadError(f"{where}: item link: {exc}") from exc
         published = datetime.fromtimestamp(calendar.timegm(stamp), UTC)
         return NewsItem(url=url, published_at=published, title=title,
                         summary=clean_text(entry.get("summary")), synthetic=synthetic)

@@ -1,0 +1,147 @@
+"""What a source *is*, as typed data: ``SourceSpec``, declared once next to its client.
+
+Every external API has one ``SPEC = SourceSpec(...)`` in its module ``sources/<name>.py``. It says
+where the API lives and how fast it may be called (per plan), whether it needs a key, which step,
+table and DAG it feeds, its Airflow pool, and its stand-in in the offline sandbox. Everything else
+is derived from the registry of specs (``sources/registry.py``), never kept by hand: the settings
+each source reads, the environment forwarded to pods, the keys of the Kubernetes Secret, the pools,
+the sandbox's routes and the demo's DAG lists. docs/CONTRIBUTING.md shows how to add a source.
+
+A source's settings come from four environment variables named after it (PREFIX = the name,
+upper-cased): ``{PREFIX}_API_PLAN`` (one of ``plans``; default the first), ``{PREFIX}_BASE_URL``
+(default the plan's host), ``{PREFIX}_RATE_PER_MINUTE`` (default the plan's documented limit) and
+``{PREFIX}_API_KEY`` (a secret: from the Kubernetes Secret, never a pod argument). The key is
+checked once, when the client is built (``SourceSettings.key``), never at DAG parse time.
+
+This module is a leaf: it imports only ``config``, so DAG parsing can read every spec cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cryptoetl.config import ConfigError, Settings
+
+SETTING_SUFFIXES = ("API_PLAN", "BASE_URL", "RATE_PER_MINUTE")  # forwarded to pods; the key is not
+KEY_SUFFIX = "API_KEY"
+DEFAULT_PLAN = "default"  # the plan name of a source that has only one
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One API plan: its host, its documented per-minute call limit, and whether it needs a key."""
+
+    host: str
+    rate_per_minute: float
+    needs_key: bool = False
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The source's Airflow pool (named after the source). Caps concurrent tasks, not call rate."""
+
+    slots: int
+    description: str
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """A source's settings, resolved from the environment for one process."""
+
+    name: str
+    plan: str
+    base_url: str
+    rate_per_minute: float
+    api_key: str | None
+    needs_key: bool
+    key_use: str = ""
+
+    def __repr__(self) -> str:  # never print the key
+        key = "***" if self.api_key else None
+        return (f"SourceSettings(name={self.name!r}, plan={self.plan!r}, base_url={self.base_url!r}, "
+                f"rate_per_minute={self.rate_per_minute!r}, api_key={key!r})")
+
+    @property
+    def key(self) -> str | None:
+        """The API key; a ConfigError naming the setting when the plan needs one and none is set."""
+        if self.needs_key and not self.api_key:
+            why = f" ({self.key_use})" if self.key_use else ""
+            plan = f" for {self.name.upper()}_API_PLAN={self.plan}" if self.plan != DEFAULT_PLAN else ""
+            raise ConfigError(f"{self.name.upper()}_{KEY_SUFFIX} is not set{plan}{why}: put it in the "
+                              "data-collection-secrets Secret, or export it locally")
+        return self.api_key
+
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One external API and the source step that loads it. See the module docstring."""
+
+    name: str  # also the settings prefix (COINGECKO_*), the pool name and the sandbox's API name
+    title: str  # for people: "CoinGecko"
+    plans: Mapping[str, Plan]  # the first one is the default
+    # The step this source feeds: its name, the loader function ("module:function", imported
+    # only when the step runs), the table it writes (also its Airflow asset), its DAG and task.
+    step: str
+    run: str
+    writes: str
+    dag_id: str
+    task_id: str
+    description: str
+    # The offline sandbox's stand-in: "module:Class" under cryptoetl.sandbox, the API's base path
+    # there, and the settings (a key, a plan) the sandbox accepts. SYNTHETIC data only.
+    sandbox: str
+    sandbox_path: str
+    sandbox_env: Mapping[str, str] = field(default_factory=dict)
+    pool: Pool | None = None
+    # False for sources that only serve their latest items (RSS): their DAG does not catch up
+    # and cannot be backfilled; each run stores what the source has now.
+    backfillable: bool = True
+    profile: str = "io-small"  # key of config.RESOURCE_PROFILES
+    key_use: str = ""  # what the key is for, in the message when it is missing
+
+    def __post_init__(self) -> None:
+        if not self.plans:
+            raise ValueError(f"source {self.name!r} declares no plan")
+        if ":" not in self.run or ":" not in self.sandbox:
+            raise ValueError(f"source {self.name!r}: run and sandbox are 'module:attribute' references")
+
+    @property
+    def prefix(self) -> str:
+        return self.name.upper()
+
+    def env_name(self, suffix: str) -> str:
+        return f"{self.prefix}_{suffix}"
+
+    @property
+    def needs_key(self) -> bool:
+        """Whether any plan takes a key (then the key belongs in the Secret)."""
+        return any(plan.needs_key for plan in self.plans.values())
+
+    @property
+    def pod_env(self) -> tuple[str, ...]:
+        """The non-secret settings of this source that pods must share with the scheduler."""
+        return tuple(self.env_name(suffix) for suffix in SETTING_SUFFIXES)
+
+    def resolve(self, settings: Settings) -> SourceSettings:
+        """This source's settings from ``settings.source_env``; a ConfigError names a bad one."""
+        env = settings.source_env
+
+        def get(suffix: str) -> str | None:
+            return (env.get(self.env_name(suffix)) or "").strip() or None
+
+        plan_name = (get("API_PLAN") or next(iter(self.plans))).lower()
+        if plan_name not in self.plans:
+            raise ConfigError(f"{self.env_name('API_PLAN')}={plan_name!r}: use one of {', '.join(self.plans)}")
+        plan = self.plans[plan_name]
+        raw_rate = get("RATE_PER_MINUTE")
+        try:
+            rate = float(raw_rate) if raw_rate is not None else plan.rate_per_minute
+        except ValueError:
+            raise ConfigError(f"{self.env_name('RATE_PER_MINUTE')}={raw_rate!r} is not a number") from None
+        if not rate > 0:
+            raise ConfigError(f"{self.env_name('RATE_PER_MINUTE')} must be > 0 (got {raw_rate})")
+        return SourceSettings(name=self.name, plan=plan_name, base_url=(get("BASE_URL") or plan.host).rstrip("/"),
+                              rate_per_minute=rate, api_key=get(KEY_SUFFIX), needs_key=plan.needs_key,
+                              key_use=self.key_use)
