@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Literal
 
+from cryptoetl import __version__
+
 Mode = Literal["local", "kubernetes"]
 CoinGeckoPlan = Literal["public", "demo", "pro"]
 
@@ -180,6 +182,10 @@ class SentimentSettings:
         return cls(**kwargs)
 
 
+# The project image's repository; its default tag is the release version (cryptoetl.__version__).
+IMAGE_REPOSITORY = "ghcr.io/cryptoetl/cryptoetl"
+
+
 @dataclass(frozen=True)
 class Settings:
     mode: Mode = "local"
@@ -198,7 +204,7 @@ class Settings:
     # indicators (EMA, RSI, MACD) converge to the same value whatever the chunking.
     warmup_hours: int = 720
     # Kubernetes pods
-    image: str = "ghcr.io/cryptoetl/cryptoetl:0.1.0"
+    image: str = f"{IMAGE_REPOSITORY}:{__version__}"
     # The sentiment step's image: the base image + torch models baked in (Dockerfile target
     # `sentiment`). Default: "<image repository>-sentiment:<same tag>".
     sentiment_image: str | None = None
