@@ -4,9 +4,12 @@
 #   2. the task pods that KubernetesPodOperator starts in namespace `cryptoetl`:
 #      `python -m cryptoetl run STEP --interval START/END`.
 #
-# Build and push with an immutable tag; the same tag goes into helm-values.yaml
-# (images.airflow.tag and CRYPTOETL_IMAGE). Never `:latest` (config.py refuses it):
-#   docker build -t ghcr.io/cryptoetl/cryptoetl:0.1.0 .
+# Build and push with an immutable tag: the release version, `__version__` in
+# include/cryptoetl/__init__.py (the one place it is set; docs/RELEASING.md). The same tag is in
+# helm-values.yaml (images.airflow.tag and CRYPTOETL_IMAGE), checked by
+# tests/test_release_version.py. Never `:latest` (config.py refuses it):
+#   VERSION=$(PYTHONPATH=include python -c 'import cryptoetl; print(cryptoetl.__version__)')
+#   docker build -t ghcr.io/cryptoetl/cryptoetl:$VERSION .
 #
 # The news_sentiment pods run a second image, the target `sentiment` at the end of this file: the
 # image above plus the two models baked in (see there and docs/SENTIMENT.md).
@@ -20,8 +23,9 @@
 # ---------------------------------------------------------------------------------------------
 # Target `sentiment`: the image of the news_sentiment pods = the project image + both models.
 #
-#   docker build -t ghcr.io/cryptoetl/cryptoetl:0.1.0 .          # first: the project image
-#   docker build --target sentiment -t ghcr.io/cryptoetl/cryptoetl-sentiment:0.1.0 \
+#   docker build -t ghcr.io/cryptoetl/cryptoetl:$VERSION .    # first: the project image (VERSION: see the top)
+#   docker build --target sentiment -t ghcr.io/cryptoetl/cryptoetl-sentiment:$VERSION \
+#       --build-arg CRYPTOETL_VERSION=$VERSION \
 #       --build-arg CRYPTOBERT_REVISION=<40-hex commit of ElKulako/cryptobert> \
 #       --build-arg FINBERT_REVISION=<40-hex commit of ProsusAI/finbert> .
 #
@@ -36,13 +40,16 @@
 # <commit>/); CRYPTOETL_*_PATH point at those snapshot directories, so the step stores the commit as
 # the revision. HF_HUB_OFFLINE=1: the libraries never try the network.
 #
-# FROM names the project image by its pinned tag (it must equal CRYPTOETL_IMAGE; bump both on a
-# release): the models layer is added on top of exactly the image the other pods run. BuildKit
+# FROM names the project image by the release tag, CRYPTOETL_VERSION (= the tag of CRYPTOETL_IMAGE):
+# the models layer is added on top of exactly the image the other pods run. A global ARG (declared
+# before the first FROM, so FROM can use it); its default is kept equal to cryptoetl.__version__ by
+# tests/test_release_version.py, and the build command above passes it explicitly. BuildKit
 # builds only the stages a target needs, so the plain `docker build .` above neither needs this
 # image nor the build arguments (the legacy non-BuildKit builder would build every stage). Only the
 # config, tokenizer and safetensors/PyTorch weight files are downloaded (no TF/Flax/ONNX copies):
 # ~0.9 GB for the two BERT-base models (more if a repository holds both weight formats).
-FROM ghcr.io/cryptoetl/cryptoetl:0.1.0 AS sentiment
+ARG CRYPTOETL_VERSION=0.1.0
+FROM ghcr.io/cryptoetl/cryptoetl:${CRYPTOETL_VERSION} AS sentiment
 ARG CRYPTOBERT_REVISION
 ARG FINBERT_REVISION
 USER root

@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO
 from helpers import utc
 
+from cryptoetl import __version__
 from cryptoetl.airflow.operators import record_outlet, resolve_intervals, table_asset
 from cryptoetl.config import RESOURCE_PROFILES, ConfigError, Settings
 from cryptoetl.intervals import Interval
@@ -209,7 +210,8 @@ def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
         assert {"key": "dedicated", "operator": "Equal", "value": "data-collection",
                 "effect": "NoSchedule"} in spec["tolerations"]
         assert spec["serviceAccountName"] == "cryptoetl-pods"
-        want = settings.image if task.step.name != "sentiment" else "ghcr.io/cryptoetl/cryptoetl-sentiment:0.1.0"
+        sentiment_image = f"ghcr.io/cryptoetl/cryptoetl-sentiment:{__version__}"
+        want = settings.image if task.step.name != "sentiment" else sentiment_image
         assert container["image"] == want and not container["image"].endswith(":latest")
         assert container["command"] == ["python", "-m", "cryptoetl"]
         assert container["args"] == ["run", task.step.name, "--interval", str(DAY[0])]
@@ -226,7 +228,7 @@ def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
 def test_sentiment_pod_gets_its_own_image_and_memory(k8s_dags):
     (task,) = k8s_dags["news_sentiment"].tasks
     container = _render(task, DAY[0])["spec"]["containers"][0]
-    assert container["image"].endswith("-sentiment:0.1.0")
+    assert container["image"].endswith(f"-sentiment:{__version__}")
     assert container["resources"]["limits"]["memory"] == RESOURCE_PROFILES["sentiment"].memory_limit
     threads = {e["name"]: e["value"] for e in container["env"]}["CRYPTOETL_TORCH_THREADS"]
     assert threads == RESOURCE_PROFILES["sentiment"].cpu_request  # torch sized to the requested CPUs

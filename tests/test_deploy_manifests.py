@@ -399,10 +399,28 @@ def _pinned_airflow_version() -> str:
     return match.group(1)
 
 
+def _global_args(text: str) -> dict[str, str]:
+    """The ARGs declared before the first FROM, with their defaults: the only ones FROM can use."""
+    head = re.split(r"^FROM\s", text, maxsplit=1, flags=re.M | re.I)[0]
+    return {name: value.strip("\"'") for name, value in re.findall(r"^ARG\s+(\w+)=(\S+)\s*$", head, re.M | re.I)}
+
+
+def _resolve_args(image: str, args: dict[str, str]) -> str:
+    """``$NAME``/``${NAME}`` replaced by the ARG's default; a variable without one stays as it is."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m[1] or m[2], m[0]), image)
+
+
+def _from_stages(text: str | None = None) -> list[tuple[str, str | None]]:
+    """(image, stage name) of every FROM, the global ARGs' defaults substituted into the image."""
+    text = DOCKERFILE.read_text() if text is None else text
+    args = _global_args(text)
+    found = re.findall(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", text, re.M | re.I)
+    assert found, "Dockerfile has no FROM"
+    return [(_resolve_args(image, args), stage or None) for image, stage in found]
+
+
 def _from_images() -> list[str]:
-    images = re.findall(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)", DOCKERFILE.read_text(), re.M | re.I)
-    assert images, "Dockerfile has no FROM"
-    return images
+    return [image for image, _ in _from_stages()]
 
 
 def _is_pinned(image: str) -> bool:
@@ -418,6 +436,10 @@ def test_pin_check_rejects_floating_images():
     assert not _is_pinned("apache/airflow")
     assert not _is_pinned("apache/airflow:latest")
     assert not _is_pinned("registry:5000/airflow")
+    # A build argument in FROM counts only through the default of an ARG declared before the first FROM.
+    resolved = _from_stages("ARG V=1.2.3\nFROM repo/a:${V} AS a\nARG W=4.5.6\nFROM repo/b:$V\nFROM repo/c:${W}\n")
+    assert resolved == [("repo/a:1.2.3", "a"), ("repo/b:1.2.3", None), ("repo/c:${W}", None)]
+    assert not _is_pinned(resolved[-1][0])
 
 
 def test_dockerfile_base_image_is_pinned_to_the_required_airflow_and_python():
@@ -427,6 +449,13 @@ def test_dockerfile_base_image_is_pinned_to_the_required_airflow_and_python():
     assert base.startswith("apache/airflow:"), "the image doubles as the chart's Airflow image"
     tag = base.split("@")[0].split(":", 1)[1]
     assert tag == f"{_pinned_airflow_version()}-python3.11", "base image, requirements.txt and Python must agree"
+
+
+def test_dockerfile_sentiment_stage_builds_on_the_pods_image():
+    """The models layer goes on top of exactly the image the other pods (and Airflow) run."""
+    stages = {stage: image for image, stage in _from_stages() if stage}
+    assert stages["sentiment"] == _helm_env()["CRYPTOETL_IMAGE"] == _airflow_image()
+    assert _helm_env()["CRYPTOETL_SENTIMENT_IMAGE"] == Settings(image=stages["sentiment"]).image_for("sentiment")
 
 
 def test_dockerfile_installs_pins_then_package_and_runs_as_airflow():

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from cryptoetl import __version__
+
 Mode = Literal["local", "kubernetes"]
 
 
@@ -70,8 +72,6 @@ RESOURCE_PROFILES: dict[str, ResourceProfile] = {
     "sentiment": ResourceProfile(cpu_request="2", memory_request="2Gi", memory_limit="3Gi"),
 }
 
-# The task pods' image; its tag is the release version (one place: cryptoetl/__init__.py).
-DEFAULT_IMAGE = "ghcr.io/cryptoetl/cryptoetl:0.1.0"
 
 # RSS feeds (name -> URL). Override with CRYPTOETL_RSS_FEEDS="name=url,name=url"; with
 # RSS_BASE_URL set (the sandbox), each feed is read from {RSS_BASE_URL}/{name}.xml instead.
@@ -176,6 +176,11 @@ SENTIMENT_ENV: tuple[EnvSetting, ...] = (
 # A source's own settings: {PREFIX}_API_PLAN, _BASE_URL, _RATE_PER_MINUTE, _API_KEY (see
 # sources/spec.py). Settings keeps them raw; each source's spec resolves and validates its own.
 SOURCE_ENV = re.compile(r"^[A-Z][A-Z0-9_]*_(API_PLAN|BASE_URL|RATE_PER_MINUTE|API_KEY)$")
+
+
+# The project image's repository; its default tag is the release version (cryptoetl.__version__).
+IMAGE_REPOSITORY = "ghcr.io/cryptoetl/cryptoetl"
+DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
 
 
 @dataclass(frozen=True)
