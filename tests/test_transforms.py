@@ -8,6 +8,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+import reference_features as features
 from helpers import dump, settings_for, utc
 
 from cryptoetl.config import UNIVERSE
@@ -15,7 +16,7 @@ from cryptoetl.intervals import Interval
 from cryptoetl.loaders.features import run_features
 from cryptoetl.loaders.technical import run_technical
 from cryptoetl.step import StepContext
-from cryptoetl.transforms import features, technical
+from cryptoetl.transforms import technical
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.io import replace_interval
 

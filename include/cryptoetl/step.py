@@ -12,12 +12,12 @@ and no heavy library, so loaders, the registry and DAG parsing can all import it
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cryptoetl import refs
 from cryptoetl.config import Settings
 
 if TYPE_CHECKING:
@@ -31,14 +31,6 @@ C = TypeVar("C")
 
 class SourceDataMissing(RuntimeError):
     """The source returned nothing where the warehouse already holds data: refusing to erase it."""
-
-
-def resolve_ref(ref: str) -> Any:
-    """The object a ``"module:attribute"`` reference names, imported now (not at DAG parse)."""
-    module, sep, attr = ref.partition(":")
-    if not sep:
-        raise ValueError(f"{ref!r} is not a 'module:attribute' reference")
-    return getattr(importlib.import_module(module), attr)
 
 
 @dataclass
@@ -99,7 +91,7 @@ class Step:
     def lookahead_for(self, table: str | None) -> int:
         """Hours past a changed interval of ``table`` that this step's output changes; per input
         when the lookahead is a mapping (the longest one for an unknown input)."""
-        hours: int | Mapping[str, int] = resolve_ref(self.lookahead) if isinstance(self.lookahead, str) \
+        hours: int | Mapping[str, int] = refs.resolve(self.lookahead) if isinstance(self.lookahead, str) \
             else self.lookahead
         if isinstance(hours, int):
             return hours
@@ -109,4 +101,4 @@ class Step:
 
     def execute(self, ctx: StepContext, interval: Interval) -> int:
         """Run the step over one interval; the rows written."""
-        return resolve_ref(self.run)(ctx, interval)
+        return refs.resolve(self.run)(ctx, interval)

@@ -21,7 +21,6 @@ CLI. A fault is ``{"kind": "429"|"500"|"timeout"|"malformed"|"empty"|"drift", "c
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -31,6 +30,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+from cryptoetl import refs
 from cryptoetl.sandbox.common import Route
 from cryptoetl.sources import registry
 
@@ -39,7 +39,7 @@ class SandboxServer:
     """HTTP sandbox in a daemon thread. ``start()`` returns the CoinGecko base URL; ``urls()``
     gives every API's. ``now`` is the sandbox's clock: nothing after it is served."""
 
-    SANDBOX_PACKAGE = "cryptoetl.sandbox"
+
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, now: Callable[[], float] | None = None,
                  require_key: str | None = None, timeout_sleep: float = 5.0):
@@ -56,12 +56,12 @@ class SandboxServer:
         self.routes: list[Route] = []
         self.prefixes: dict[str, str] = {}  # source name -> its API's base path here
         for spec in registry.sources():
-            module, cls = spec.sandbox.split(":")
             self.prefixes[spec.name] = spec.sandbox_path
-            if cls in self.apis:  # one class may serve several sources
+            cls = refs.resolve(spec.sandbox)
+            if cls.__name__ in self.apis:  # one class may serve several sources
                 continue
-            api = getattr(importlib.import_module(f"{self.SANDBOX_PACKAGE}.{module}"), cls)(self)
-            self.apis[cls] = api
+            api = cls(self)
+            self.apis[cls.__name__] = api
             self.routes += api.routes()
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -61,7 +61,7 @@ SPEC = SourceSpec(
     dag_id="onchain_blockchain_info",
     task_id="load_onchain_btc",
     description="BTC daily on-chain totals from blockchain.info charts",
-    sandbox="onchain:BlockchainInfoApi",
+    sandbox="cryptoetl.sandbox.onchain:BlockchainInfoApi",
     sandbox_path="/blockchain",
     pool=Pool(1, "Concurrent blockchain.info chart tasks (asks for gentle use; the client spaces calls)."),
 )

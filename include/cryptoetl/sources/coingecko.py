@@ -48,7 +48,7 @@ SPEC = SourceSpec(
     dag_id="prices_coingecko",
     task_id="load_prices",
     description="Hourly price, market cap and volume from CoinGecko market_chart/range",
-    sandbox="coingecko:CoinGeckoApi",
+    sandbox="cryptoetl.sandbox.coingecko:CoinGeckoApi",
     sandbox_path="/api/v3",
     pool=Pool(2, "Concurrent CoinGecko tasks. Caps concurrency, not call rate: the client spaces calls "
                  "to the plan's per-minute limit."),

@@ -17,15 +17,9 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime
 
-import feedparser
-
 from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items
 from cryptoetl.sources.http import HttpSource, SourcePayloadError
 from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, SourceSpec
-
-# feedparser flags these as "bozo" although the document parsed fine.
-_BENIGN = (feedparser.CharacterEncodingOverride,)
-
 
 SPEC = SourceSpec(
     name="rss",
@@ -38,7 +32,7 @@ SPEC = SourceSpec(
     dag_id="news_rss",
     task_id="load_news_rss",
     description="Latest items of the RSS feeds (CoinDesk, Cointelegraph); cannot backfill",
-    sandbox="news:RssApi",
+    sandbox="cryptoetl.sandbox.news:RssApi",
     sandbox_path="/rss",
     backfillable=False,
 )
@@ -60,13 +54,17 @@ class RssClient(HttpSource):
 
     def feed(self, name: str, url: str) -> list[NewsItem]:
         """The feed's items, oldest first, one per article."""
+        import feedparser  # here, not at import: the registry reads SPEC at DAG parse time
+
         resp = self.request("", url=url)
         where = f"rss feed {name!r} ({url})"
         parsed = feedparser.parse(resp.body, response_headers={
             "content-type": resp.headers.get("Content-Type", "application/rss+xml")})
-        if parsed.get("bozo") and not isinstance(parsed.get("bozo_exception"), _BENIGN):
+        # feedparser flags a CharacterEncodingOverride as "bozo" although the document parsed fine
+        benign = feedparser.CharacterEncodingOverride
+        if parsed.get("bozo") and not isinstance(parsed.get("bozo_exception"), benign):
             raise SourcePayloadError(f"{where}: not a well-formed feed (feedparser bozo: "
-                                  f"{type(parsed.get('bozo_exception')).__name__}: {parsed.get('bozo_exception')})")
+                                     f"{type(parsed.get('bozo_exception')).__name__}: {parsed.get('bozo_exception')})")
         if not parsed.get("version"):
             raise SourcePayloadError(f"{where}: the document is not an RSS/Atom feed")
         items = [self._item(entry, where, resp.synthetic) for entry in parsed.entries]

@@ -89,7 +89,7 @@ class SourceSpec:
     dag_id: str
     task_id: str
     description: str
-    # The offline sandbox's stand-in: "module:Class" under cryptoetl.sandbox, the API's base path
+    # The offline sandbox's stand-in: "module:Class" (cryptoetl.sandbox.<module>), the API's base path
     # there, and the settings (a key, a plan) the sandbox accepts. SYNTHETIC data only.
     sandbox: str
     sandbox_path: str
