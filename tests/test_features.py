@@ -23,7 +23,7 @@ from cryptoetl.config import UNIVERSE
 from cryptoetl.intervals import Interval
 from cryptoetl.steps import StepContext, get_step, run_technical
 from cryptoetl.warehouse import features_sql, schema
-from cryptoetl.warehouse.io import replace_interval
+from cryptoetl.warehouse.writes import replace_interval
 
 T0 = datetime(2026, 3, 1)  # naive UTC, like the warehouse
 DAYS = 9

@@ -15,7 +15,7 @@ from cryptoetl.intervals import Interval
 from cryptoetl.steps import StepContext, run_features, run_technical
 from cryptoetl.transforms import features, technical
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import replace_interval
+from cryptoetl.warehouse.writes import replace_interval
 
 T0 = utc(2026, 1, 1)
 
@@ -101,7 +101,7 @@ CHUNKINGS = {
                                         (run_features, schema.ml_features_materialized)])
 def test_backfill_equivalence(tmp_path, step, table):
     """One 10-day run, ten 1-day runs and overlapping chunks write the same rows."""
-    from cryptoetl.warehouse.io import get_engine
+    from cryptoetl.warehouse.engine import get_engine
 
     prices = synthetic_prices(gaps=(24 * 36 + 3, 24 * 40))
     results = {}
@@ -136,7 +136,7 @@ def test_sql_rebuild_matches_the_reference_rules_on_both_backends(engine):
     """The set-based INSERT ... SELECT and the pandas reference agree row for row: exact lags,
     NULL across gaps, technical columns joined, real vs synthetic rows labelled."""
     from cryptoetl.warehouse import features_sql
-    from cryptoetl.warehouse.io import read_frame
+    from cryptoetl.warehouse.reads import read_frame
 
     prices = synthetic_prices(symbols=("BTC", "ETH"), hours=24 * 10, gaps=(24 * 8 - 1, 24 * 8 + 5, 24 * 2))
     prices.loc[prices["symbol"] == "ETH", "source"] = "coingecko"  # one real-labelled symbol

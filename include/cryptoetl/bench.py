@@ -34,7 +34,7 @@ from cryptoetl.config import Coin, Settings
 from cryptoetl.intervals import Interval
 from cryptoetl.steps import StepContext, run_technical
 from cryptoetl.warehouse import features_sql, schema
-from cryptoetl.warehouse.io import get_engine
+from cryptoetl.warehouse.engine import get_engine
 
 DEFAULT_URL = "mysql+mysqldb://root@127.0.0.1:3306/test"
 START = datetime(2025, 1, 1, tzinfo=UTC)

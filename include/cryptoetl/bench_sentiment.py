@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sqlalchemy import create_engine, make_url, text
 
-    from cryptoetl.warehouse.io import get_engine
+    from cryptoetl.warehouse.engine import get_engine
 
     tmp = admin = name = None
     if args.url is None:

@@ -27,7 +27,8 @@ log = logging.getLogger("cryptoetl")
 
 
 def _engine(settings: Settings):
-    from cryptoetl.warehouse.io import get_engine, warehouse_url
+    from cryptoetl.airflow.connection import warehouse_url
+    from cryptoetl.warehouse.engine import get_engine
 
     return get_engine(warehouse_url(settings))
 

@@ -65,7 +65,8 @@ from sqlalchemy import select
 from cryptoetl.config import ConfigError
 from cryptoetl.intervals import Interval
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import replace_interval, to_naive_utc
+from cryptoetl.warehouse.engine import to_naive_utc
+from cryptoetl.warehouse.writes import replace_interval
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from cryptoetl.config import ConfigError
 from cryptoetl.intervals import Interval
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import replace_interval
+from cryptoetl.warehouse.writes import replace_interval
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from sqlalchemy import delete, insert, select, update
 from cryptoetl.intervals import Interval
 from cryptoetl.sentiment.model import CANONICAL_LABELS, ModelHandle, ModelSpec, warn_synthetic
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import to_naive_utc
+from cryptoetl.warehouse.engine import to_naive_utc
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, bindparam, func, select, text
 
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import to_naive_utc
+from cryptoetl.warehouse.engine import to_naive_utc
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Conventions (see docs/DATA_DICTIONARY.md for every column):
 - Times are naive UTC ``DATETIME`` values. Hourly tables key on the *start* of the hour.
 - Primary keys make duplicates impossible; every writer replaces whole intervals
-  (``warehouse.io.replace_interval``), so reruns never add rows.
+  (``warehouse.writes.replace_interval``), so reruns never add rows.
 - A missing value is NULL, never 0 or a placeholder. Where a gap matters to a model, an
   age or count column sits beside the value.
 - No load timestamps: rerunning an interval must leave the table byte-for-byte identical.
