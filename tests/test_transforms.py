@@ -135,7 +135,7 @@ def test_rerun_is_idempotent(sqlite_engine):
 def test_sql_rebuild_matches_the_reference_rules_on_both_backends(engine):
     """The set-based INSERT ... SELECT and the pandas reference agree row for row: exact lags,
     NULL across gaps, technical columns joined, real vs synthetic rows labelled."""
-    from cryptoetl.warehouse import features_sql
+    from cryptoetl.warehouse import features as features_sql
     from cryptoetl.warehouse.reads import read_frame
 
     prices = synthetic_prices(symbols=("BTC", "ETH"), hours=24 * 10, gaps=(24 * 8 - 1, 24 * 8 + 5, 24 * 2))

@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, make_url, text
 from cryptoetl.config import Coin, Settings
 from cryptoetl.intervals import Interval
 from cryptoetl.steps import StepContext, run_technical
-from cryptoetl.warehouse import features_sql, schema
+from cryptoetl.warehouse import features, schema
 from cryptoetl.warehouse.engine import get_engine
 
 DEFAULT_URL = "mysql+mysqldb://root@127.0.0.1:3306/test"
@@ -167,7 +167,7 @@ def run(url: str, n_symbols: int, days: int, n_articles: int = 200) -> list[tupl
         print(f"· technical indicators: {written:,} rows in {tech_s:.1f}s, peak RSS {_peak_rss_mb():.0f} MB "
               "(includes the bench's own price frame)")
 
-        _, features_s = _timed(lambda: features_sql.rebuild(engine, full.start, full.end, symbols))
+        _, features_s = _timed(lambda: features.rebuild(engine, full.start, full.end, symbols))
         with engine.begin() as conn:
             conn.execute(text("CREATE TABLE bench_floor LIKE ml_features_materialized"))
         # The floor: writing the same rows, same width, with no computation at all: a plain
@@ -193,7 +193,7 @@ def run(url: str, n_symbols: int, days: int, n_articles: int = 200) -> list[tupl
 
         _, narrow_s = _timed(copy_narrow)
         last_day = Interval(full.end - timedelta(days=1), full.end)
-        day_rows, day_s = _timed(lambda: features_sql.rebuild(engine, last_day.start, last_day.end, symbols))
+        day_rows, day_s = _timed(lambda: features.rebuild(engine, last_day.start, last_day.end, symbols))
         print(f"· features: full {features_s:.1f}s, floor {floor_s:.1f}s (price columns only: {narrow_s:.1f}s), "
               f"one day {day_s:.2f}s")
         sentiment = None

@@ -221,7 +221,7 @@ PRICE_FEATURE_COLUMNS = (
     *TECHNICAL_COLUMNS,
 )
 
-# --- ml_features_materialized: the point-in-time feature families (warehouse/features_sql.py) ---
+# --- ml_features_materialized: the point-in-time feature families (warehouse/features/) ---
 
 # Macro: one value column and one age column per series of the packaged series file.
 _PACKAGED_MACRO_SERIES = Path(__file__).resolve().parents[1] / "macro_series.json"
