@@ -130,8 +130,38 @@ def run_sentiment(ctx, interval: Interval, *, rescore: bool | None = None) -> in
     cfg = ctx.settings.sentiment
     rescore = cfg.rescore if rescore is None else rescore
     lo, hi = to_naive_utc(interval.start), to_naive_utc(interval.end)
-    news, sent = schema.crypto_news, schema.crypto_sentiment_data
+    articles, vanished = _read_interval(ctx, interval, lo, hi)
 
+    if not articles and not vanished:
+        log.info("sentiment: no articles in %s: nothing to score, no model loaded", interval)
+        return 0
+
+    # What each model role has to do, from the rows already stored for these articles.
+    plans: list[_Plan] = []
+    for key in ROUTES.values():
+        group = [a for a in articles if ROUTES[a.category] == key]
+        if group:
+            plans.append(_plan(ctx, key, group, rescore))
+
+    # Score (outside any transaction; weights are loaded only when something needs scoring).
+    new_rows = []
+    for plan in plans:
+        new_rows += _score(plan, cfg.batch_size, interval, rescore)
+
+    if not (new_rows or vanished or any(plan.misrouted or plan.to_fix for plan in plans)):
+        log.info("sentiment %s: every article already scored by the current revisions: nothing written", interval)
+        return 0
+    _write(ctx, lo, hi, vanished, plans, new_rows)
+    fixed = sum(len(plan.to_fix) for plan in plans)
+    log.info("sentiment %s: %d rows scored, %d vanished articles' rows deleted, %d rows' published_at/is_synthetic "
+             "corrected", interval, len(new_rows), len(vanished), fixed)
+    return len(new_rows)
+
+
+def _read_interval(ctx, interval: Interval, lo: datetime, hi: datetime) -> tuple[list[Article], list[str]]:
+    """The interval's articles (raises UnknownCategory on a category without a model) and the ids of
+    articles scored in the interval that are no longer in crypto_news there."""
+    news, sent = schema.crypto_news, schema.crypto_sentiment_data
     with ctx.engine.connect() as conn:
         rows = conn.execute(select(news.c.article_id, news.c.published_at, news.c.title, news.c.summary,
                                    news.c.category, news.c.is_synthetic)
@@ -148,42 +178,34 @@ def run_sentiment(ctx, interval: Interval, *, rescore: bool | None = None) -> in
         raise UnknownCategory(f"sentiment: crypto_news has articles of category {unknown} in {interval}; this step "
                               f"routes only {sorted(ROUTES)} ({ROUTES})")
     vanished = sorted(held_in_interval - {a.article_id for a in articles})
+    return articles, vanished
 
-    if not articles and not vanished:
-        log.info("sentiment: no articles in %s: nothing to score, no model loaded", interval)
-        return 0
 
-    # What each model role has to do, from the rows already stored for these articles.
-    plans: list[_Plan] = []
-    for key in ROUTES.values():
-        group = [a for a in articles if ROUTES[a.category] == key]
-        if group:
-            plans.append(_plan(ctx, key, group, rescore))
+def _score(plan: _Plan, batch_size: int, interval: Interval, rescore: bool) -> list[dict]:
+    """The new score rows of one model role (loads its weights only when something needs scoring)."""
+    handle = plan.handle
+    log.info("sentiment %s: %s revision %s: %d articles in %s, %d to score (%d already scored%s)", plan.key,
+             handle.spec.model_id, handle.revision, plan.n_articles, interval, len(plan.to_score),
+             plan.n_existing, ", rescore" if rescore else "")
+    if not plan.to_score:
+        return []
+    if handle.synthetic:
+        warn_synthetic(handle.resolved)
+    probs = handle.model.score([a.text for a in plan.to_score], batch_size=batch_size)
+    rows = []
+    for a, (p_pos, p_neg, p_neu) in zip(plan.to_score, probs.tolist(), strict=True):
+        best = max(range(3), key=(p_pos, p_neg, p_neu).__getitem__)
+        rows.append({
+            "article_id": a.article_id, "model_id": handle.spec.model_id, "model_revision": handle.revision,
+            "model_key": plan.key, "published_at": a.published_at, "label": CANONICAL_LABELS[best],
+            "score": p_pos - p_neg, "p_positive": p_pos, "p_negative": p_neg, "p_neutral": p_neu,
+            "text_sha256": a.text_sha256, "is_synthetic": a.is_synthetic or handle.synthetic})
+    return rows
 
-    # Score (outside any transaction; weights are loaded only when something needs scoring).
-    new_rows = []
-    for plan in plans:
-        handle = plan.handle
-        log.info("sentiment %s: %s revision %s: %d articles in %s, %d to score (%d already scored%s)", plan.key,
-                 handle.spec.model_id, handle.revision, plan.n_articles, interval, len(plan.to_score),
-                 plan.n_existing, ", rescore" if rescore else "")
-        if not plan.to_score:
-            continue
-        if handle.synthetic:
-            warn_synthetic(handle.resolved)
-        probs = handle.model.score([a.text for a in plan.to_score], batch_size=cfg.batch_size)
-        for a, (p_pos, p_neg, p_neu) in zip(plan.to_score, probs.tolist(), strict=True):
-            best = max(range(3), key=(p_pos, p_neg, p_neu).__getitem__)
-            new_rows.append({
-                "article_id": a.article_id, "model_id": handle.spec.model_id, "model_revision": handle.revision,
-                "model_key": plan.key, "published_at": a.published_at, "label": CANONICAL_LABELS[best],
-                "score": p_pos - p_neg, "p_positive": p_pos, "p_negative": p_neg, "p_neutral": p_neu,
-                "text_sha256": a.text_sha256, "is_synthetic": a.is_synthetic or handle.synthetic})
 
-    if not (new_rows or vanished or any(plan.misrouted or plan.to_fix for plan in plans)):
-        log.info("sentiment %s: every article already scored by the current revisions: nothing written", interval)
-        return 0
-    # One transaction: deletions, replaced rows, new rows, corrected copies.
+def _write(ctx, lo: datetime, hi: datetime, vanished: list[str], plans: list[_Plan], new_rows: list[dict]) -> None:
+    """One transaction: deletions, replaced rows, new rows, corrected copies."""
+    sent = schema.crypto_sentiment_data
     with ctx.engine.begin() as conn:
         for chunk in _chunks(vanished):
             conn.execute(delete(sent).where(sent.c.article_id.in_(chunk), sent.c.published_at >= lo,
@@ -202,7 +224,3 @@ def run_sentiment(ctx, interval: Interval, *, rescore: bool | None = None) -> in
                                      is_synthetic=a.is_synthetic or plan.handle.synthetic))
         if new_rows:
             conn.execute(insert(sent), new_rows)
-    fixed = sum(len(plan.to_fix) for plan in plans)
-    log.info("sentiment %s: %d rows scored, %d vanished articles' rows deleted, %d rows' published_at/is_synthetic "
-             "corrected", interval, len(new_rows), len(vanished), fixed)
-    return len(new_rows)
