@@ -59,7 +59,7 @@ def sandbox_clean(sandbox):
 
 
 def _sqlite_engine(path: Path):
-    from cryptoetl.warehouse.io import get_engine
+    from cryptoetl.warehouse.engine import get_engine
     from cryptoetl.warehouse.schema import create_all
 
     engine = get_engine(f"sqlite:///{path}")
@@ -103,7 +103,7 @@ def mysql_engine(mysql_server_url):
     """A MySQL warehouse with the schema, emptied before each test."""
     from sqlalchemy import delete
 
-    from cryptoetl.warehouse.io import get_engine
+    from cryptoetl.warehouse.engine import get_engine
     from cryptoetl.warehouse.schema import create_all, metadata
 
     engine = get_engine(mysql_server_url)

@@ -1,6 +1,6 @@
 """Reference implementation (pandas) of the price family of ``ml_features_materialized``.
 
-The warehouse builds the table in SQL (``warehouse/features_sql.py``, returns computed by the
+The warehouse builds the table in SQL (``warehouse/features/``, returns computed by the
 technical step); the tests check both agree, from the raw prices.
 
 A feature row exists for every (symbol, hour) that has a price, so the set of rows depends

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from cryptoetl.intervals import Interval, covering_hours
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import get_engine
+from cryptoetl.warehouse.engine import get_engine
 
 pytestmark = pytest.mark.airflow
 

@@ -79,7 +79,7 @@ def test_rebuild_features_rebuilds_every_price_hour_in_sql(warehouse, capsys):
     """The full-rebuild command: a lost feature table comes back from prices + indicators alone."""
     from datetime import UTC, datetime, timedelta
 
-    from cryptoetl.warehouse.io import replace_interval
+    from cryptoetl.warehouse.writes import replace_interval
 
     start = datetime(2026, 1, 1, tzinfo=UTC)
     rows = [{"symbol": s, "time": start + timedelta(hours=h), "price": 100.0 + h, "source": "sandbox-synthetic"}

@@ -24,8 +24,9 @@ from cryptoetl.intervals import Interval
 from cryptoetl.loaders.technical import run_technical
 from cryptoetl.step import StepContext
 from cryptoetl.steps import get_step
-from cryptoetl.warehouse import features_sql, schema
-from cryptoetl.warehouse.io import replace_interval
+from cryptoetl.warehouse import features as features_sql
+from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.writes import replace_interval
 
 T0 = datetime(2026, 3, 1)  # naive UTC, like the warehouse
 DAYS = 9
@@ -304,6 +305,17 @@ def test_every_input_that_changes_features_triggers_a_rebuild_far_enough_ahead()
     assert step.lookahead_for("crypto_sentiment_data") == 168
     assert step.lookahead_for("technical_indicators") == 0  # returns come with the indicators
     assert get_step("technical").lookahead_hours >= 168  # ... whose own lookahead covers the 7-day return
+
+
+def test_lookahead_per_input_is_what_each_feature_family_states():
+    """How far past a changed input interval the features change, merged from the family modules:
+    the features step's lookahead per input."""
+    assert features_sql.LOOKAHEAD_HOURS == {
+        "price_data_real": 0, "technical_indicators": 0,  # only their own hour
+        "macro_indicators": 120 * 24,  # a value is used for up to MACRO_MAX_AGE_DAYS
+        "crypto_onchain_data": 8 * 24,  # ONCHAIN_MAX_AGE_DAYS, plus the day a row hour looks back to
+        "crypto_sentiment_data": 168, "crypto_news": 168,  # the 7-day window
+    }
 
 
 def test_sqlite_rebuild_waits_for_a_concurrent_writer(sqlite_warehouse):

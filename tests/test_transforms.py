@@ -18,7 +18,7 @@ from cryptoetl.loaders.technical import run_technical
 from cryptoetl.step import StepContext
 from cryptoetl.transforms import technical
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import replace_interval
+from cryptoetl.warehouse.writes import replace_interval
 
 T0 = utc(2026, 1, 1)
 
@@ -104,7 +104,7 @@ CHUNKINGS = {
                                         (run_features, schema.ml_features_materialized)])
 def test_backfill_equivalence(tmp_path, step, table):
     """One 10-day run, ten 1-day runs and overlapping chunks write the same rows."""
-    from cryptoetl.warehouse.io import get_engine
+    from cryptoetl.warehouse.engine import get_engine
 
     prices = synthetic_prices(gaps=(24 * 36 + 3, 24 * 40))
     results = {}
@@ -138,8 +138,8 @@ def test_rerun_is_idempotent(sqlite_engine):
 def test_sql_rebuild_matches_the_reference_rules_on_both_backends(engine):
     """The set-based INSERT ... SELECT and the pandas reference agree row for row: exact lags,
     NULL across gaps, technical columns joined, real vs synthetic rows labelled."""
-    from cryptoetl.warehouse import features_sql
-    from cryptoetl.warehouse.io import read_frame
+    from cryptoetl.warehouse import features as features_sql
+    from cryptoetl.warehouse.reads import read_frame
 
     prices = synthetic_prices(symbols=("BTC", "ETH"), hours=24 * 10, gaps=(24 * 8 - 1, 24 * 8 + 5, 24 * 2))
     prices.loc[prices["symbol"] == "ETH", "source"] = "coingecko"  # one real-labelled symbol

@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import replace_interval
+from cryptoetl.warehouse.writes import replace_interval
 
 TABLES = {
     "price_data_real", "technical_indicators", "macro_indicators", "crypto_onchain_data",
@@ -123,7 +123,7 @@ def test_dataframe_rows_convert_like_dict_rows():
     import numpy as np
     import pandas as pd
 
-    from cryptoetl.warehouse.io import _records
+    from cryptoetl.warehouse.records import to_records as _records
 
     frame = pd.DataFrame({
         "symbol": ["BTC", "ETH"],
@@ -146,7 +146,7 @@ def test_mysql_bulk_path_writes_exactly_what_the_generic_path_writes(mysql_engin
     import numpy as np
     import pandas as pd
 
-    from cryptoetl.warehouse import io
+    from cryptoetl.warehouse import mysql_bulk as io
 
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({
@@ -179,7 +179,7 @@ def test_mysql_fast_read_returns_what_sqlalchemy_returns(mysql_engine):
     import pandas as pd
     from sqlalchemy import select
 
-    from cryptoetl.warehouse.io import read_frame
+    from cryptoetl.warehouse.reads import read_frame
 
     rows = [{"symbol": s, "time": utc(2026, 1, 1, h), "price": 1.0 / (h + 1), "market_cap": None if h % 3 else 2.5,
              "source": "coingecko"} for s in ("ETH", "BTC", "SOL") for h in range(10)]
@@ -239,7 +239,7 @@ def parts_backend(request):
 def test_replace_interval_parts_writes_what_one_replace_writes(parts_backend):
     """Streaming the replacement part by part (any split of the keys) leaves exactly the rows
     one replace_interval leaves: in-scope rows replaced, stale ones gone, others kept."""
-    from cryptoetl.warehouse.io import replace_interval_parts
+    from cryptoetl.warehouse.writes import replace_interval_parts
 
     engine, prefetch = parts_backend
     table = schema.price_data_real
@@ -282,7 +282,7 @@ def test_replace_interval_parts_failure_keeps_every_previous_row(parts_backend, 
     its part's scope, overlapping parts, a failing INSERT) also undoes the earlier parts."""
     from sqlalchemy.exc import IntegrityError
 
-    from cryptoetl.warehouse.io import replace_interval_parts
+    from cryptoetl.warehouse.writes import replace_interval_parts
 
     engine, prefetch = parts_backend
     _seed_scope(engine)
@@ -296,7 +296,7 @@ def test_replace_interval_parts_failure_keeps_every_previous_row(parts_backend, 
 
 
 def test_a_part_without_keys_must_be_the_only_part(engine):
-    from cryptoetl.warehouse.io import replace_interval_parts
+    from cryptoetl.warehouse.writes import replace_interval_parts
 
     frame = _price_frame()
     _seed_scope(engine)
@@ -309,7 +309,7 @@ def test_a_part_without_keys_must_be_the_only_part(engine):
 
 
 def test_read_frame_selects_columns(engine):
-    from cryptoetl.warehouse.io import read_frame
+    from cryptoetl.warehouse.reads import read_frame
 
     frame = _price_frame()
     replace_interval(engine, schema.price_data_real, frame, keys={"symbol": SYMBOLS}, **SCOPE)
@@ -329,7 +329,7 @@ def test_mysql_bulk_path_stores_every_double_exactly(mysql_engine):
     import numpy as np
     import pandas as pd
 
-    from cryptoetl.warehouse import io
+    from cryptoetl.warehouse import mysql_bulk as io
 
     rng = np.random.default_rng(11)
     n = 2000
@@ -355,7 +355,7 @@ def test_mysql_bulk_path_stores_every_double_exactly(mysql_engine):
 def test_rerun_with_new_values_replaces_them_and_drops_rows_the_new_rows_lack(parts_backend):
     """The same keys with new values (MySQL: REPLACE in place), then fewer rows (stale keys: the
     DELETE + INSERT fallback): the scope always ends with exactly the new rows."""
-    from cryptoetl.warehouse.io import replace_interval_parts
+    from cryptoetl.warehouse.writes import replace_interval_parts
 
     engine, prefetch = parts_backend
     frame = _price_frame()

@@ -34,8 +34,8 @@ from cryptoetl.config import Coin, Settings
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders.technical import run_technical
 from cryptoetl.step import StepContext
-from cryptoetl.warehouse import features_sql, schema
-from cryptoetl.warehouse.io import get_engine
+from cryptoetl.warehouse import features, schema
+from cryptoetl.warehouse.engine import get_engine
 
 DEFAULT_URL = "mysql+mysqldb://root@127.0.0.1:3306/test"
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -149,15 +149,7 @@ def run(url: str, n_symbols: int, days: int, n_articles: int = 200) -> list[tupl
         schema.create_all(engine)
         symbols = [f"S{i:03d}" for i in range(n_symbols)]
         hours = days * 24
-        prices = synthetic_prices(symbols, hours)
-        rows = len(prices)
-        print(f"· {n_symbols} symbols x {days} days = {rows:,} hourly SYNTHETIC price rows on {name}")
-        _, load_s = _timed(partial(_load, engine, prices))
-        print(f"· loaded prices in {load_s:.1f}s")
-        context = synthetic_context(symbols, hours)
-        for table, context_rows in context.items():
-            _load_rows(engine, table, context_rows)
-        print("· SYNTHETIC context: " + ", ".join(f"{t.name} {len(r):,}" for t, r in context.items()))
+        rows = _fill(engine, name, symbols, hours, days)
 
         universe = tuple(Coin(s, s.lower(), s) for s in symbols)
         settings = Settings(warehouse_url=bench_url, symbols=universe)
@@ -168,35 +160,7 @@ def run(url: str, n_symbols: int, days: int, n_articles: int = 200) -> list[tupl
         print(f"· technical indicators: {written:,} rows in {tech_s:.1f}s, peak RSS {_peak_rss_mb():.0f} MB "
               "(includes the bench's own price frame)")
 
-        _, features_s = _timed(lambda: features_sql.rebuild(engine, full.start, full.end, symbols))
-        with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE bench_floor LIKE ml_features_materialized"))
-        # The floor: writing the same rows, same width, with no computation at all: a plain
-        # INSERT ... SELECT copy of the finished feature rows into an empty table of the same shape.
-        floor_sql = "INSERT INTO bench_floor SELECT * FROM ml_features_materialized"
-
-        def copy_floor():
-            with engine.begin() as conn:
-                conn.execute(text(floor_sql))
-
-        _, floor_s = _timed(copy_floor)
-        with engine.begin() as conn:
-            floor_rows = conn.execute(text("SELECT COUNT(*) FROM bench_floor")).scalar_one()
-            # For reference: the same row count with only the price columns filled (narrow rows).
-            conn.execute(text("CREATE TABLE bench_floor_narrow LIKE ml_features_materialized"))
-        counts = [c for c in schema.SENTIMENT_FEATURE_COLUMNS if c.endswith("_count")]  # NOT NULL
-        narrow_cols = ", ".join(["symbol", "time", "price", "market_cap", "total_volume", "is_synthetic", *counts])
-
-        def copy_narrow():
-            with engine.begin() as conn:
-                conn.execute(text(f"INSERT INTO bench_floor_narrow ({narrow_cols}) SELECT symbol, time, price, "
-                                  f"market_cap, total_volume, 1{', 0' * len(counts)} FROM price_data_real"))
-
-        _, narrow_s = _timed(copy_narrow)
-        last_day = Interval(full.end - timedelta(days=1), full.end)
-        day_rows, day_s = _timed(lambda: features_sql.rebuild(engine, last_day.start, last_day.end, symbols))
-        print(f"· features: full {features_s:.1f}s, floor {floor_s:.1f}s (price columns only: {narrow_s:.1f}s), "
-              f"one day {day_s:.2f}s")
+        f = _bench_features(engine, full, symbols)
         sentiment = None
         if n_articles:
             from cryptoetl.bench_sentiment import bench_sentiment
@@ -209,16 +173,66 @@ def run(url: str, n_symbols: int, days: int, n_articles: int = 200) -> list[tupl
             conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
 
-    ratio = features_s / floor_s if floor_s else float("inf")
+    ratio = f["features_s"] / f["floor_s"] if f["floor_s"] else float("inf")
     return [
         ("technical indicators, full backfill", f"{written:,} rows in {tech_s:.1f}s", f"{written / tech_s:,.0f} rows/s",
          "target >= 50,000 rows/s"),
-        ("ml_features, full rebuild", f"{rows:,} rows in {features_s:.1f}s",
-         f"{ratio:.2f}x the INSERT...SELECT floor ({floor_rows:,} rows in {floor_s:.1f}s; "
-         f"{features_s / narrow_s:.1f}x a copy of the price columns only, {narrow_s:.1f}s)", "target <= 3x"),
-        ("ml_features, one day, all symbols", f"{day_rows:,} rows", f"{day_s:.2f}s", "target <= 1 s"),
+        ("ml_features, full rebuild", f"{rows:,} rows in {f['features_s']:.1f}s",
+         f"{ratio:.2f}x the INSERT...SELECT floor ({f['floor_rows']:,} rows in {f['floor_s']:.1f}s; "
+         f"{f['features_s'] / f['narrow_s']:.1f}x a copy of the price columns only, {f['narrow_s']:.1f}s)",
+         "target <= 3x"),
+        ("ml_features, one day, all symbols", f"{f['day_rows']:,} rows", f"{f['day_s']:.2f}s", "target <= 1 s"),
         _sentiment_row(sentiment),
     ]
+
+
+def _fill(engine, name: str, symbols: list[str], hours: int, days: int) -> int:
+    """Load the SYNTHETIC prices and context; returns the number of price rows."""
+    prices = synthetic_prices(symbols, hours)
+    rows = len(prices)
+    print(f"· {len(symbols)} symbols x {days} days = {rows:,} hourly SYNTHETIC price rows on {name}")
+    _, load_s = _timed(partial(_load, engine, prices))
+    print(f"· loaded prices in {load_s:.1f}s")
+    context = synthetic_context(symbols, hours)
+    for table, context_rows in context.items():
+        _load_rows(engine, table, context_rows)
+    print("· SYNTHETIC context: " + ", ".join(f"{t.name} {len(r):,}" for t, r in context.items()))
+    return rows
+
+
+def _bench_features(engine, full: Interval, symbols: list[str]) -> dict:
+    """Time the full features rebuild, its floors and a one-day rebuild (seconds and row counts)."""
+    _, features_s = _timed(lambda: features.rebuild(engine, full.start, full.end, symbols))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE bench_floor LIKE ml_features_materialized"))
+    # The floor: writing the same rows, same width, with no computation at all: a plain
+    # INSERT ... SELECT copy of the finished feature rows into an empty table of the same shape.
+    floor_sql = "INSERT INTO bench_floor SELECT * FROM ml_features_materialized"
+
+    def copy_floor():
+        with engine.begin() as conn:
+            conn.execute(text(floor_sql))
+
+    _, floor_s = _timed(copy_floor)
+    with engine.begin() as conn:
+        floor_rows = conn.execute(text("SELECT COUNT(*) FROM bench_floor")).scalar_one()
+        # For reference: the same row count with only the price columns filled (narrow rows).
+        conn.execute(text("CREATE TABLE bench_floor_narrow LIKE ml_features_materialized"))
+    counts = [c for c in schema.SENTIMENT_FEATURE_COLUMNS if c.endswith("_count")]  # NOT NULL
+    narrow_cols = ", ".join(["symbol", "time", "price", "market_cap", "total_volume", "is_synthetic", *counts])
+
+    def copy_narrow():
+        with engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO bench_floor_narrow ({narrow_cols}) SELECT symbol, time, price, "
+                              f"market_cap, total_volume, 1{', 0' * len(counts)} FROM price_data_real"))
+
+    _, narrow_s = _timed(copy_narrow)
+    last_day = Interval(full.end - timedelta(days=1), full.end)
+    day_rows, day_s = _timed(lambda: features.rebuild(engine, last_day.start, last_day.end, symbols))
+    print(f"· features: full {features_s:.1f}s, floor {floor_s:.1f}s (price columns only: {narrow_s:.1f}s), "
+          f"one day {day_s:.2f}s")
+    return {"features_s": features_s, "floor_s": floor_s, "floor_rows": floor_rows, "narrow_s": narrow_s,
+            "day_rows": day_rows, "day_s": day_s}
 
 
 def _sentiment_row(result: dict | None) -> tuple[str, str, str, str]:

@@ -132,32 +132,13 @@ def bench_sentiment(engine: Engine, n_articles: int = 200, *, batch_size: int = 
                         for a in articles if step.ROUTES[a["category"]] == key] for key in ("cryptobert", "finbert")}
 
         # warm context: both models loaded once, as the step loads them
-        began = time.perf_counter()
-        handles = {key: sm.ModelHandle(sm.ModelSpec.from_settings(cfg, key), threads=threads) for key in groups}
-        for handle in handles.values():
-            handle.model  # noqa: B018 - load now, to time it
-        load_s = time.perf_counter() - began
+        handles, load_s = _load_models(cfg, groups, threads)
         ctx = StepContext(settings=settings, engine=engine,
                           models=dict(handles))
         tokens = [len(ids) for key, texts in groups.items() for ids in handles[key].model.encode(texts)]
-        for key, texts in groups.items():  # warm-up: first-call allocations and kernel selection
-            if texts:
-                handles[key].model.score(texts[:batch_size], batch_size)
-
-        raw_s, e2e_s = [], []
-        for _ in range(repeats):
-            raw_s.append(_raw_forward_seconds(handles, groups, batch_size))
-            began = time.perf_counter()
-            written = step.run_sentiment(ctx, interval)
-            e2e_s.append(time.perf_counter() - began)
-            if written != n_articles:
-                raise RuntimeError(f"bench sentiment: run_sentiment wrote {written} rows, expected {n_articles}")
-
-        cold_ctx = StepContext(settings=settings, engine=engine)
-        began = time.perf_counter()
-        step.run_sentiment(cold_ctx, interval)
-        cold_s = time.perf_counter() - began
-        del cold_ctx
+        _warm_up(handles, groups, batch_size)
+        raw_s, e2e_s = _raw_and_e2e_seconds(ctx, handles, groups, batch_size, interval, n_articles, repeats)
+        cold_s = _cold_e2e_seconds(settings, engine, interval)
 
         result = {
             "n_articles": n_articles, "model": model_name, "threads": torch.get_num_threads(),
@@ -170,24 +151,71 @@ def bench_sentiment(engine: Engine, n_articles: int = 200, *, batch_size: int = 
             "int8_raw_articles_per_s": None, "int8_max_abs_score_diff": None, "int8_mean_abs_score_diff": None,
         }
         if int8:
-            q_cfg = replace(cfg, int8=True)
-            q_handles = {key: sm.ModelHandle(sm.ModelSpec.from_settings(q_cfg, key), threads=threads) for key in groups}
-            diffs = []
-            for key, texts in groups.items():
-                if texts:
-                    fp32 = handles[key].model.score(texts, batch_size)
-                    q = q_handles[key].model.score(texts, batch_size)
-                    diffs.append(np.abs((q[:, 0] - q[:, 1]) - (fp32[:, 0] - fp32[:, 1])))
-            diff = np.concatenate(diffs)
-            q_raw = min(_raw_forward_seconds(q_handles, groups, batch_size) for _ in range(repeats))
-            result.update(int8_raw_articles_per_s=round(n_articles / q_raw, 2),
-                          int8_max_abs_score_diff=float(f"{diff.max():.3g}"),
-                          int8_mean_abs_score_diff=float(f"{diff.mean():.3g}"))
+            result.update(_int8_figures(cfg, handles, groups, batch_size, threads, repeats, n_articles))
         return result
     finally:
         _cleanup(engine)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_models(cfg: SentimentSettings, groups: dict[str, list[str]],
+                 threads: int | None) -> tuple[dict[str, sm.ModelHandle], float]:
+    """Both model roles' handles, loaded now; and the seconds loading took."""
+    began = time.perf_counter()
+    handles = {key: sm.ModelHandle(sm.ModelSpec.from_settings(cfg, key), threads=threads) for key in groups}
+    for handle in handles.values():
+        handle.model  # noqa: B018 - load now, to time it
+    return handles, time.perf_counter() - began
+
+
+def _warm_up(handles: dict[str, sm.ModelHandle], groups: dict[str, list[str]], batch_size: int) -> None:
+    for key, texts in groups.items():  # warm-up: first-call allocations and kernel selection
+        if texts:
+            handles[key].model.score(texts[:batch_size], batch_size)
+
+
+def _raw_and_e2e_seconds(ctx: StepContext, handles: dict[str, sm.ModelHandle], groups: dict[str, list[str]],
+                         batch_size: int, interval: Interval, n_articles: int,
+                         repeats: int) -> tuple[list[float], list[float]]:
+    """``repeats`` timings each of the raw forward passes and of ``run_sentiment`` (warm context)."""
+    raw_s, e2e_s = [], []
+    for _ in range(repeats):
+        raw_s.append(_raw_forward_seconds(handles, groups, batch_size))
+        began = time.perf_counter()
+        written = step.run_sentiment(ctx, interval)
+        e2e_s.append(time.perf_counter() - began)
+        if written != n_articles:
+            raise RuntimeError(f"bench sentiment: run_sentiment wrote {written} rows, expected {n_articles}")
+    return raw_s, e2e_s
+
+
+def _cold_e2e_seconds(settings: Settings, engine: Engine, interval: Interval) -> float:
+    """``run_sentiment`` from a fresh context: resolving, hashing and loading both models included."""
+    cold_ctx = StepContext(settings=settings, engine=engine)
+    began = time.perf_counter()
+    step.run_sentiment(cold_ctx, interval)
+    cold_s = time.perf_counter() - began
+    del cold_ctx
+    return cold_s
+
+
+def _int8_figures(cfg: SentimentSettings, handles: dict[str, sm.ModelHandle], groups: dict[str, list[str]],
+                  batch_size: int, threads: int | None, repeats: int, n_articles: int) -> dict:
+    """int8 copies of the models: raw forward articles/s and |score difference| against fp32."""
+    q_cfg = replace(cfg, int8=True)
+    q_handles = {key: sm.ModelHandle(sm.ModelSpec.from_settings(q_cfg, key), threads=threads) for key in groups}
+    diffs = []
+    for key, texts in groups.items():
+        if texts:
+            fp32 = handles[key].model.score(texts, batch_size)
+            q = q_handles[key].model.score(texts, batch_size)
+            diffs.append(np.abs((q[:, 0] - q[:, 1]) - (fp32[:, 0] - fp32[:, 1])))
+    diff = np.concatenate(diffs)
+    q_raw = min(_raw_forward_seconds(q_handles, groups, batch_size) for _ in range(repeats))
+    return {"int8_raw_articles_per_s": round(n_articles / q_raw, 2),
+            "int8_max_abs_score_diff": float(f"{diff.max():.3g}"),
+            "int8_mean_abs_score_diff": float(f"{diff.mean():.3g}")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sqlalchemy import create_engine, make_url, text
 
-    from cryptoetl.warehouse.io import get_engine
+    from cryptoetl.warehouse.engine import get_engine
 
     tmp = admin = name = None
     if args.url is None:

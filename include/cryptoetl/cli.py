@@ -30,7 +30,8 @@ log = logging.getLogger("cryptoetl")
 
 
 def _engine(settings: Settings):
-    from cryptoetl.warehouse.io import get_engine, warehouse_url
+    from cryptoetl.airflow.connection import warehouse_url
+    from cryptoetl.warehouse.engine import get_engine
 
     return get_engine(warehouse_url(settings))
 
@@ -70,20 +71,20 @@ def cmd_rebuild_features(args: argparse.Namespace, settings: Settings) -> int:
     """Rebuild ml_features_materialized in the warehouse (INSERT ... SELECT), for a range or for
     every hour that has a price. For when the feature code changed; upstream reloads trigger
     their own rebuilds."""
-    from cryptoetl.warehouse import features_sql
+    from cryptoetl.warehouse import features
 
     engine = _engine(settings)
     symbols = [coin.symbol for coin in settings.symbols]
     if args.start is not None or args.end is not None:
         interval = make_interval(args.start, args.end, "--start/--end")
         start, end = interval.start, interval.end
-    elif (span := features_sql.price_span(engine, symbols)) is not None:
+    elif (span := features.price_span(engine, symbols)) is not None:
         start, end = span
     else:
         print("no prices in the warehouse: nothing to rebuild")
         return 0
     began = time.monotonic()
-    rows = features_sql.rebuild(engine, start, end, symbols)
+    rows = features.rebuild(engine, start, end, symbols)
     print(f"ml_features_materialized: {rows} rows rebuilt for [{start}, {end}) in {time.monotonic() - began:.2f}s")
     return 0
 

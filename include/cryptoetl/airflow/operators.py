@@ -148,7 +148,7 @@ class LocalStepOperator(_StepMixin, BaseOperator):
         from airflow.providers.standard.hooks.subprocess import SubprocessHook
         from airflow.sdk.exceptions import AirflowException
 
-        from cryptoetl.warehouse.io import warehouse_url
+        from cryptoetl.airflow.connection import warehouse_url
 
         intervals = self._prepare(context)
         env = dict(os.environ)

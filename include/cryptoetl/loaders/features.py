@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from cryptoetl.intervals import Interval
 from cryptoetl.step import StepContext
-from cryptoetl.warehouse import features_sql
+from cryptoetl.warehouse import features
 
 
 def run_features(ctx: StepContext, interval: Interval) -> int:
     """DELETE + INSERT ... SELECT of the interval's feature rows, in one transaction."""
     symbols = [coin.symbol for coin in ctx.settings.symbols]
-    return features_sql.rebuild(ctx.engine, interval.start, interval.end, symbols)
+    return features.rebuild(ctx.engine, interval.start, interval.end, symbols)

@@ -67,7 +67,8 @@ from cryptoetl.intervals import Interval, midnight
 from cryptoetl.sources.fred import FredClient
 from cryptoetl.step import StepContext
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import replace_interval, to_naive_utc
+from cryptoetl.warehouse.engine import to_naive_utc
+from cryptoetl.warehouse.writes import replace_interval
 
 log = logging.getLogger(__name__)
 

@@ -58,7 +58,8 @@ from cryptoetl.sources.guardian import GuardianClient, default_queries
 from cryptoetl.sources.rss import RssClient, feed_urls
 from cryptoetl.step import SourceDataMissing, StepContext
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import replace_interval, to_naive_utc
+from cryptoetl.warehouse.engine import to_naive_utc
+from cryptoetl.warehouse.writes import replace_interval
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from cryptoetl.sources.blockchain_info import BlockchainInfoClient
 from cryptoetl.sources.etherscan import EtherscanClient
 from cryptoetl.step import StepContext
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import replace_interval
+from cryptoetl.warehouse.writes import replace_interval
 
 log = logging.getLogger(__name__)
 

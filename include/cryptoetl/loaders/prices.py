@@ -10,7 +10,8 @@ from cryptoetl.intervals import Interval
 from cryptoetl.sources.coingecko import CoinGeckoClient
 from cryptoetl.step import SourceDataMissing, StepContext
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import read_frame, replace_interval
+from cryptoetl.warehouse.reads import read_frame
+from cryptoetl.warehouse.writes import replace_interval
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from cryptoetl.loaders import chunks
 from cryptoetl.sentiment.model import CANONICAL_LABELS, ModelHandle, ModelSpec, warn_synthetic
 from cryptoetl.step import StepContext
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import to_naive_utc
+from cryptoetl.warehouse.engine import to_naive_utc
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from cryptoetl.intervals import Interval
 from cryptoetl.step import StepContext
 from cryptoetl.transforms import technical as technical_tx
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.io import read_frame, replace_interval_parts
+from cryptoetl.warehouse.reads import read_frame
+from cryptoetl.warehouse.writes import replace_interval_parts
 
 # Price rows (warm-up included) read per group: bounds memory (a full backfill of 320 symbols x 456 days
 # peaks at ~250 MB RSS). Smaller groups cost nothing measurable: the server's INSERTs dominate.

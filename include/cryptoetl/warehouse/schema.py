@@ -3,7 +3,7 @@
 Conventions (see docs/DATA_DICTIONARY.md for every column):
 - Times are naive UTC ``DATETIME`` values. Hourly tables key on the *start* of the hour.
 - Primary keys make duplicates impossible; every writer replaces whole intervals
-  (``warehouse.io.replace_interval``), so reruns never add rows.
+  (``warehouse.writes.replace_interval``), so reruns never add rows.
 - A missing value is NULL, never 0 or a placeholder. Where a gap matters to a model, an
   age or count column sits beside the value.
 - No load timestamps: rerunning an interval must leave the table byte-for-byte identical.
@@ -221,7 +221,7 @@ PRICE_FEATURE_COLUMNS = (
     *TECHNICAL_COLUMNS,
 )
 
-# --- ml_features_materialized: the point-in-time feature families (warehouse/features_sql.py) ---
+# --- ml_features_materialized: the point-in-time feature families (warehouse/features/) ---
 
 # Macro: one value column and one age column per series of the packaged series file.
 _PACKAGED_MACRO_SERIES = Path(__file__).resolve().parents[1] / "macro_series.json"

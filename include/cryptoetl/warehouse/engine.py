@@ -1,0 +1,47 @@
+"""The warehouse's storage conventions, shared by every read and write: one pooled engine per URL
+(SQLite tuned for several local task processes), naive UTC datetimes, DATE columns.
+
+The URL itself comes from the caller: ``CRYPTOETL_WAREHOUSE_URL`` or, inside Airflow, the
+connection resolved by ``cryptoetl.airflow.connection.warehouse_url``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+
+import pandas as pd
+from sqlalchemy import Date, DateTime, Engine, Table, create_engine, event, make_url
+
+
+@cache
+def get_engine(url: str) -> Engine:
+    """One pooled engine per URL per process."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        # Several task processes write the same file locally: wait for the lock instead of
+        # failing, and use WAL so readers never block the writer.
+        engine = create_engine(url, connect_args={"timeout": 120})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=120000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+
+
+def to_naive_utc(ts: datetime | pd.Timestamp) -> datetime:
+    """Aware -> naive UTC, the storage convention. Naive input is taken as UTC already."""
+    ts = pd.Timestamp(ts)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert(UTC).tz_localize(None)
+    return ts.to_pydatetime()
+
+
+def is_date_column(table: Table, column: str) -> bool:
+    """A DATE (not DATETIME) column: daily tables, scoped and read by whole days."""
+    return isinstance(table.c[column].type, Date) and not isinstance(table.c[column].type, DateTime)

@@ -1,0 +1,113 @@
+"""Set-based rebuild of ``ml_features_materialized``: DELETE + INSERT ... SELECT in the database.
+
+The rows of an interval [lo, hi) are rebuilt in one transaction, entirely inside the warehouse:
+no fact row travels to Python (only the hour calendar of the interval is sent). Small session
+temporary tables hold the per-hour and per-day context first, so that the final INSERT ... SELECT
+joins each price row to a handful of primary-key lookups. One module per part, each with its
+point-in-time rule (every value knowable at the row's ``time`` T, the hour start):
+
+``calendar``   ``tmp_feat_hours`` / ``tmp_feat_days``: the hours and days the context covers.
+``macro``      ``tmp_feat_macro``: per hour, every macro series as of that hour, and its age.
+``onchain``    ``tmp_feat_onchain``: per symbol and day, the last completed on-chain day.
+``sentiment``  ``tmp_feat_sent_*``: per (scope, model, hour), trailing-window counts and means.
+``select``     the final INSERT ... SELECT (prices and indicators join it directly).
+
+Each family also states how far past a changed input interval the features change
+(``LOOKAHEAD_HOURS``, merged here): a rebuild triggered by that input covers that much more.
+
+MySQL/MariaDB and SQLite differ only in date arithmetic (the ``dialect.Dialect`` helpers). MySQL
+forbids naming a temporary table twice in one statement, so no statement does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+# sqlalchemy's select under another name: ``select`` in this package is the submodule.
+from sqlalchemy import Connection, Engine, bindparam, func, text
+from sqlalchemy import select as sql_select
+
+from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.engine import to_naive_utc
+from cryptoetl.warehouse.features import calendar, macro, onchain, sentiment
+from cryptoetl.warehouse.features import select as final
+from cryptoetl.warehouse.features.dialect import Dialect
+from cryptoetl.warehouse.features.macro import MACRO_MAX_AGE_DAYS
+from cryptoetl.warehouse.features.onchain import ONCHAIN_MAX_AGE_DAYS
+from cryptoetl.warehouse.features.select import insert_select_sql
+from cryptoetl.warehouse.features.sentiment import MAX_WINDOW_HOURS
+
+__all__ = ["LOOKAHEAD_HOURS", "MACRO_MAX_AGE_DAYS", "ONCHAIN_MAX_AGE_DAYS", "insert_select_sql", "price_span",
+           "rebuild"]
+
+log = logging.getLogger(__name__)
+
+# How far past a changed input interval (by table) the features change.
+LOOKAHEAD_HOURS: dict[str, int] = {**final.LOOKAHEAD_HOURS, **macro.LOOKAHEAD_HOURS, **onchain.LOOKAHEAD_HOURS,
+                                   **sentiment.LOOKAHEAD_HOURS}
+_TEMP_TABLES = (*calendar.TEMP_TABLES, *macro.TEMP_TABLES, *onchain.TEMP_TABLES, *sentiment.TEMP_TABLES)
+
+
+def _context_statements(d: Dialect) -> list[tuple[str, bool]]:
+    """(statement, needs the :symbols expansion) in execution order; parameters :lo, :hi, :macro_lo,
+    :onchain_lo, :ext_lo_open, :hi_close (see ``rebuild``)."""
+    return [*macro.context_statements(d), *onchain.context_statements(d), *sentiment.context_statements(d)]
+
+
+def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols: Sequence[str]) -> int:
+    """Replace the feature rows of [start, end) for ``symbols``; returns the rows inserted."""
+    if start >= end:
+        raise ValueError(f"empty or inverted interval [{start}, {end})")
+    lo, hi = to_naive_utc(start), to_naive_utc(end)
+    if lo.minute or lo.second or lo.microsecond or hi.minute or hi.second or hi.microsecond:
+        raise ValueError(f"features are hourly: [{start}, {end}) must start and end on the hour")
+    table = schema.ml_features_materialized
+
+    def _write(conn: Connection) -> int:
+        d = Dialect(conn.dialect.name)
+        params = {
+            "lo": d.param_time(lo), "hi": d.param_time(hi), "symbols": list(symbols),
+            "macro_lo": d.param_time(lo), "onchain_lo": d.param_time(lo - timedelta(days=ONCHAIN_MAX_AGE_DAYS + 1)),
+            "ext_lo_open": d.param_time(lo - timedelta(hours=MAX_WINDOW_HOURS)),
+            "hi_close": d.param_time(hi - timedelta(hours=1)),
+        }
+        # The DELETE first: on SQLite it takes the write lock before anything is read (waiting for
+        # other writers), instead of a read transaction that cannot be upgraded once another
+        # writer has committed ("database is locked" at once, with no wait).
+        deleted = conn.execute(table.delete().where(
+            table.c.time >= lo, table.c.time < hi, table.c.symbol.in_(list(symbols)))).rowcount
+        for name in _TEMP_TABLES:
+            conn.execute(text(d.drop_temp(name)))
+        try:
+            calendar.fill_calendar(conn, d, lo, hi)
+            for sql, expanding in _context_statements(d):
+                statement = text(sql)
+                if expanding:
+                    statement = statement.bindparams(bindparam("symbols", expanding=True))
+                conn.execute(statement, params)
+            statement = text(insert_select_sql(conn.dialect.name)).bindparams(bindparam("symbols", expanding=True))
+            inserted = conn.execute(statement, {k: params[k] for k in ("lo", "hi", "symbols")}).rowcount
+        finally:
+            for name in _TEMP_TABLES:
+                conn.execute(text(d.drop_temp(name)))
+        log.info("ml_features_materialized: rebuilt [%s, %s) in SQL: %s rows deleted, %s inserted",
+                 lo, hi, deleted, inserted)
+        return inserted
+
+    if isinstance(target, Connection):
+        return _write(target)
+    with target.begin() as conn:
+        return _write(conn)
+
+
+def price_span(engine: Engine, symbols: Sequence[str]) -> tuple[datetime, datetime] | None:
+    """[first price hour, last price hour + 1h) for a full rebuild, or None without prices."""
+    p = schema.price_data_real
+    with engine.connect() as conn:
+        lo, hi = conn.execute(sql_select(func.min(p.c.time), func.max(p.c.time)).where(
+            p.c.symbol.in_(list(symbols)))).one()
+    if lo is None:
+        return None
+    return lo, hi + timedelta(hours=1)

@@ -1,0 +1,69 @@
+"""The only differences between MySQL/MariaDB and SQLite in the feature SQL: date arithmetic, and
+how temporary tables are created, dropped and typed. Every family builds its SQL through these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class Dialect:
+    """Date arithmetic and DDL spelled for MySQL/MariaDB (default) or SQLite."""
+
+    def __init__(self, name: str):
+        self.sqlite = name == "sqlite"
+
+    def param_time(self, value: datetime):
+        # SQLAlchemy stores SQLite DATETIMEs as 'YYYY-MM-DD HH:MM:SS.ffffff' text; compare like with like.
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else value
+
+    def param_day(self, value: datetime):
+        return value.strftime("%Y-%m-%d") if self.sqlite else value.date()
+
+    def plus_hours_expr(self, column: str, hours_expr: str) -> str:
+        if self.sqlite:
+            return f"(strftime('%Y-%m-%d %H:%M:%S', {column}, '+' || {hours_expr} || ' hours') || '.000000')"
+        return f"({column} + INTERVAL {hours_expr} HOUR)"
+
+    def plus_days(self, column: str, days: int) -> str:
+        if self.sqlite:
+            return f"(strftime('%Y-%m-%d %H:%M:%S', {column}, '+{days} days') || '.000000')"
+        return f"({column} + INTERVAL {days} DAY)"
+
+    def ceil_hour(self, column: str) -> str:
+        """The first hour start at or after ``column`` (articles published in (T-1h, T] -> T)."""
+        if self.sqlite:
+            return f"(strftime('%Y-%m-%d %H:00:00', {column}, '+3599.999 seconds') || '.000000')"
+        return f"CAST(DATE_FORMAT({column} + INTERVAL 3599 SECOND, '%Y-%m-%d %H:00:00') AS DATETIME)"
+
+    def day_of(self, column: str) -> str:
+        return f"date({column})" if self.sqlite else f"DATE({column})"
+
+    def days_between(self, later: str, earlier: str) -> str:
+        if self.sqlite:  # whole seconds, so the result is exact
+            return f"((strftime('%s', {later}) - strftime('%s', {earlier})) / 86400.0)"
+        return f"(TIMESTAMPDIFF(SECOND, {earlier}, {later}) / 86400e0)"  # e0: DOUBLE, not DECIMAL(,4)
+
+    def greatest(self, a: str, b: str) -> str:
+        # one bound per outer row, so MySQL probes the calendar's key per row (no join buffer)
+        return f"max({a}, {b})" if self.sqlite else f"GREATEST({a}, {b})"
+
+    def concat(self, *parts: str) -> str:
+        return " || ".join(parts) if self.sqlite else f"CONCAT({', '.join(parts)})"
+
+    def create_temp(self, name: str, body: str) -> str:
+        return f"CREATE TEMPORARY TABLE {name} ({body})"
+
+    def drop_temp(self, name: str) -> str:
+        return f"DROP TABLE IF EXISTS temp.{name}" if self.sqlite else f"DROP TEMPORARY TABLE IF EXISTS {name}"
+
+    @property
+    def datetime_type(self) -> str:
+        return "TEXT" if self.sqlite else "DATETIME"
+
+    @property
+    def date_type(self) -> str:
+        return "TEXT" if self.sqlite else "DATE"
+
+    def straight_join(self) -> str:
+        """Join order for range joins: drive from the small interval table, probe the calendar's key."""
+        return "CROSS JOIN" if self.sqlite else "STRAIGHT_JOIN"

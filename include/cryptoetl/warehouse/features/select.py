@@ -1,0 +1,47 @@
+"""The final statement: one INSERT ... SELECT joining each price row to its indicators (by key) and
+to the context tables the families filled (a handful of primary-key lookups per row).
+
+Prices and indicators, point in time: the price rows at or before T (returns look back exactly
+1/24/168 h; the technical step computes them with the indicators).
+"""
+
+from __future__ import annotations
+
+from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.features.dialect import Dialect
+
+# Indicators and returns change only their own hour's features (the technical step already
+# extends a price change over the 720 h it reaches).
+LOOKAHEAD_HOURS = {"price_data_real": 0, "technical_indicators": 0}
+
+
+def insert_select_sql(dialect: str) -> str:
+    """The INSERT ... SELECT that builds every feature row of [:lo, :hi) for :symbols (after the
+    temporary tables are filled by ``rebuild``)."""
+    d = Dialect(dialect)
+    returns = [f"t.{name}" for name in schema.RETURN_LAGS_HOURS]  # computed by the technical step
+    technical = [f"t.{name}" for name in schema.TECHNICAL_COLUMNS]
+    macro = [f"m.{column}" for _, value, age in schema.MACRO_FEATURE_COLUMNS for column in (value, age)]
+    onchain = [f"o.{name} AS onchain_{name}" for name, _ in schema.ONCHAIN_METRIC_COLUMNS]
+    onchain.append(f"{d.days_between('p.time', 'o.date')} AS onchain_age_days")
+    scope_alias = {"sym": "ss", "all": "sa"}  # tmp_feat_sent_sym / tmp_feat_sent_all
+    sentiment = []  # in schema order: model, scope, window, stat
+    for model in schema.SENTIMENT_MODELS:
+        for scope, alias in scope_alias.items():
+            for window in schema.SENTIMENT_WINDOWS_HOURS:
+                count, mean = (schema.sentiment_column(model, scope, window, stat) for stat in ("count", "mean"))
+                sentiment += [f"COALESCE({alias}.{model}_{window}_n, 0) AS {count}",
+                              f"{alias}.{model}_{window}_mean AS {mean}"]
+    select_list = ",\n       ".join([
+        "p.symbol", "p.time", "p.price", "p.market_cap", "p.total_volume", *returns, *technical, *macro, *onchain,
+        *sentiment, "CASE WHEN p.source = 'coingecko' THEN 0 ELSE 1 END AS is_synthetic"])
+    columns = ", ".join(["symbol", "time", *schema.FEATURE_COLUMNS, "is_synthetic"])
+    return f"""INSERT INTO ml_features_materialized ({columns})
+SELECT {select_list}
+FROM price_data_real p
+LEFT JOIN technical_indicators t ON t.symbol = p.symbol AND t.time = p.time
+LEFT JOIN tmp_feat_macro m ON m.time = p.time
+LEFT JOIN tmp_feat_onchain o ON o.symbol = p.symbol AND o.day = {d.day_of('p.time')}
+LEFT JOIN tmp_feat_sent_sym ss ON ss.symbol = p.symbol AND ss.time = p.time
+LEFT JOIN tmp_feat_sent_all sa ON sa.time = p.time
+WHERE p.time >= :lo AND p.time < :hi AND p.symbol IN :symbols"""
