@@ -142,7 +142,7 @@ def test_asset_triggered_run_merges_event_intervals_and_extends_by_lookahead():
     step = get_step("technical")
     ctx = {"triggering_asset_events": {"price_data_real": [_event(DAY[0]), _event(DAY[1]), _event(DAY[20])]},
            "data_interval_start": None, "data_interval_end": None}
-    lookahead = timedelta(hours=step.lookahead_hours)
+    lookahead = timedelta(hours=step.lookahead_for("price_data_real"))
     assert resolve_intervals(ctx, step) == [Interval(DAY[0].start, DAY[20].end + lookahead)]
     apart = {**ctx, "triggering_asset_events": {"technical_indicators": [_event(DAY[10]), _event(DAY[0])]}}
     features = get_step("features")  # indicator events carry their own lookahead: none added

@@ -304,7 +304,7 @@ def test_every_input_that_changes_features_triggers_a_rebuild_far_enough_ahead()
     assert step.lookahead_for("macro_indicators") == features_sql.MACRO_MAX_AGE_DAYS * 24
     assert step.lookahead_for("crypto_sentiment_data") == 168
     assert step.lookahead_for("technical_indicators") == 0  # returns come with the indicators
-    assert get_step("technical").lookahead_hours >= 168  # ... whose own lookahead covers the 7-day return
+    assert get_step("technical").lookahead_for("price_data_real") >= 168  # ... whose own lookahead covers the 7-day return
 
 
 def test_lookahead_per_input_is_what_each_feature_family_states():
