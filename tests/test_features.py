@@ -24,8 +24,7 @@ from cryptoetl.intervals import Interval
 from cryptoetl.loaders.technical import run_technical
 from cryptoetl.step import StepContext
 from cryptoetl.steps import get_step
-from cryptoetl.warehouse import features as features_sql
-from cryptoetl.warehouse import schema
+from cryptoetl.warehouse import features, schema
 from cryptoetl.warehouse.writes import replace_interval
 
 T0 = datetime(2026, 3, 1)  # naive UTC, like the warehouse
@@ -166,14 +165,14 @@ def _expected_row(raw: dict[str, pd.DataFrame], symbol: str, t: datetime) -> dic
         out[value_col] = out[age_col] = None
         if not known.empty:
             best = known.sort_values(["observation_date", "realtime_start"]).iloc[-1]
-            if best.known_at > t - timedelta(days=features_sql.MACRO_MAX_AGE_DAYS):
+            if best.known_at > t - timedelta(days=features.MACRO_MAX_AGE_DAYS):
                 out[value_col] = best.value
                 out[age_col] = (t - datetime.combine(best.observation_date, datetime.min.time())) / timedelta(days=1)
     onchain = raw["onchain"]
     day_start = t.replace(hour=0)
     done = onchain[(onchain.symbol == symbol) & (onchain.complete_at <= day_start)]
     best = done.sort_values("date").iloc[-1] if not done.empty else None
-    if best is not None and best.complete_at <= day_start - timedelta(days=features_sql.ONCHAIN_MAX_AGE_DAYS):
+    if best is not None and best.complete_at <= day_start - timedelta(days=features.ONCHAIN_MAX_AGE_DAYS):
         best = None
     for name, _ in schema.ONCHAIN_METRIC_COLUMNS:
         out[f"onchain_{name}"] = None if best is None or pd.isna(best[name]) else best[name]
@@ -218,7 +217,7 @@ def _same(got, want, where) -> None:
 
 def test_point_in_time_audit_every_feature_of_every_row(warehouse):
     """The audit: each (symbol, hour) row equals a recomputation from only what was known then."""
-    inserted = features_sql.rebuild(warehouse, LO, HI, SYMBOLS)
+    inserted = features.rebuild(warehouse, LO, HI, SYMBOLS)
     got = _frame(warehouse, schema.ml_features_materialized)
     assert inserted == len(got) == 2 * 24 * (DAYS - 2) - 3  # three price gaps inside [LO, HI)
     assert len(schema.FEATURE_COLUMNS) >= 50
@@ -237,7 +236,7 @@ def test_point_in_time_audit_every_feature_of_every_row(warehouse):
 
 
 def test_values_follow_their_release_time_not_their_period(warehouse):
-    features_sql.rebuild(warehouse, LO, HI, SYMBOLS)
+    features.rebuild(warehouse, LO, HI, SYMBOLS)
     got = _frame(warehouse, schema.ml_features_materialized)
     got = got[got.symbol == "ETH"].assign(time=lambda f: f.time.map(_ts)).set_index("time")
     release = T0 + timedelta(days=4, hours=7, minutes=30)  # Feb UNRATE 4.3 and a Jan revision 4.0
@@ -254,7 +253,7 @@ def test_values_follow_their_release_time_not_their_period(warehouse):
 
 
 def test_later_revisions_do_not_leak_into_earlier_hours(warehouse):
-    features_sql.rebuild(warehouse, LO, HI, SYMBOLS)
+    features.rebuild(warehouse, LO, HI, SYMBOLS)
     before = _frame(warehouse, schema.ml_features_materialized).assign(time=lambda f: f.time.map(_ts))
     revised_at = T0 + timedelta(days=6, hours=12)
     _insert(warehouse, schema.macro_indicators, [{
@@ -268,7 +267,7 @@ def test_later_revisions_do_not_leak_into_earlier_hours(warehouse):
         "article_id": "late", "model_id": "test/cryptobert", "model_revision": "r1", "model_key": "cryptobert",
         "published_at": revised_at, "label": "positive", "score": 0.9, "p_positive": 0.9, "p_negative": 0.0,
         "p_neutral": 0.1}])
-    features_sql.rebuild(warehouse, LO, HI, SYMBOLS)
+    features.rebuild(warehouse, LO, HI, SYMBOLS)
     after = _frame(warehouse, schema.ml_features_materialized).assign(time=lambda f: f.time.map(_ts))
     early = before.time < revised_at
     pd.testing.assert_frame_equal(before[early].reset_index(drop=True), after[early].reset_index(drop=True))
@@ -277,40 +276,40 @@ def test_later_revisions_do_not_leak_into_earlier_hours(warehouse):
 
 
 def test_rebuild_is_idempotent_and_chunking_invariant(warehouse):
-    features_sql.rebuild(warehouse, LO, HI, SYMBOLS)
+    features.rebuild(warehouse, LO, HI, SYMBOLS)
     whole = _frame(warehouse, schema.ml_features_materialized).sort_values(["symbol", "time"], ignore_index=True)
-    features_sql.rebuild(warehouse, LO, HI, SYMBOLS)
+    features.rebuild(warehouse, LO, HI, SYMBOLS)
     again = _frame(warehouse, schema.ml_features_materialized).sort_values(["symbol", "time"], ignore_index=True)
     pd.testing.assert_frame_equal(whole, again)
     with warehouse.begin() as conn:
         conn.execute(schema.ml_features_materialized.delete())
     for day in range(2, DAYS):  # day by day, as scheduled runs would
-        features_sql.rebuild(warehouse, T0 + timedelta(days=day), T0 + timedelta(days=day + 1), SYMBOLS)
+        features.rebuild(warehouse, T0 + timedelta(days=day), T0 + timedelta(days=day + 1), SYMBOLS)
     daily = _frame(warehouse, schema.ml_features_materialized).sort_values(["symbol", "time"], ignore_index=True)
     pd.testing.assert_frame_equal(whole, daily, check_exact=False, rtol=1e-12)
 
 
 def test_rebuild_rejects_bad_intervals(sqlite_engine):
     with pytest.raises(ValueError, match="empty or inverted"):
-        features_sql.rebuild(sqlite_engine, HI, LO, SYMBOLS)
+        features.rebuild(sqlite_engine, HI, LO, SYMBOLS)
     with pytest.raises(ValueError, match="on the hour"):
-        features_sql.rebuild(sqlite_engine, LO + timedelta(minutes=30), HI, SYMBOLS)
+        features.rebuild(sqlite_engine, LO + timedelta(minutes=30), HI, SYMBOLS)
 
 
 def test_every_input_that_changes_features_triggers_a_rebuild_far_enough_ahead():
     step = get_step("features")
     assert set(step.triggered_by) >= {"technical_indicators", "macro_indicators", "crypto_onchain_data",
                                       "crypto_sentiment_data"}
-    assert step.lookahead_for("macro_indicators") == features_sql.MACRO_MAX_AGE_DAYS * 24
+    assert step.lookahead_for("macro_indicators") == features.MACRO_MAX_AGE_DAYS * 24
     assert step.lookahead_for("crypto_sentiment_data") == 168
     assert step.lookahead_for("technical_indicators") == 0  # returns come with the indicators
-    assert get_step("technical").lookahead_for("price_data_real") >= 168  # ... whose own lookahead covers the 7-day return
+    assert get_step("technical").lookahead_for("price_data_real") >= 168  # covers the 7-day return
 
 
 def test_lookahead_per_input_is_what_each_feature_family_states():
     """How far past a changed input interval the features change, merged from the family modules:
     the features step's lookahead per input."""
-    assert features_sql.LOOKAHEAD_HOURS == {
+    assert features.LOOKAHEAD_HOURS == {
         "price_data_real": 0, "technical_indicators": 0,  # only their own hour
         "macro_indicators": 120 * 24,  # a value is used for up to MACRO_MAX_AGE_DAYS
         "crypto_onchain_data": 8 * 24,  # ONCHAIN_MAX_AGE_DAYS, plus the day a row hour looks back to
@@ -329,5 +328,5 @@ def test_sqlite_rebuild_waits_for_a_concurrent_writer(sqlite_warehouse):
     other.execute("BEGIN IMMEDIATE")  # another task's write transaction is open
     other.execute("DELETE FROM crypto_news WHERE article_id = 'a059'")
     threading.Timer(0.5, other.execute, args=("COMMIT",)).start()
-    assert features_sql.rebuild(warehouse, LO, HI, SYMBOLS) == 2 * 24 * (DAYS - 2) - 3
+    assert features.rebuild(warehouse, LO, HI, SYMBOLS) == 2 * 24 * (DAYS - 2) - 3
     other.close()

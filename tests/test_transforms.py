@@ -8,7 +8,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-import reference_features as features
+import reference_features
 from helpers import dump, settings_for, utc
 
 from cryptoetl.config import UNIVERSE
@@ -61,7 +61,7 @@ def test_missing_history_is_null_not_zero():
 def test_returns_use_exact_lags_and_null_across_gaps():
     prices = synthetic_prices(symbols=("BTC",), hours=24 * 9, gaps=(24 * 8 - 1,))
     start, end = pd.Timestamp(T0 + timedelta(days=8)), pd.Timestamp(T0 + timedelta(days=9))
-    out = features.compute(prices, pd.DataFrame(), start, end).set_index("time")
+    out = reference_features.compute(prices, pd.DataFrame(), start, end).set_index("time")
     p = prices.set_index("time")["price"]
     t = start + pd.Timedelta(hours=5)
     assert out.loc[t, "return_24h"] == pytest.approx(p[t] / p[t - pd.Timedelta(hours=24)] - 1, rel=1e-12)
@@ -138,7 +138,7 @@ def test_rerun_is_idempotent(sqlite_engine):
 def test_sql_rebuild_matches_the_reference_rules_on_both_backends(engine):
     """The set-based INSERT ... SELECT and the pandas reference agree row for row: exact lags,
     NULL across gaps, technical columns joined, real vs synthetic rows labelled."""
-    from cryptoetl.warehouse import features as features_sql
+    from cryptoetl.warehouse import features
     from cryptoetl.warehouse.reads import read_frame
 
     prices = synthetic_prices(symbols=("BTC", "ETH"), hours=24 * 10, gaps=(24 * 8 - 1, 24 * 8 + 5, 24 * 2))
@@ -147,11 +147,11 @@ def test_sql_rebuild_matches_the_reference_rules_on_both_backends(engine):
     settings = settings_for(engine, symbols=UNIVERSE[:2])
     _run(run_technical, engine, settings, [(0, 10)])
     start, end = T0 + timedelta(days=8), T0 + timedelta(days=10)
-    assert features_sql.rebuild(engine, start, end, ["BTC", "ETH"]) == 2 * (48 - 1)  # one gap hour each
+    assert features.rebuild(engine, start, end, ["BTC", "ETH"]) == 2 * (48 - 1)  # one gap hour each
 
     got = read_frame(engine, schema.ml_features_materialized, time_column="time", start=start, end=end)
     tech = read_frame(engine, schema.technical_indicators, time_column="time", start=start, end=end)
-    want = features.compute(prices, tech, pd.Timestamp(start), pd.Timestamp(end))
+    want = reference_features.compute(prices, tech, pd.Timestamp(start), pd.Timestamp(end))
     keys = ["symbol", "time"]
     assert list(got[keys].itertuples(index=False)) == list(want[keys].itertuples(index=False))
     for column in schema.PRICE_FEATURE_COLUMNS:

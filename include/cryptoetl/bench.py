@@ -13,7 +13,9 @@ random walks, then times, in the same run:
   shape: the cost of writing the rows, without any join or computation;
 - ml_features_materialized, one day for all symbols;
 - sentiment end to end (``run_sentiment``: read, tokenize, score, write) against the raw forward pass
-  of the same BERT-base-sized model (random weights) on the same texts (``bench_sentiment.py``).
+  of the same BERT-base-sized model (random weights) on the same texts (``bench_sentiment.py``);
+- what each DAG file costs the DAG processor over a bare DAG, in local and Kubernetes mode
+  (``bench_parse.py``; needs no database).
 
 The database is dropped at the end. Timings belong here, never in pytest.
 """
@@ -254,11 +256,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, help="days of hourly data (default 456, about 1.25 years)")
     parser.add_argument("--articles", type=int, help="sentiment articles (default 200, small 48; 0 skips)")
     parser.add_argument("--url", default=DEFAULT_URL, help="MySQL/MariaDB server URL (a database is created)")
+    parser.add_argument("--parse-repeat", type=int, default=3, help="DAG parse timing: best of N (0 skips)")
     args = parser.parse_args(argv)
     n_symbols = args.symbols or (20 if args.small else 320)
     days = args.days or (60 if args.small else 456)
     n_articles = args.articles if args.articles is not None else (48 if args.small else 200)
     results = run(args.url, n_symbols, days, n_articles)
+    if args.parse_repeat:
+        from cryptoetl import bench_parse
+
+        results += [bench_parse.report(bench_parse.REPO / "dags", mode, args.parse_repeat, bench_parse.REPO / "include")
+                    for mode in ("local", "kubernetes")]
     widths = [max(len(r[i]) for r in results) for i in range(4)]
     print()
     for row in results:

@@ -62,7 +62,7 @@ class ResourceProfile:
     cpu_limit: str | None = None
 
 
-# Named profiles; every step names one (see steps.STEPS). Sized from measured peak RSS
+# Named profiles; every step names one (steps.py, sources/*.py SPEC). Sized from measured peak RSS
 # of a 90-day single-interval run of each step with 10 symbols, with 2x headroom.
 RESOURCE_PROFILES: dict[str, ResourceProfile] = {
     "io-small": ResourceProfile(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi"),

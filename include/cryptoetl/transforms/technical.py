@@ -16,8 +16,6 @@ from ta.volatility import BollingerBands
 
 from cryptoetl.warehouse.schema import RETURN_LAGS_HOURS, TECHNICAL_COLUMNS
 
-# The longest plain window: below it a value is not computable and stays NULL.
-LONGEST_WINDOW = 50
 # Returns look back exactly this far: the step reads at least this many bars before its interval.
 RETURN_LOOKBACK_HOURS = max(RETURN_LAGS_HOURS.values())
 OUTPUT_COLUMNS = ("close", *TECHNICAL_COLUMNS, *RETURN_LAGS_HOURS)
