@@ -13,6 +13,16 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__EXECUTOR := LocalExecutor
 export AIRFLOW__CORE__PARALLELISM := 4
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL := 10
+# Timeouts that hold on a loaded 2-core machine (Airflow's defaults assume an idle one: a task's
+# call to the execution API gave up after 5 s at load 15-20, and the try went up_for_retry).
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT := 60
+export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 120
+export AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT := 300
+# Every local port comes from this one setting (the UI/API on it, the sandbox, log servers and the
+# scheduler's health check on the next four): CRYPTOETL_PORT_BASE=9080 make run beside another checkout.
+export CRYPTOETL_PORT_BASE ?= 8080
+# Local demo: retry a failed try after 15 s, not production's 2 min (the demo waits for retries).
+export CRYPTOETL_RETRY_DELAY ?= 15
 export CRYPTOETL_MODE ?= local
 export CRYPTOETL_WAREHOUSE_FILE := $(CURDIR)/data/warehouse.db
 # The sandbox answers fast; the real public API allows 5 calls/min.
@@ -48,12 +58,13 @@ run: venv $(LOCAL_ENV) $(METADATA_ENV)
 ui: venv $(LOCAL_ENV) $(METADATA_ENV)
 	@$(SOURCE_ENV); $(BIN)/python -m cryptoetl.airflow.local ui
 
-env: $(LOCAL_ENV) $(METADATA_ENV)
+# The same settings in a shell: eval "$(make -s env)". Clients then reach the offline sandbox
+# (while make ui runs); REAL_APIS=1 make -s env leaves the real APIs (and your own keys) in place.
+env: venv $(LOCAL_ENV) $(METADATA_ENV)
 	@echo "export PATH=$(CURDIR)/$(BIN):\$$PATH"
-	@env | grep -E '^(AIRFLOW_HOME|AIRFLOW__|CRYPTOETL_|COINGECKO_)' | sed 's/^/export /'
+	@env | grep -E '^(AIRFLOW_HOME|AIRFLOW__|CRYPTOETL_)' | sed 's/^/export /'
 	@sed 's/^/export /' $(LOCAL_ENV) $(METADATA_ENV)
-	@echo "# for python -m cryptoetl in this shell (tasks resolve the Airflow connection instead)"
-	@echo "export CRYPTOETL_WAREHOUSE_URL=sqlite:///$$CRYPTOETL_WAREHOUSE_FILE"
+	@$(SOURCE_ENV); $(BIN)/python -m cryptoetl.airflow.local env
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -7,7 +7,7 @@
     python -m cryptoetl rebuild-features [--start 2026-01-01 --end 2026-02-01]   # default: all hours with prices
     python -m cryptoetl summary
     python -m cryptoetl pools                    # the Airflow pools of the registered sources, as JSON
-    python -m cryptoetl sandbox --port 8899      # offline stand-in for every API (SYNTHETIC data)
+    python -m cryptoetl sandbox --port 8081      # offline stand-in for every API (SYNTHETIC data)
 
 Exit codes: 0 success, 2 bad input or configuration (clear message, nothing written),
 1 a step failed (its transaction rolled back; the interval keeps its previous rows).
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 
@@ -140,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = sub.add_parser("sandbox", help="serve the offline API sandbox (synthetic data)")
     sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8899)
+    # the local stack's sandbox port: CRYPTOETL_PORT_BASE + 1 (airflow/local.py)
+    sandbox.add_argument("--port", type=int, default=int(os.environ.get("CRYPTOETL_PORT_BASE") or 8080) + 1)
     return parser
 
 

@@ -205,6 +205,7 @@ class Settings:
     secret_name: str = "data-collection-secrets"
     node_selector: Mapping[str, str] = field(default_factory=lambda: {"node-type": "data-collection"})
     startup_timeout_seconds: int = 600
+    retry_delay_seconds: float = 120.0  # first retry delay of every task (exponential backoff after it)
     # Local mode: the interpreter that runs `python -m cryptoetl`; default: the worker's own.
     python: str | None = None
     # Per-source settings, raw ({PREFIX}_API_KEY etc.); resolved by each source's spec.
@@ -328,6 +329,7 @@ SETTINGS_ENV: tuple[EnvSetting, ...] = (
     EnvSetting("CRYPTOETL_SERVICE_ACCOUNT", "service_account"),
     EnvSetting("CRYPTOETL_SECRET_NAME", "secret_name"),
     EnvSetting("CRYPTOETL_STARTUP_TIMEOUT", "startup_timeout_seconds", _integer(1)),
+    EnvSetting("CRYPTOETL_RETRY_DELAY", "retry_delay_seconds", _positive_number),
     EnvSetting("CRYPTOETL_PYTHON", "python"),
     EnvSetting("CRYPTOETL_MACRO_SERIES", "macro_series_file", pod=True),
     EnvSetting("CRYPTOETL_RSS_FEEDS", "rss_feeds", lambda raw, _name: _parse_feeds(raw), pod=True),

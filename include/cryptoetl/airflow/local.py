@@ -11,25 +11,36 @@
      SYNTHETIC models built offline (scores not meaningful) unless CRYPTOETL_*_PATH name real ones;
   5. stops Airflow and prints a summary.
 
-``ui`` starts the sandbox and Airflow and waits for Ctrl-C, to browse the runs.
+``ui`` starts the sandbox and Airflow and waits for Ctrl-C, to browse the runs. ``env`` prints the
+settings a shell needs to use the same Airflow and the sandbox (``eval "$(make -s env)"``).
+
+Set-up runs again only when what it depends on changed (``.airflow/setup.done``). Every port comes
+from one setting, ``CRYPTOETL_PORT_BASE`` (default 8080: the UI and API on it, the sandbox, the log
+servers and the scheduler's health check on the next four), so two checkouts run side by side. The
+processes live in ``local_stack.py``; watching the runs and explaining failures in ``local_watch.py``.
 The Airflow CLI is used for every action a user would take; the ORM only to watch progress.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptoetl.airflow import local_watch
+from cryptoetl.airflow.local_stack import Stack, airflow_command
 from cryptoetl.sources import registry
 from cryptoetl.steps import steps
+
+# Offsets from CRYPTOETL_PORT_BASE of every port the local stack listens on.
+PORT_OFFSETS = {"api": 0, "sandbox": 1, "worker_log": 2, "trigger_log": 3, "scheduler_health": 4}
 
 # The pools as code: written from the source specs (``python -m cryptoetl pools``), imported here and
 # by the Helm chart's migration job.
@@ -55,8 +66,39 @@ def sandbox_env() -> dict[str, str]:
 # reachable, and real weights are ~1 GB): same code path, SYNTHETIC scores, not meaningful.
 DEMO_MODEL_IDS = {"cryptobert": "synthetic/tiny-random-cryptobert", "finbert": "synthetic/tiny-random-finbert"}
 
+def ports(base: int | None = None) -> dict[str, int]:
+    """Every local port, from ``CRYPTOETL_PORT_BASE``."""
+    if base is None:
+        raw = os.environ.get("CRYPTOETL_PORT_BASE", "8080").strip() or "8080"
+        if not raw.isdigit() or not 1024 <= int(raw) <= 65535 - max(PORT_OFFSETS.values()):
+            raise SystemExit(f"CRYPTOETL_PORT_BASE={raw!r}: use a port number from 1024 to 65530")
+        base = int(raw)
+    return {name: base + offset for name, offset in PORT_OFFSETS.items()}
+
+
+def airflow_port_env(port: dict[str, int]) -> dict[str, str]:
+    """Airflow's settings for those ports, the execution API's URL included (tasks call it)."""
+    return {
+        "AIRFLOW__API__PORT": str(port["api"]),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port['api']}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port['api']}/execution/",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port["worker_log"]),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port["trigger_log"]),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(port["scheduler_health"]),
+    }
+
+
+def sandbox_client_env(sandbox_urls: dict[str, str]) -> dict[str, str]:
+    """What points every client at the sandbox: base URLs, the keys it accepts, no rate waiting."""
+    env = {f"{name.upper()}_BASE_URL": url for name, url in sandbox_urls.items()}
+    env.update(sandbox_env())
+    env.update({f"{name.upper()}_RATE_PER_MINUTE": os.environ.get(f"{name.upper()}_RATE_PER_MINUTE", "6000")
+                for name in sandbox_urls})
+    return env
+
+
 def _airflow(*args: str, check: bool = True, quiet: bool = True) -> subprocess.CompletedProcess:
-    cmd = [str(Path(sys.executable).with_name("airflow")), *args]
+    cmd = airflow_command(*args)
     result = subprocess.run(cmd, capture_output=quiet, text=True)
     if check and result.returncode != 0:
         raise SystemExit(f"`airflow {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
@@ -86,9 +128,28 @@ def warehouse_file() -> str:
     return os.environ.get("CRYPTOETL_WAREHOUSE_FILE", str(home.parent / "data" / "warehouse.db"))
 
 
-def setup() -> None:
+def _setup_fingerprint() -> str:
+    """What set-up depends on: the pools, the warehouse code (schema, migrations), the metadata DB,
+    the warehouse file and the package version."""
+    from cryptoetl import __version__
+
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in [POOLS_FILE, *sorted((package / "warehouse").rglob("*.py"))]:
+        digest.update(path.read_bytes())
+    for part in (__version__, os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""), warehouse_file()):
+        digest.update(part.encode())
+    return digest.hexdigest()
+
+
+def setup(force: bool = False) -> None:
+    """Airflow metadata DB, pools, warehouse connection and schema; skipped when nothing changed."""
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
+    stamp, fingerprint = home / "setup.done", _setup_fingerprint()
+    if not force and Path(warehouse_file()).exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        print(f"· set-up is current ({stamp}); skipping it")
+        return
     print("· migrating the Airflow metadata DB")
     _airflow("db", "migrate")
     pools = POOLS_FILE
@@ -100,6 +161,7 @@ def setup() -> None:
     ensure_warehouse_connection(conn_id, warehouse)
     env = dict(os.environ, CRYPTOETL_WAREHOUSE_URL=f"sqlite:///{warehouse}")
     subprocess.run([sys.executable, "-m", "cryptoetl", "init-db"], env=env, check=True)
+    stamp.write_text(fingerprint)
 
 
 def ensure_warehouse_connection(conn_id: str, path: str) -> None:
@@ -123,87 +185,15 @@ def ensure_warehouse_connection(conn_id: str, path: str) -> None:
     _airflow("connections", "add", conn_id, "--conn-type", "sqlite", "--conn-host", path)
 
 
-class Stack:
-    """The sandbox (in-process thread) and ``airflow standalone`` (child process)."""
-
-    def __init__(self, port: int, sandbox_port: int):
-        self.port = port
-        self.sandbox_port = sandbox_port
-        self.proc: subprocess.Popen | None = None
-        self.sandbox = None
-
-    def __enter__(self) -> Stack:
-        from cryptoetl.sandbox.server import SandboxServer
-
-        self.sandbox = SandboxServer(port=self.sandbox_port)
-        self.sandbox.start()
-        # Every client of every task reaches the sandbox through its base-URL setting, with the
-        # keys the sandbox accepts; the sandbox answers fast, so no production-rate waiting.
-        os.environ.update(self.sandbox.env())
-        os.environ.update(sandbox_env())
-        os.environ.update(demo_models())
-        for name in self.sandbox.urls():
-            os.environ.setdefault(f"{name.upper()}_RATE_PER_MINUTE", "6000")
-        print(f"· sandbox APIs (SYNTHETIC data) on {self.sandbox.root_url}: " + ", ".join(self.sandbox.urls()))
-        log_path = Path(os.environ["AIRFLOW_HOME"]) / "standalone.log"
-        print(f"· starting airflow standalone (log: {log_path})")
-        self.log = open(log_path, "a")  # noqa: SIM115 - closed in __exit__
-        # standalone starts its components as `airflow ...` from PATH: put this venv first.
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("airflow")), "standalone"],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-        self._wait_healthy()
-        return self
-
-    def _wait_healthy(self, timeout: float = 240) -> None:
-        url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"airflow standalone exited early (code {self.proc.returncode}); see the log")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as resp:
-                    health = json.load(resp)
-                if health.get("scheduler", {}).get("status") == "healthy":
-                    print(f"· Airflow is up: http://localhost:{self.port}")
-                    return
-            except OSError:
-                pass
-            time.sleep(2)
-        raise SystemExit(f"Airflow did not become healthy within {timeout:.0f}s")
-
-    def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            print("· stopping Airflow")
-            # standalone stops cleanly on SIGINT; SIGINT is ignored when started from a
-            # non-interactive background shell, so fall back to SIGTERM, then SIGKILL. Wait for
-            # the whole process group, not just standalone: its scheduler can outlive it.
-            for sig, grace in ((signal.SIGINT, 20), (signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-                if _signal_group_and_wait(self.proc, sig, grace):
-                    break
-        if self.sandbox:
-            self.sandbox.stop()
-        self.log.close()
+def _child_env(sandbox) -> dict[str, str]:
+    """The environment of the Airflow processes: every client pointed at the sandbox, and the tiny
+    SYNTHETIC sentiment models unless real ones are configured."""
+    return {**sandbox_client_env(sandbox.urls()), **demo_models()}
 
 
-def _signal_group_and_wait(leader: subprocess.Popen, sig: int, grace: float) -> bool:
-    """Send ``sig`` to the leader's process group; True once every member has exited."""
-    pgid = leader.pid
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        leader.poll()  # reap the leader, or its zombie keeps the group alive
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.5)
-    return False
+def _stack(port: dict[str, int]) -> Stack:
+    return Stack(port["api"], port["sandbox"], child_env=_child_env,
+                 log_path=Path(os.environ["AIRFLOW_HOME"]) / "standalone.log")
 
 
 def cancel_open_backfills(dag_id: str) -> None:
@@ -246,70 +236,12 @@ def wait_for_dags(timeout: float = 180) -> None:
     raise SystemExit(f"DAGs not parsed within {timeout:.0f}s; check `airflow dags list-import-errors`")
 
 
-def _failing_tasks(since: datetime) -> list[str]:
-    """Task instances of the demo's DAGs that failed (or wait to retry) since ``since``."""
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state)
-            .where(TaskInstance.dag_id.in_(dag_ids()), TaskInstance.state.in_(("up_for_retry", "failed")),
-                   TaskInstance.start_date >= since)
-        ).all()
-    return [f"  {dag_id} / {run_id} / {task_id}: {state}" for dag_id, run_id, task_id, state in rows]
-
-
-def wait_until_settled(backfill_started: datetime, timeout: float) -> dict[str, dict[str, int]]:
-    """Block until the backfill is complete and no run or queued asset trigger is pending."""
-    from airflow.models.asset import AssetDagRunQueue
-    from airflow.models.backfill import Backfill
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import func, or_, select
-
-    deadline = time.monotonic() + timeout
-    quiet_polls = 0
-    last = None
-    while time.monotonic() < deadline:
-        with create_session() as session:
-            backfill_open = session.scalar(select(func.count()).select_from(Backfill).where(
-                Backfill.dag_id.in_(backfill_dags()), Backfill.completed_at.is_(None)))
-            queued_triggers = session.scalar(select(func.count()).select_from(AssetDagRunQueue))
-            rows = session.execute(
-                select(DagRun.dag_id, DagRun.state, func.count())
-                .where(DagRun.dag_id.in_(dag_ids()),
-                       or_(DagRun.queued_at >= backfill_started, DagRun.state.in_(("queued", "running"))))
-                .group_by(DagRun.dag_id, DagRun.state)
-            ).all()
-        states: dict[str, dict[str, int]] = {d: {} for d in dag_ids()}
-        for dag_id, state, n in rows:
-            states[dag_id][str(state)] = n
-        active = sum(n for s in states.values() for k, n in s.items() if k in ("queued", "running"))
-        summary = "  ".join(
-            f"{d}: " + (",".join(f"{k}={v}" for k, v in sorted(s.items())) or "-") for d, s in states.items())
-        if summary != last:
-            print(f"  {datetime.now(UTC):%H:%M:%S} {summary}")
-            last = summary
-        if failing := _failing_tasks(backfill_started):
-            raise SystemExit(
-                "a task failed (Airflow will retry it, but the demo stops here so you see why):\n"
-                + "\n".join(failing) + f"\nLogs: {os.environ['AIRFLOW_HOME']}/logs (or the web UI: make ui)")
-        settled = not backfill_open and not queued_triggers and active == 0
-        quiet_polls = quiet_polls + 1 if settled else 0
-        if quiet_polls >= 3:  # asset events can land between two polls: require a quiet spell
-            return states
-        time.sleep(3)
-    raise SystemExit(f"pipeline did not settle within {timeout:.0f}s; see {os.environ['AIRFLOW_HOME']}/logs")
-
-
-def demo(days: int, port: int, sandbox_port: int, timeout: float) -> int:
+def demo(days: int, port: dict[str, int], timeout: float) -> int:
     setup()
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start, last = today - timedelta(days=days), today - timedelta(days=1)
     began = time.monotonic()
-    with Stack(port, sandbox_port):
+    with _stack(port):
         wait_for_dags()
         created = datetime.now(UTC)
         # Backfill first, unpause second: the scheduler then finds a run for every logical
@@ -323,13 +255,15 @@ def demo(days: int, port: int, sandbox_port: int, timeout: float) -> int:
             _airflow("backfill", "create", "--dag-id", dag_id, "--from-date", f"{start:%Y-%m-%d}",
                      "--to-date", f"{last:%Y-%m-%d}", "--max-active-runs", "4", "--reprocess-behavior", "failed")
         _airflow("dags", "unpause", "--treat-dag-id-as-regex", "-y", "^(" + "|".join(dag_ids()) + ")$")
-        states = wait_until_settled(created, timeout)
+        home = Path(os.environ["AIRFLOW_HOME"])
+        states = local_watch.watch(lambda: local_watch.snapshot(dag_ids(), backfill_dags(), created),
+                                   timeout=timeout, explain=lambda task_try: local_watch.explain(task_try, home))
     failed = {d: s.get("failed", 0) for d, s in states.items() if s.get("failed")}
     print(f"\nPipeline finished in {time.monotonic() - began:.0f}s through the Airflow scheduler.")
     # Outside a task the Airflow 3 SDK cannot read metastore connections: name the file directly.
     env = dict(os.environ, CRYPTOETL_WAREHOUSE_URL=f"sqlite:///{warehouse_file()}")
     subprocess.run([sys.executable, "-m", "cryptoetl", "summary"], env=env, check=False)
-    _print_ui_help(port)
+    _print_ui_help(port["api"])
     if failed:
         print(f"\nFAILED runs: {failed}. Open the UI (make ui) or read {os.environ['AIRFLOW_HOME']}/logs.")
         return 1
@@ -347,15 +281,10 @@ def _print_ui_help(port: int) -> None:
     print(f"\nWeb UI: run `make ui`, then open http://localhost:{port}" + _login_hint())
 
 
-def _interrupt(*_):
-    raise KeyboardInterrupt
-
-
-def ui(port: int, sandbox_port: int) -> int:
+def ui(port: dict[str, int]) -> int:
     setup()
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops Airflow cleanly too, like Ctrl-C
-    with Stack(port, sandbox_port):
-        print(f"\nWeb UI: http://localhost:{port}" + _login_hint())
+    with _stack(port):
+        print(f"\nWeb UI: http://localhost:{port['api']}" + _login_hint())
         print("Ctrl-C to stop.")
         try:
             while True:
@@ -365,20 +294,51 @@ def ui(port: int, sandbox_port: int) -> int:
     return 0
 
 
+def print_env(port: dict[str, int], real_apis: bool) -> None:
+    """Exports for a shell: the ports, the warehouse, and (unless ``real_apis``) the sandbox."""
+    for name, value in airflow_port_env(port).items():
+        print(f"export {name}={value}")
+    print(f"export CRYPTOETL_WAREHOUSE_URL=sqlite:///{warehouse_file()}")
+    if real_apis:
+        print("# REAL_APIS=1: clients reach the real APIs with your own keys (nothing of the sandbox set)")
+        return
+    root = f"http://127.0.0.1:{port['sandbox']}"
+    urls = {spec.name: root + spec.sandbox_path for spec in registry.sources()}
+    print(f"# every client points at the offline sandbox ({root}: SYNTHETIC data), which answers while "
+          "`make ui` or `make run` runs (or `python -m cryptoetl sandbox --port "
+          f"{port['sandbox']}`); REAL_APIS=1 make env for the real APIs")
+    for name, value in sandbox_client_env(urls).items():
+        print(f"export {name}={value}")
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cryptoetl.airflow.local")
-    parser.add_argument("command", choices=["setup", "demo", "ui"])
+    parser.add_argument("command", choices=["setup", "demo", "ui", "env"])
     parser.add_argument("--days", type=int, default=int(os.environ.get("DEMO_DAYS", "14")))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW__API__PORT", "8080")))
-    parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8899")))
-    parser.add_argument("--timeout", type=float, default=1200)
+    parser.add_argument("--timeout", type=float, default=2400, help="seconds for the pipeline to settle")
+    parser.add_argument("--force", action="store_true", help="setup: run it even if nothing changed")
     args = parser.parse_args(argv)
-    if args.command == "setup":
-        setup()
+    port = ports()
+    if args.command == "env":
+        print_env(port, real_apis=os.environ.get("REAL_APIS", "") not in ("", "0"))
         return 0
-    if args.command == "demo":
-        return demo(args.days, args.port, args.sandbox_port, args.timeout)
-    return ui(args.port, args.sandbox_port)
+    os.environ.update(airflow_port_env(port))
+    # `kill` (SIGTERM) stops everything as Ctrl-C does: the stack's cleanup runs either way.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if args.command == "setup":
+            setup(force=args.force)
+            return 0
+        if args.command == "demo":
+            return demo(args.days, port, args.timeout)
+        return ui(port)
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything this run started has been stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

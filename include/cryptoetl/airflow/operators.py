@@ -29,7 +29,8 @@ Pod defaults, and why:
 - ``on_finish_action="delete_succeeded_pod"``: failed pods stay for ``kubectl logs``.
 - ``startup_timeout_seconds``: 600 s covers an image pull on a fresh node.
 - retries: 3 with exponential backoff from 2 min (max 30 min): rides out API hiccups and
-  rate-limit windows without hammering the API.
+  rate-limit windows without hammering the API. ``CRYPTOETL_RETRY_DELAY`` (seconds) changes the
+  first delay: the local demo retries after 15 s, since it waits for retries to finish.
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ from cryptoetl.steps import get_step
 
 ASSET_URI = "cryptoetl://warehouse/{table}"
 
-DEFAULT_RETRY_ARGS: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=30),
-}
+def retry_args(settings: Settings) -> dict[str, Any]:
+    return {
+        "retries": 3,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+    }
 
 def pod_env_names() -> tuple[str, ...]:
     """Non-secret settings that pods must share with the scheduler's view of the world: the generic
@@ -235,7 +237,7 @@ def step_task(step_name: str, *, settings: Settings | None = None, **overrides: 
         "task_id": step.task_id,
         "outlets": [table_asset(step.writes)],
         "doc_md": step.description,
-        **DEFAULT_RETRY_ARGS,
+        **retry_args(settings),
     }
     if step.pool:
         common["pool"] = step.pool

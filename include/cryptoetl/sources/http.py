@@ -27,11 +27,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import requests
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cryptoetl.sources.spec import SourceSpec
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class HttpSource:
         self.backoff_base = backoff_base
         self.min_interval = 60.0 / rate_per_minute if rate_per_minute > 0 else 0.0
         self.sleep, self.clock = sleep, clock
+        import requests  # here, not at import: the registry reads every SPEC at DAG parse time
+
         self.session = session or requests.Session()
         self.headers = {"accept": "application/json", "user-agent": "cryptoetl/0.1", **(headers or {})}
         self._last_call: float | None = None
@@ -141,11 +144,13 @@ class HttpSource:
         target = url or f"{self.base_url}{path}"
         shown = f"{self.name} GET {url or path} {self._redact(params) if params else ''}".rstrip()
         last_problem = ""
+        from requests import exceptions as requests_errors
+
         for attempt in range(self.max_retries + 1):
             self._throttle()
             try:
                 resp = self.session.get(target, params=params, headers=self.headers, timeout=self.timeout)
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except (requests_errors.Timeout, requests_errors.ConnectionError) as exc:
                 # str(exc) can contain the URL with its query string (and the key): report the type only.
                 last_problem = type(exc).__name__
                 wait = self._backoff(attempt)
