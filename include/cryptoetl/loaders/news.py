@@ -59,6 +59,7 @@ from cryptoetl.sources.rss import RssClient, feed_urls
 from cryptoetl.step import SourceDataMissing, StepContext
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.engine import to_naive_utc
+from cryptoetl.warehouse.retry import retry_transient
 from cryptoetl.warehouse.writes import replace_interval
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,8 @@ def run_news_guardian(ctx: StepContext, interval: Interval) -> int:
     items: list[NewsItem] = []
     for query in default_queries(ctx.settings.symbols):
         items += client.search(query, interval.start, interval.end)
-    return _replace_source_interval(ctx, GUARDIAN, items, interval)
+    return retry_transient(lambda: _replace_source_interval(ctx, GUARDIAN, items, interval),
+                           what=f"news {GUARDIAN} {interval}")
 
 
 def run_news_cryptopanic(ctx: StepContext, interval: Interval) -> int:
@@ -100,7 +102,8 @@ def run_news_cryptopanic(ctx: StepContext, interval: Interval) -> int:
     with a message naming it: the DAG exists, so a missing key is a configuration error."""
     client = ctx.client(CryptoPanicClient)
     items = client.posts(interval.start, interval.end)
-    return _replace_source_interval(ctx, CRYPTOPANIC, items, interval)
+    return retry_transient(lambda: _replace_source_interval(ctx, CRYPTOPANIC, items, interval),
+                           what=f"news {CRYPTOPANIC} {interval}")
 
 
 def run_news_rss(ctx: StepContext, interval: Interval) -> int:
@@ -113,17 +116,22 @@ def run_news_rss(ctx: StepContext, interval: Interval) -> int:
         if not items:
             log.warning("news_rss: feed %r (%s) has no items", name, url)
         fetched.append((RSS_PREFIX + name, items))
-    written = 0
-    with _news_transaction(ctx.engine) as conn:
-        for source, items in fetched:
-            written += _upsert_sightings(conn, source, items)
-        _rebuild(conn, {i.article_id for _, items in fetched for i in items}, Tagger(ctx.settings.symbols))
+    written = retry_transient(lambda: _upsert_feeds(ctx, fetched), what="news_rss")
     log.info("news_rss: %d items from %d feeds upserted (run interval %s not used: feeds only serve their "
              "latest items)", written, len(fetched), interval)
     return written
 
 
 # -- writes --------------------------------------------------------------------------------------
+
+def _upsert_feeds(ctx: StepContext, fetched: list[tuple[str, list[NewsItem]]]) -> int:
+    written = 0
+    with _news_transaction(ctx.engine) as conn:
+        for source, items in fetched:
+            written += _upsert_sightings(conn, source, items)
+        _rebuild(conn, {i.article_id for _, items in fetched for i in items}, Tagger(ctx.settings.symbols))
+    return written
+
 
 def _sighting_rows(source: str, items: Iterable[NewsItem]) -> list[dict]:
     rows: dict[str, dict] = {}

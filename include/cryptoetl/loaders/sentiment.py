@@ -43,6 +43,7 @@ from cryptoetl.sentiment.model import CANONICAL_LABELS, ModelHandle, ModelSpec, 
 from cryptoetl.step import StepContext
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.engine import to_naive_utc
+from cryptoetl.warehouse.retry import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def run_sentiment(ctx: StepContext, interval: Interval, *, rescore: bool | None 
     if not (new_rows or vanished or any(plan.misrouted or plan.to_fix for plan in plans)):
         log.info("sentiment %s: every article already scored by the current revisions: nothing written", interval)
         return 0
-    _write(ctx, interval, plans, new_rows, vanished)
+    retry_transient(lambda: _write(ctx, interval, plans, new_rows, vanished), what=f"sentiment {interval}")
     fixed = sum(len(plan.to_fix) for plan in plans)
     log.info("sentiment %s: %d rows scored, %d vanished articles' rows deleted, %d rows' published_at/is_synthetic "
              "corrected", interval, len(new_rows), len(vanished), fixed)

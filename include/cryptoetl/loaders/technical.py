@@ -21,6 +21,7 @@ from cryptoetl.step import StepContext
 from cryptoetl.transforms import technical as technical_tx
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.reads import read_frame
+from cryptoetl.warehouse.retry import retry_transient
 from cryptoetl.warehouse.writes import replace_interval_parts
 
 # Price rows (warm-up included) read per group: bounds memory (a full backfill of 320 symbols x 456 days
@@ -56,12 +57,16 @@ def run_technical(ctx: StepContext, interval: Interval) -> int:
 
     scope = {"time_column": "time", "start": interval.start, "end": interval.end}
     engine = ctx.engine
-    if engine.dialect.name == "mysql":
-        def read_in_background() -> Iterator[tuple[dict, pd.DataFrame]]:
-            with engine.connect() as conn:  # its own connection, one read snapshot
-                yield from parts(conn)
 
-        return replace_interval_parts(engine, schema.technical_indicators, read_in_background(), prefetch=True,
-                                      **scope)
-    with engine.begin() as conn:  # SQLite: read and write on one connection, one transaction
-        return replace_interval_parts(conn, schema.technical_indicators, parts(conn), **scope)
+    def one_transaction() -> int:  # repeatable: the parts are produced anew on each attempt
+        if engine.dialect.name == "mysql":
+            def read_in_background() -> Iterator[tuple[dict, pd.DataFrame]]:
+                with engine.connect() as conn:  # its own connection, one read snapshot
+                    yield from parts(conn)
+
+            return replace_interval_parts(engine, schema.technical_indicators, read_in_background(),
+                                          prefetch=True, **scope)
+        with engine.begin() as conn:  # SQLite: read and write on one connection, one transaction
+            return replace_interval_parts(conn, schema.technical_indicators, parts(conn), **scope)
+
+    return retry_transient(one_transaction, what=f"technical_indicators {interval}")

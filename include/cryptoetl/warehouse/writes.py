@@ -16,6 +16,7 @@ from cryptoetl.warehouse.engine import is_date_column, to_naive_utc
 from cryptoetl.warehouse.mysql_bulk import _mysql_values, mysql_insert
 from cryptoetl.warehouse.prefetch import Prefetch
 from cryptoetl.warehouse.records import to_records
+from cryptoetl.warehouse.retry import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,16 @@ def replace_interval(
 
     Every row must fall inside that scope, so a step can never write outside its interval;
     a violation raises before anything is touched. On any error the transaction rolls back
-    and the interval keeps its previous rows. Returns the number of rows inserted.
+    and the interval keeps its previous rows. A lock conflict with another writer (deadlock, lock
+    wait timeout) rolls it back and it runs again (``warehouse/retry.py``). Returns the number of
+    rows inserted.
     """
-    return replace_interval_parts(target, table, [(keys, rows)], time_column=time_column, start=start, end=end)
+    def write() -> int:
+        return replace_interval_parts(target, table, [(keys, rows)], time_column=time_column, start=start, end=end)
+
+    if isinstance(target, Connection):  # the caller owns the transaction, and its retry
+        return write()
+    return retry_transient(write, what=f"{table.name} [{start}, {end})")
 
 
 def replace_interval_parts(

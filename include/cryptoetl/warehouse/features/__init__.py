@@ -38,6 +38,7 @@ from cryptoetl.warehouse.features.macro import MACRO_MAX_AGE_DAYS
 from cryptoetl.warehouse.features.onchain import ONCHAIN_MAX_AGE_DAYS
 from cryptoetl.warehouse.features.select import insert_select_sql
 from cryptoetl.warehouse.features.sentiment import MAX_WINDOW_HOURS
+from cryptoetl.warehouse.retry import retry_transient
 
 __all__ = ["LOOKAHEAD_HOURS", "MACRO_MAX_AGE_DAYS", "ONCHAIN_MAX_AGE_DAYS", "insert_select_sql", "price_span",
            "rebuild"]
@@ -98,8 +99,19 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
 
     if isinstance(target, Connection):
         return _write(target)
-    with target.begin() as conn:
-        return _write(conn)
+
+    def one_transaction() -> int:
+        with target.connect() as conn:
+            if conn.dialect.name in ("mysql", "mariadb"):
+                # READ COMMITTED: the INSERT ... SELECT then reads the source tables without shared
+                # locks. Under MariaDB's default REPEATABLE READ it share-locks every row it reads
+                # (2.5M at 80 symbols), and a technical run writing indicators meanwhile waited and
+                # failed (1205) or deadlocked (1213). The rebuild still sees committed rows only.
+                conn = conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                return _write(conn)
+
+    return retry_transient(one_transaction, what=f"ml_features_materialized [{lo}, {hi})")
 
 
 def price_span(engine: Engine, symbols: Sequence[str]) -> tuple[datetime, datetime] | None:
