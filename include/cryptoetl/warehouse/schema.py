@@ -12,6 +12,7 @@ Conventions (see docs/DATA_DICTIONARY.md for every column):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import (
@@ -223,20 +224,53 @@ PRICE_FEATURE_COLUMNS = (
 
 # --- ml_features_materialized: the point-in-time feature families (warehouse/features/) ---
 
-# Macro: one value column and one age column per series of the packaged series file.
+# Macro: one value column and one age column per series. The packaged series file's series are
+# declared here. A series that only a custom CRYPTOETL_MACRO_SERIES file lists gets its columns from
+# `python -m cryptoetl migrate` (migrate.add_macro_columns); the features rebuild fills both kinds.
 _PACKAGED_MACRO_SERIES = Path(__file__).resolve().parents[1] / "macro_series.json"
+MAX_IDENTIFIER = 64  # MySQL's limit on a column name
 
 
 def _macro_feature_series() -> tuple[tuple[str, str], ...]:
-    """(series_id, indicator_name) of the packaged macro_series.json: the macro feature columns.
-    A series added only to a custom CRYPTOETL_MACRO_SERIES file is loaded but gets no column."""
+    """(series_id, indicator_name) of the packaged macro_series.json."""
     entries = json.loads(_PACKAGED_MACRO_SERIES.read_text())["series"]
     return tuple((entry["series_id"], entry["indicator_name"]) for entry in entries)
 
 
 MACRO_FEATURE_SERIES = _macro_feature_series()
-MACRO_FEATURE_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
-    (series_id, f"macro_{name}", f"macro_{name}_age_days") for series_id, name in MACRO_FEATURE_SERIES)
+
+
+def macro_feature_columns(configured: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str, str, str], ...]:
+    """(series_id, value column, age column) of every packaged series, then of each ``configured``
+    (series_id, indicator_name) the packaged file lacks (by series id): the macro columns of
+    ``ml_features_materialized`` that the rebuild fills. ValueError when a configured series'
+    columns would collide with another's or exceed MySQL's identifier length."""
+    series = list(MACRO_FEATURE_SERIES)
+    for series_id, name in configured:
+        if series_id not in {known for known, _ in series}:
+            series.append((series_id, name))
+    out = tuple((series_id, f"macro_{name}", f"macro_{name}_age_days") for series_id, name in series)
+    owner: dict[str, str] = {}
+    for series_id, value, age in out:
+        for column in (value, age):
+            if column in owner:
+                raise ValueError(f"macro series {series_id} and {owner[column]} both need the feature column "
+                                 f"{column}: give one another indicator_name")
+            if len(column) > MAX_IDENTIFIER:
+                raise ValueError(f"macro series {series_id}: its feature column {column} is longer than "
+                                 f"{MAX_IDENTIFIER} characters: shorten its indicator_name")
+            owner[column] = series_id
+    return out
+
+
+def macro_columns(series_id: str, value: str, age: str) -> tuple[Column, Column]:
+    """The two feature columns of one macro series, as declared here and as `migrate` adds them."""
+    return (Column(value, Double, comment=f"FRED {series_id}: latest value known at `time` (known_at <= time)"),
+            Column(age, Double, comment=f"days from the start of the period the {series_id} value describes to "
+                   "`time`"))
+
+
+MACRO_FEATURE_COLUMNS = macro_feature_columns()
 
 ONCHAIN_FEATURE_COLUMNS = tuple(f"onchain_{name}" for name, _ in ONCHAIN_METRIC_COLUMNS)
 
@@ -254,13 +288,15 @@ SENTIMENT_FEATURE_COLUMNS = tuple(
     for model in SENTIMENT_MODELS for scope in SENTIMENT_SCOPES for window in SENTIMENT_WINDOWS_HOURS
     for stat in ("count", "mean"))
 
-FEATURE_COLUMNS = (
-    *PRICE_FEATURE_COLUMNS,
-    *(column for _, value, age in MACRO_FEATURE_COLUMNS for column in (value, age)),
-    *ONCHAIN_FEATURE_COLUMNS,
-    "onchain_age_days",
-    *SENTIMENT_FEATURE_COLUMNS,
-)
+
+def feature_columns(macro: Iterable[tuple[str, str, str]] = MACRO_FEATURE_COLUMNS) -> tuple[str, ...]:
+    """The feature columns of ``ml_features_materialized`` in the order the rebuild writes them,
+    with the given macro columns (``macro_feature_columns``)."""
+    return (*PRICE_FEATURE_COLUMNS, *(column for _, value, age in macro for column in (value, age)),
+            *ONCHAIN_FEATURE_COLUMNS, "onchain_age_days", *SENTIMENT_FEATURE_COLUMNS)
+
+
+FEATURE_COLUMNS = feature_columns()
 
 
 def _sentiment_feature_column(name: str) -> Column:
@@ -283,9 +319,7 @@ ml_features_materialized = Table(
     Column("return_24h", Double, comment="price / price 24h earlier - 1; NULL if that hour has no price"),
     Column("return_7d", Double, comment="price / price 168h earlier - 1; NULL if that hour has no price"),
     *(Column(name, Double) for name in TECHNICAL_COLUMNS),
-    *(column for series_id, value, age in MACRO_FEATURE_COLUMNS for column in (
-        Column(value, Double, comment=f"FRED {series_id}: latest value known at `time` (known_at <= time)"),
-        Column(age, Double, comment=f"days from the start of the period the {series_id} value describes to `time`"))),
+    *(column for series_id, value, age in MACRO_FEATURE_COLUMNS for column in macro_columns(series_id, value, age)),
     *(Column(f"onchain_{name}", Double, comment=f"last completed day: {comment}")
       for name, comment in ONCHAIN_METRIC_COLUMNS),
     Column("onchain_age_days", Double, comment="days from the start of the on-chain day used to `time`; "
