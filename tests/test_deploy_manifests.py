@@ -258,7 +258,7 @@ def test_init_db_job_runs_like_an_operator_pod():
     assert {**TAINT, "operator": "Equal"} in pod["tolerations"]
     (container,) = pod["containers"]
     assert container["image"] == _helm_env()["CRYPTOETL_IMAGE"]
-    assert container["command"] == ["python", "-m", "cryptoetl"] and container["args"] == ["init-db"]
+    assert container["command"] == ["python", "-m", "cryptoetl"] and container["args"] == ["migrate"]
     assert container["envFrom"] == [{"secretRef": {"name": settings.secret_name}}]
     assert "env" not in container, "secrets come from the Secret, never literals"
 

@@ -95,28 +95,6 @@ def test_nan_is_stored_as_null(engine):
     assert row[3] is None  # market_cap
 
 
-def test_init_db_recreates_an_empty_outdated_table_and_refuses_one_with_rows(tmp_path):
-    from sqlalchemy import create_engine
-
-    from cryptoetl.warehouse.schema import SchemaOutdated, create_all, price_data_real
-
-    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    old_shape = "CREATE TABLE price_data_real (symbol VARCHAR(16), time DATETIME, PRIMARY KEY (symbol, time))"
-    with engine.begin() as conn:
-        conn.execute(text(old_shape))
-    create_all(engine)  # empty: nothing to lose, so it takes the current shape
-    assert {c["name"] for c in inspect(engine).get_columns("price_data_real")} == set(price_data_real.c.keys())
-
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE price_data_real"))
-        conn.execute(text(old_shape))
-        conn.execute(text("INSERT INTO price_data_real VALUES ('BTC', '2026-01-01 00:00:00')"))
-    with pytest.raises(SchemaOutdated, match=r"price_data_real lacks \['price'.*holds rows"):
-        create_all(engine)
-    with engine.connect() as conn:  # the old rows are still there
-        assert conn.execute(text("SELECT count(*) FROM price_data_real")).scalar() == 1
-
-
 def test_dataframe_rows_convert_like_dict_rows():
     """The vectorised DataFrame path gives exactly what the per-value path gives: naive UTC
     datetimes, NaN/NaT as NULL, Python scalars, every table column present."""

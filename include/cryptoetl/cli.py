@@ -1,6 +1,6 @@
 """``python -m cryptoetl``: the one command that pods, local subprocess tasks and people run.
 
-    python -m cryptoetl init-db
+    python -m cryptoetl migrate [--sql]         # create, adopt or upgrade the warehouse schema (= init-db)
     python -m cryptoetl run STEP --interval 2026-01-01T00:00Z/2026-01-02T00:00Z [--interval ...]
     python -m cryptoetl run STEP --start 2026-01-01 --end 2026-01-02
     python -m cryptoetl run sentiment --interval ... --rescore   # score again with the current model revision
@@ -9,8 +9,9 @@
     python -m cryptoetl pools                    # the Airflow pools of the registered sources, as JSON
     python -m cryptoetl sandbox --port 8081      # offline stand-in for every API (SYNTHETIC data)
 
-Exit codes: 0 success, 2 bad input or configuration (clear message, nothing written),
-1 a step failed (its transaction rolled back; the interval keeps its previous rows).
+Exit codes: 0 success, 2 bad input or configuration, or a warehouse schema older than the code
+(clear message naming the command to run, nothing written), 1 a step failed (its transaction
+rolled back; the interval keeps its previous rows).
 """
 
 from __future__ import annotations
@@ -37,12 +38,44 @@ def _engine(settings: Settings):
     return get_engine(warehouse_url(settings))
 
 
-def cmd_init_db(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptoetl.warehouse.schema import create_all
+def _macro_series(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The series of a custom CRYPTOETL_MACRO_SERIES file, whose feature columns migrate adds."""
+    from cryptoetl.loaders.macro import feature_series
+
+    return feature_series(settings.macro_series_file)
+
+
+def _checked_engine(settings: Settings, *, features: bool):
+    """The warehouse, once its schema is checked to be this code's (one query): otherwise exit 2
+    before anything is written, naming the command to run. ``features``: the step writes
+    ml_features_materialized, so the configured macro series' columns must exist too."""
+    from cryptoetl.warehouse import migrate
 
     engine = _engine(settings)
-    create_all(engine)
-    print(f"warehouse schema ready on {engine.url.render_as_string(hide_password=True)}")
+    try:
+        migrate.check_current(engine, _macro_series(settings) if features else None)
+    except migrate.SchemaOutdated as exc:
+        raise ConfigError(str(exc)) from None
+    return engine
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Create, adopt or upgrade the warehouse schema to this code's (``warehouse/migrate.py``)."""
+    from cryptoetl.warehouse import migrate
+
+    engine = _engine(settings)
+    macro = _macro_series(settings)
+    try:
+        if args.sql:
+            migrate.upgrade_sql(engine, sys.stdout, macro)
+            return 0
+        notes = migrate.upgrade(engine, macro)
+    except migrate.MigrationRefused as exc:
+        raise ConfigError(str(exc)) from None
+    for note in notes:
+        print(note)
+    url = engine.url.render_as_string(hide_password=True)
+    print(f"warehouse schema at revision {migrate.head_revision()} on {url}")
     return 0
 
 
@@ -60,7 +93,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         owners = {name: [s.name for s in steps().values() if name in {o.name for o in s.options}] for name in unknown}
         raise ConfigError("run: " + "; ".join(f"--{name} applies to the {', '.join(owners[name])} step only, "
                                                f"not {step.name!r}" for name in sorted(unknown)))
-    ctx = StepContext(settings=settings, engine=_engine(settings), options=frozenset(given))
+    engine = _checked_engine(settings, features=step.writes == "ml_features_materialized")
+    ctx = StepContext(settings=settings, engine=engine, options=frozenset(given))
     for interval in merge(intervals):
         began = time.monotonic()
         rows = step.execute(ctx, interval)
@@ -74,7 +108,7 @@ def cmd_rebuild_features(args: argparse.Namespace, settings: Settings) -> int:
     their own rebuilds."""
     from cryptoetl.warehouse import features
 
-    engine = _engine(settings)
+    engine = _checked_engine(settings, features=True)
     symbols = [coin.symbol for coin in settings.symbols]
     if args.start is not None or args.end is not None:
         interval = make_interval(args.start, args.end, "--start/--end")
@@ -85,7 +119,7 @@ def cmd_rebuild_features(args: argparse.Namespace, settings: Settings) -> int:
         print("no prices in the warehouse: nothing to rebuild")
         return 0
     began = time.monotonic()
-    rows = features.rebuild(engine, start, end, symbols)
+    rows = features.rebuild(engine, start, end, symbols, _macro_series(settings))
     print(f"ml_features_materialized: {rows} rows rebuilt for [{start}, {end}) in {time.monotonic() - began:.2f}s")
     return 0
 
@@ -120,7 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("init-db", help="create the warehouse tables, indexes and views (idempotent)")
+    for name, what in (("migrate", "create, adopt or upgrade the warehouse schema to this code's, with the "
+                                   "columns of the configured macro series (idempotent; rows are kept)"),
+                       ("init-db", "the same as migrate (its name before migrations)")):
+        migrate = sub.add_parser(name, help=what)
+        migrate.add_argument("--sql", action="store_true",
+                             help="print the SQL it would run on this warehouse instead of running it")
 
     run = sub.add_parser("run", help="run one step over one or more data intervals")
     run.add_argument("step", help=" | ".join(steps()))
@@ -146,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"init-db": cmd_init_db, "run": cmd_run, "rebuild-features": cmd_rebuild_features,
+COMMANDS = {"migrate": cmd_migrate, "init-db": cmd_migrate, "run": cmd_run, "rebuild-features": cmd_rebuild_features,
             "summary": cmd_summary, "pools": cmd_pools, "sandbox": cmd_sandbox}
 
 

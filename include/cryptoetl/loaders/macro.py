@@ -159,6 +159,21 @@ def load_series(path: str | Path | None = None) -> tuple[MacroSeries, ...]:
     return tuple(out)
 
 
+def feature_series(path: str | Path | None) -> tuple[tuple[str, str], ...]:
+    """(series_id, indicator_name) of a custom series file (``CRYPTOETL_MACRO_SERIES``), whose series
+    get feature columns beside the packaged ones (``schema.macro_feature_columns``: ``migrate`` adds
+    them, the features rebuild fills them); () for the packaged file, whose columns are declared.
+    ConfigError, naming the file, for a bad file or colliding column names."""
+    if not path:
+        return ()
+    configured = tuple((spec.series_id, spec.indicator_name) for spec in load_series(path))
+    try:
+        schema.macro_feature_columns(configured)
+    except ValueError as exc:
+        raise ConfigError(f"macro series file {path} (CRYPTOETL_MACRO_SERIES): {exc}") from None
+    return configured
+
+
 @cache
 def _us_holidays() -> np.ndarray:
     from pandas.tseries.holiday import USFederalHolidayCalendar

@@ -12,11 +12,13 @@ Conventions (see docs/DATA_DICTIONARY.md for every column):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     Date,
     DateTime,
     Engine,
@@ -27,17 +29,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    func,
-    inspect,
-    select,
     text,
 )
-from sqlalchemy import table as table_clause
 
 metadata = MetaData()
 
 # Float(53) is DOUBLE on MySQL and REAL (8-byte) on SQLite: prices need the full mantissa.
 Double = Float(53)
+# Explicit, whatever the database default: news titles and summaries need 4-byte UTF-8.
+UTF8MB4 = {"mysql_charset": "utf8mb4"}
 
 
 def _symbol(primary_key: bool = True) -> Column:
@@ -59,6 +59,7 @@ price_data_real = Table(
     Column("source", String(32), nullable=False, comment="coingecko | sandbox-synthetic"),
     Index("ix_price_data_real_time", "time"),
     comment="Hourly CoinGecko market data, one row per symbol per hour",
+    **UTF8MB4,
 )
 
 TECHNICAL_COLUMNS = (
@@ -91,6 +92,7 @@ technical_indicators = Table(
       for name, hours in RETURN_LAGS_HOURS.items()),
     Index("ix_technical_indicators_time", "time"),
     comment="Hourly indicators from the `ta` library; NULL until a window has enough bars",
+    **UTF8MB4,
 )
 
 macro_indicators = Table(
@@ -111,6 +113,7 @@ macro_indicators = Table(
     Index("ix_macro_indicators_series_known", "series_id", "known_at"),
     Index("ix_macro_indicators_known_at", "known_at"),
     comment="FRED/ALFRED observations with every vintage and when it became known, for point-in-time joins",
+    **UTF8MB4,
 )
 
 # Daily on-chain totals. BTC from blockchain.info charts, ETH from Etherscan v2 (sources/*.py).
@@ -146,6 +149,7 @@ crypto_onchain_data = Table(
     Column("complete_at", DateTime(), nullable=False,
            comment="UTC end of the day (next midnight): when the totals are final and may be used"),
     comment="Daily on-chain totals, one row per coin per completed UTC day",
+    **UTF8MB4,
 )
 
 crypto_news = Table(
@@ -163,6 +167,7 @@ crypto_news = Table(
     Index("ix_crypto_news_published_at", "published_at"),
     comment="News articles, stored once whatever source or run delivered them; "
     "rebuilt from crypto_news_sightings",
+    **UTF8MB4,
 )
 
 crypto_news_mentions = Table(
@@ -172,6 +177,7 @@ crypto_news_mentions = Table(
     _symbol(),
     Index("ix_crypto_news_mentions_symbol", "symbol"),
     comment="Which configured symbols each crypto_news article mentions (title and summary)",
+    **UTF8MB4,
 )
 
 crypto_news_sightings = Table(
@@ -187,6 +193,7 @@ crypto_news_sightings = Table(
     Index("ix_crypto_news_sightings_published_at", "published_at"),
     Index("ix_crypto_news_sightings_article_id", "article_id"),
     comment="Each source's copy of each article; a source's run replaces its own rows for its interval",
+    **UTF8MB4,
 )
 
 crypto_sentiment_data = Table(
@@ -209,6 +216,7 @@ crypto_sentiment_data = Table(
            comment="true when the article (sandbox) or the model (tiny demo model) is synthetic"),
     Index("ix_crypto_sentiment_published_at", "published_at"),
     comment="One score per article per model revision (loaders/sentiment.py, docs/SENTIMENT.md)",
+    **UTF8MB4,
 )
 
 PRICE_FEATURE_COLUMNS = (
@@ -223,20 +231,53 @@ PRICE_FEATURE_COLUMNS = (
 
 # --- ml_features_materialized: the point-in-time feature families (warehouse/features/) ---
 
-# Macro: one value column and one age column per series of the packaged series file.
+# Macro: one value column and one age column per series. The packaged series file's series are
+# declared here. A series that only a custom CRYPTOETL_MACRO_SERIES file lists gets its columns from
+# `python -m cryptoetl migrate` (migrate.add_macro_columns); the features rebuild fills both kinds.
 _PACKAGED_MACRO_SERIES = Path(__file__).resolve().parents[1] / "macro_series.json"
+MAX_IDENTIFIER = 64  # MySQL's limit on a column name
 
 
 def _macro_feature_series() -> tuple[tuple[str, str], ...]:
-    """(series_id, indicator_name) of the packaged macro_series.json: the macro feature columns.
-    A series added only to a custom CRYPTOETL_MACRO_SERIES file is loaded but gets no column."""
+    """(series_id, indicator_name) of the packaged macro_series.json."""
     entries = json.loads(_PACKAGED_MACRO_SERIES.read_text())["series"]
     return tuple((entry["series_id"], entry["indicator_name"]) for entry in entries)
 
 
 MACRO_FEATURE_SERIES = _macro_feature_series()
-MACRO_FEATURE_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
-    (series_id, f"macro_{name}", f"macro_{name}_age_days") for series_id, name in MACRO_FEATURE_SERIES)
+
+
+def macro_feature_columns(configured: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str, str, str], ...]:
+    """(series_id, value column, age column) of every packaged series, then of each ``configured``
+    (series_id, indicator_name) the packaged file lacks (by series id): the macro columns of
+    ``ml_features_materialized`` that the rebuild fills. ValueError when a configured series'
+    columns would collide with another's or exceed MySQL's identifier length."""
+    series = list(MACRO_FEATURE_SERIES)
+    for series_id, name in configured:
+        if series_id not in {known for known, _ in series}:
+            series.append((series_id, name))
+    out = tuple((series_id, f"macro_{name}", f"macro_{name}_age_days") for series_id, name in series)
+    owner: dict[str, str] = {}
+    for series_id, value, age in out:
+        for column in (value, age):
+            if column in owner:
+                raise ValueError(f"macro series {series_id} and {owner[column]} both need the feature column "
+                                 f"{column}: give one another indicator_name")
+            if len(column) > MAX_IDENTIFIER:
+                raise ValueError(f"macro series {series_id}: its feature column {column} is longer than "
+                                 f"{MAX_IDENTIFIER} characters: shorten its indicator_name")
+            owner[column] = series_id
+    return out
+
+
+def macro_columns(series_id: str, value: str, age: str) -> tuple[Column, Column]:
+    """The two feature columns of one macro series, as declared here and as `migrate` adds them."""
+    return (Column(value, Double, comment=f"FRED {series_id}: latest value known at `time` (known_at <= time)"),
+            Column(age, Double, comment=f"days from the start of the period the {series_id} value describes to "
+                   "`time`"))
+
+
+MACRO_FEATURE_COLUMNS = macro_feature_columns()
 
 ONCHAIN_FEATURE_COLUMNS = tuple(f"onchain_{name}" for name, _ in ONCHAIN_METRIC_COLUMNS)
 
@@ -254,13 +295,16 @@ SENTIMENT_FEATURE_COLUMNS = tuple(
     for model in SENTIMENT_MODELS for scope in SENTIMENT_SCOPES for window in SENTIMENT_WINDOWS_HOURS
     for stat in ("count", "mean"))
 
-FEATURE_COLUMNS = (
-    *PRICE_FEATURE_COLUMNS,
-    *(column for _, value, age in MACRO_FEATURE_COLUMNS for column in (value, age)),
-    *ONCHAIN_FEATURE_COLUMNS,
-    "onchain_age_days",
-    *SENTIMENT_FEATURE_COLUMNS,
-)
+
+
+def feature_columns(macro: Iterable[tuple[str, str, str]] = MACRO_FEATURE_COLUMNS) -> tuple[str, ...]:
+    """The feature columns of ``ml_features_materialized`` in the order the rebuild writes them,
+    with the given macro columns (``macro_feature_columns``)."""
+    return (*PRICE_FEATURE_COLUMNS, *(column for _, value, age in macro for column in (value, age)),
+            *ONCHAIN_FEATURE_COLUMNS, "onchain_age_days", *SENTIMENT_FEATURE_COLUMNS)
+
+
+FEATURE_COLUMNS = feature_columns()
 
 
 def _sentiment_feature_column(name: str) -> Column:
@@ -283,9 +327,7 @@ ml_features_materialized = Table(
     Column("return_24h", Double, comment="price / price 24h earlier - 1; NULL if that hour has no price"),
     Column("return_7d", Double, comment="price / price 168h earlier - 1; NULL if that hour has no price"),
     *(Column(name, Double) for name in TECHNICAL_COLUMNS),
-    *(column for series_id, value, age in MACRO_FEATURE_COLUMNS for column in (
-        Column(value, Double, comment=f"FRED {series_id}: latest value known at `time` (known_at <= time)"),
-        Column(age, Double, comment=f"days from the start of the period the {series_id} value describes to `time`"))),
+    *(column for series_id, value, age in MACRO_FEATURE_COLUMNS for column in macro_columns(series_id, value, age)),
     *(Column(f"onchain_{name}", Double, comment=f"last completed day: {comment}")
       for name, comment in ONCHAIN_METRIC_COLUMNS),
     Column("onchain_age_days", Double, comment="days from the start of the on-chain day used to `time`; "
@@ -294,6 +336,7 @@ ml_features_materialized = Table(
     Column("is_synthetic", Boolean, nullable=False, comment="true when built from sandbox data"),
     Index("ix_ml_features_time", "time"),
     comment="One row per symbol per hour; every value knowable at `time`",
+    **UTF8MB4,
 )
 
 ONCHAIN_VIEW = "onchain_metrics"
@@ -306,47 +349,18 @@ _ONCHAIN_VIEW_SELECT = (
 )
 
 
-class SchemaOutdated(RuntimeError):
-    """An existing table lacks columns this version writes: it needs a migration."""
-
-
-def check_columns(engine: Engine, *, recreate_empty: bool = False) -> None:
-    """Fail clearly, before any write, when an existing table predates this schema
-    (``create_all`` never alters a table that already exists). With ``recreate_empty``, an
-    outdated table that holds no rows is dropped and created anew: nothing can be lost."""
-    inspector = inspect(engine)
-    existing = set(inspector.get_table_names())
-    problems = []
-    for table in metadata.sorted_tables:
-        if table.name not in existing:
-            continue
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        if not (missing := [c.name for c in table.columns if c.name not in have]):
-            continue
-        with engine.begin() as conn:
-            # a bare table clause: the Table object would name the columns the old table lacks
-            empty = conn.execute(select(func.count()).select_from(table_clause(table.name))).scalar() == 0
-            if recreate_empty and empty:
-                conn.execute(text(f"DROP VIEW IF EXISTS {ONCHAIN_VIEW}"))
-                table.drop(conn)
-                table.create(conn)
-                continue
-        problems.append(f"{table.name} lacks {missing}" + ("" if empty else " and holds rows"))
-    if problems:
-        raise SchemaOutdated(
-            "the warehouse schema is older than this code: " + "; ".join(problems)
-            + ". Add the columns (ALTER TABLE ... ADD COLUMN, see schema.py), or for a disposable local "
-            "warehouse drop the table (or `make clean`) and run `python -m cryptoetl init-db` again.")
+def create_onchain_view(conn: Connection) -> None:
+    """(Re)create the ``onchain_metrics`` view over ``crypto_onchain_data``."""
+    if conn.dialect.name == "sqlite":  # no CREATE OR REPLACE VIEW in SQLite
+        conn.execute(text(f"DROP VIEW IF EXISTS {ONCHAIN_VIEW}"))
+        conn.execute(text(f"CREATE VIEW {ONCHAIN_VIEW} AS {_ONCHAIN_VIEW_SELECT}"))
+    else:
+        conn.execute(text(f"CREATE OR REPLACE VIEW {ONCHAIN_VIEW} AS {_ONCHAIN_VIEW_SELECT}"))
 
 
 def create_all(engine: Engine) -> None:
-    """Create every table, index and view; safe to run any number of times. Existing tables
-    are checked, not altered: see ``check_columns``."""
-    metadata.create_all(engine, checkfirst=True)
-    check_columns(engine, recreate_empty=True)
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":  # no CREATE OR REPLACE VIEW in SQLite
-            conn.execute(text(f"DROP VIEW IF EXISTS {ONCHAIN_VIEW}"))
-            conn.execute(text(f"CREATE VIEW {ONCHAIN_VIEW} AS {_ONCHAIN_VIEW_SELECT}"))
-        else:
-            conn.execute(text(f"CREATE OR REPLACE VIEW {ONCHAIN_VIEW} AS {_ONCHAIN_VIEW_SELECT}"))
+    """Bring the warehouse to this code's schema: ``migrate.upgrade`` (create, adopt or upgrade;
+    safe to run any number of times; rows are kept). Existing callers and test fixtures use it."""
+    from cryptoetl.warehouse.migrate import upgrade  # migrate imports this module
+
+    upgrade(engine)

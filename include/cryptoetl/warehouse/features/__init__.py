@@ -22,7 +22,7 @@ forbids naming a temporary table twice in one statement, so no statement does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 # sqlalchemy's select under another name: ``select`` in this package is the submodule.
@@ -51,14 +51,19 @@ LOOKAHEAD_HOURS: dict[str, int] = {**final.LOOKAHEAD_HOURS, **macro.LOOKAHEAD_HO
 _TEMP_TABLES = (*calendar.TEMP_TABLES, *macro.TEMP_TABLES, *onchain.TEMP_TABLES, *sentiment.TEMP_TABLES)
 
 
-def _context_statements(d: Dialect) -> list[tuple[str, bool]]:
+def _context_statements(d: Dialect, macro_columns: Sequence[tuple[str, str, str]]) -> list[tuple[str, bool]]:
     """(statement, needs the :symbols expansion) in execution order; parameters :lo, :hi, :macro_lo,
     :onchain_lo, :ext_lo_open, :hi_close (see ``rebuild``)."""
-    return [*macro.context_statements(d), *onchain.context_statements(d), *sentiment.context_statements(d)]
+    return [*macro.context_statements(d, macro_columns), *onchain.context_statements(d),
+            *sentiment.context_statements(d)]
 
 
-def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols: Sequence[str]) -> int:
-    """Replace the feature rows of [start, end) for ``symbols``; returns the rows inserted."""
+def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols: Sequence[str],
+            macro_series: Iterable[tuple[str, str]] = ()) -> int:
+    """Replace the feature rows of [start, end) for ``symbols``; returns the rows inserted. The macro
+    columns are those of the packaged series plus ``macro_series`` ((series_id, indicator_name) of a
+    custom CRYPTOETL_MACRO_SERIES file; ``migrate`` adds their columns)."""
+    macro_columns = schema.macro_feature_columns(macro_series)
     if start >= end:
         raise ValueError(f"empty or inverted interval [{start}, {end})")
     lo, hi = to_naive_utc(start), to_naive_utc(end)
@@ -83,12 +88,13 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
             conn.execute(text(d.drop_temp(name)))
         try:
             calendar.fill_calendar(conn, d, lo, hi)
-            for sql, expanding in _context_statements(d):
+            for sql, expanding in _context_statements(d, macro_columns):
                 statement = text(sql)
                 if expanding:
                     statement = statement.bindparams(bindparam("symbols", expanding=True))
                 conn.execute(statement, params)
-            statement = text(insert_select_sql(conn.dialect.name)).bindparams(bindparam("symbols", expanding=True))
+            statement = text(insert_select_sql(conn.dialect.name, macro_columns)).bindparams(
+                bindparam("symbols", expanding=True))
             inserted = conn.execute(statement, {k: params[k] for k in ("lo", "hi", "symbols")}).rowcount
         finally:
             for name in _TEMP_TABLES:

@@ -8,6 +8,8 @@ only from its own ``known_at``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.features.dialect import Dialect
 
@@ -17,14 +19,17 @@ LOOKAHEAD_HOURS = {"macro_indicators": MACRO_MAX_AGE_DAYS * 24}
 TEMP_TABLES = ("tmp_feat_macro_cand", "tmp_feat_macro")
 
 
-def context_statements(d: Dialect) -> list[tuple[str, bool]]:
-    """(statement, needs the :symbols expansion) in execution order; parameters :lo, :hi, :macro_lo."""
+def context_statements(d: Dialect, columns: Sequence[tuple[str, str, str]] = schema.MACRO_FEATURE_COLUMNS,
+                       ) -> list[tuple[str, bool]]:
+    """(statement, needs the :symbols expansion) in execution order; parameters :lo, :hi, :macro_lo.
+    ``columns``: (series_id, value column, age column) of every series to fill
+    (``schema.macro_feature_columns``)."""
     dt, day = d.datetime_type, d.date_type
     stmts: list[tuple[str, bool]] = []
 
     # A row is a candidate when its (observation, vintage) is later than that of every row
     # known before it; the candidate current at T is then the last one known at or before T.
-    series = ", ".join(f"'{series_id}'" for series_id, _ in schema.MACRO_FEATURE_SERIES)
+    series = ", ".join(f"'{series_id}'" for series_id, _, _ in columns)
     key = d.concat("observation_date", "realtime_start")
     stmts.append((d.create_temp("tmp_feat_macro_cand", f"series_id VARCHAR(32) NOT NULL, valid_from {dt} NOT NULL, "
                                 f"valid_to {dt} NOT NULL, value DOUBLE, observation_date {day} NOT NULL"), False))
@@ -43,14 +48,13 @@ FROM (SELECT series_id, known_at, value, observation_date,
       WHERE k = best) chain
 WHERE (next_known IS NULL OR next_known > :macro_lo) AND known_at < :hi""", False))
     pivot = []
-    for series_id, value, age in schema.MACRO_FEATURE_COLUMNS:
+    for series_id, value, age in columns:
         pivot.append(f"MAX(CASE WHEN c.series_id = '{series_id}' THEN c.value END) AS {value}")
         pivot.append(f"MAX(CASE WHEN c.series_id = '{series_id}' THEN "
                      f"{d.days_between('h.time', 'c.observation_date')} END) AS {age}")
-    macro_cols = ", ".join(f"{value} DOUBLE, {age} DOUBLE" for _, value, age in schema.MACRO_FEATURE_COLUMNS)
+    macro_cols = ", ".join(f"{value} DOUBLE, {age} DOUBLE" for _, value, age in columns)
     stmts.append((d.create_temp("tmp_feat_macro", f"time {dt} NOT NULL PRIMARY KEY, {macro_cols}"), False))
-    stmts.append((f"""INSERT INTO tmp_feat_macro (time, {', '.join(c for _, v, a in schema.MACRO_FEATURE_COLUMNS
-                                                           for c in (v, a))})
+    stmts.append((f"""INSERT INTO tmp_feat_macro (time, {', '.join(c for _, v, a in columns for c in (v, a))})
 SELECT h.time, {', '.join(pivot)}
 FROM tmp_feat_macro_cand c {d.straight_join()} tmp_feat_hours h
 WHERE h.time >= {d.greatest('c.valid_from', ':lo')} AND h.time < c.valid_to

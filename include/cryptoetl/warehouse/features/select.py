@@ -7,6 +7,8 @@ Prices and indicators, point in time: the price rows at or before T (returns loo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.features.dialect import Dialect
 
@@ -15,13 +17,14 @@ from cryptoetl.warehouse.features.dialect import Dialect
 LOOKAHEAD_HOURS = {"price_data_real": 0, "technical_indicators": 0}
 
 
-def insert_select_sql(dialect: str) -> str:
+def insert_select_sql(dialect: str, macro_columns: Sequence[tuple[str, str, str]] = schema.MACRO_FEATURE_COLUMNS,
+                      ) -> str:
     """The INSERT ... SELECT that builds every feature row of [:lo, :hi) for :symbols (after the
-    temporary tables are filled by ``rebuild``)."""
+    temporary tables are filled by ``rebuild``), with the given macro columns."""
     d = Dialect(dialect)
     returns = [f"t.{name}" for name in schema.RETURN_LAGS_HOURS]  # computed by the technical step
     technical = [f"t.{name}" for name in schema.TECHNICAL_COLUMNS]
-    macro = [f"m.{column}" for _, value, age in schema.MACRO_FEATURE_COLUMNS for column in (value, age)]
+    macro = [f"m.{column}" for _, value, age in macro_columns for column in (value, age)]
     onchain = [f"o.{name} AS onchain_{name}" for name, _ in schema.ONCHAIN_METRIC_COLUMNS]
     onchain.append(f"{d.days_between('p.time', 'o.date')} AS onchain_age_days")
     scope_alias = {"sym": "ss", "all": "sa"}  # tmp_feat_sent_sym / tmp_feat_sent_all
@@ -35,7 +38,7 @@ def insert_select_sql(dialect: str) -> str:
     select_list = ",\n       ".join([
         "p.symbol", "p.time", "p.price", "p.market_cap", "p.total_volume", *returns, *technical, *macro, *onchain,
         *sentiment, "CASE WHEN p.source = 'coingecko' THEN 0 ELSE 1 END AS is_synthetic"])
-    columns = ", ".join(["symbol", "time", *schema.FEATURE_COLUMNS, "is_synthetic"])
+    columns = ", ".join(["symbol", "time", *schema.feature_columns(macro_columns), "is_synthetic"])
     return f"""INSERT INTO ml_features_materialized ({columns})
 SELECT {select_list}
 FROM price_data_real p
