@@ -133,22 +133,49 @@ def _upsert_feeds(ctx: StepContext, fetched: list[tuple[str, list[NewsItem]]]) -
     return written
 
 
-def _sighting_rows(source: str, items: Iterable[NewsItem]) -> list[dict]:
+def _fit(text: str | None, limit: int) -> tuple[str | None, bool]:
+    """``text`` cut to ``limit`` characters (ending in an ellipsis), and whether it was cut."""
+    if text is None or len(text) <= limit:
+        return text, False
+    return text[:limit - 1] + "…", True
+
+
+def _sighting_rows(source: str, items: Iterable[NewsItem]) -> tuple[list[dict], list[dict]]:
+    """The rows to store for ``items``, and the rows of those that go to quarantine instead: one
+    oversized or unusual item never blocks the others (RSS items that are not stored are lost)."""
     rows: dict[str, dict] = {}
+    quarantined: dict[str, dict] = {}
     for item in items:
+        url = canonical_url(item.url)
+        published = to_naive_utc(item.published_at)
+        if len(url) > schema.URL_MAX_CHARS:
+            reason = f"canonical URL of {len(url)} characters (the limit is {schema.URL_MAX_CHARS})"
+            log.warning("news %s: article %s quarantined: %s", source, item.article_id, reason)
+            quarantined.setdefault(item.article_id, {
+                "source": source, "article_id": item.article_id, "published_at": published, "reason": reason,
+                "title": _fit(item.title, schema.TITLE_MAX_CHARS)[0], "url": url[:16_000], "url_length": len(url),
+                "is_synthetic": bool(item.synthetic)})
+            continue
+        title, title_cut = _fit(item.title, schema.TITLE_MAX_CHARS)
+        summary, summary_cut = _fit(item.summary, schema.SUMMARY_MAX_CHARS)
+        if title_cut or summary_cut:
+            log.warning("news %s: article %s stored trimmed: title %d, summary %d characters (limits %d, %d)",
+                        source, item.article_id, len(item.title), len(item.summary or ""),
+                        schema.TITLE_MAX_CHARS, schema.SUMMARY_MAX_CHARS)
         rows.setdefault(item.article_id, {
-            "source": source, "article_id": item.article_id, "published_at": to_naive_utc(item.published_at),
-            "title": item.title, "summary": item.summary, "url": canonical_url(item.url),
-            "is_synthetic": bool(item.synthetic)})
-    return sorted(rows.values(), key=lambda r: r["article_id"])
+            "source": source, "article_id": item.article_id, "published_at": published, "title": title,
+            "summary": summary, "url": url, "is_synthetic": bool(item.synthetic),
+            "is_trimmed": title_cut or summary_cut})
+    return (sorted(rows.values(), key=lambda r: r["article_id"]),
+            sorted(quarantined.values(), key=lambda r: r["article_id"]))
 
 
 def _replace_source_interval(ctx: StepContext, source: str, items: Sequence[NewsItem], interval: Interval) -> int:
-    rows = _sighting_rows(source, items)
+    rows, quarantined = _sighting_rows(source, items)
     lo, hi = to_naive_utc(interval.start), to_naive_utc(interval.end)
     sightings = schema.crypto_news_sightings
     with _news_transaction(ctx.engine) as conn:
-        if not rows:
+        if not rows and not quarantined:
             held = conn.execute(select(sightings.c.article_id).where(
                 sightings.c.source == source, sightings.c.published_at >= lo, sightings.c.published_at < hi)
             ).first()
@@ -156,8 +183,9 @@ def _replace_source_interval(ctx: StepContext, source: str, items: Sequence[News
                 raise SourceDataMissing(
                     f"news {source}: the source returned no articles for {interval}, but the warehouse holds "
                     "its articles there; refusing to erase them (rerun later)")
-        replace_interval(conn, sightings, rows, time_column="published_at", start=interval.start,
-                         end=interval.end, keys={"source": [source]})
+        for table, table_rows in ((sightings, rows), (schema.crypto_news_quarantine, quarantined)):
+            replace_interval(conn, table, table_rows, time_column="published_at", start=interval.start,
+                             end=interval.end, keys={"source": [source]})
         # Articles whose stored row came from this source's replaced sightings (their
         # published_at is that sighting's), plus every article it delivered now.
         news = schema.crypto_news
@@ -165,18 +193,18 @@ def _replace_source_interval(ctx: StepContext, source: str, items: Sequence[News
             news.c.source == source, news.c.published_at >= lo, news.c.published_at < hi)).scalars())
         affected |= {r["article_id"] for r in rows}
         _rebuild(conn, affected, Tagger(ctx.settings.symbols))
-    log.info("news %s: %d articles in %s", source, len(rows), interval)
+    log.info("news %s: %d articles in %s%s", source, len(rows), interval,
+             f", {len(quarantined)} quarantined (crypto_news_quarantine)" if quarantined else "")
     return len(rows)
 
 
 def _upsert_sightings(conn: Connection, source: str, items: Sequence[NewsItem]) -> int:
-    rows = _sighting_rows(source, items)
-    sightings = schema.crypto_news_sightings
-    ids = [r["article_id"] for r in rows]
-    for chunk in chunks(ids):
-        conn.execute(delete(sightings).where(sightings.c.source == source, sightings.c.article_id.in_(chunk)))
-    if rows:
-        conn.execute(insert(sightings), rows)
+    rows, quarantined = _sighting_rows(source, items)
+    for table, table_rows in ((schema.crypto_news_sightings, rows), (schema.crypto_news_quarantine, quarantined)):
+        for chunk in chunks([r["article_id"] for r in table_rows]):
+            conn.execute(delete(table).where(table.c.source == source, table.c.article_id.in_(chunk)))
+        if table_rows:
+            conn.execute(insert(table), table_rows)
     return len(rows)
 
 
@@ -198,7 +226,8 @@ def _rebuild(conn: Connection, article_ids: Iterable[str], tagger: Tagger) -> No
             symbols, category = tagger.analyse(row["title"], row["summary"])
             news_rows.append({"article_id": aid, "published_at": row["published_at"], "source": row["source"],
                               "title": row["title"], "summary": row["summary"], "url": row["url"],
-                              "category": category, "is_synthetic": bool(row["is_synthetic"])})
+                              "category": category, "is_synthetic": bool(row["is_synthetic"]),
+                              "is_trimmed": bool(row["is_trimmed"])})
             mention_rows += [{"article_id": aid, "symbol": s} for s in symbols]
         if news_rows:
             conn.execute(insert(news), news_rows)

@@ -31,7 +31,10 @@ def get_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+    if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
+        # 4-byte UTF-8 on the connection too (emoji in news titles), whatever the server's default.
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return create_engine(parsed, pool_pre_ping=True, pool_recycle=3600)
 
 
 def to_naive_utc(ts: datetime | pd.Timestamp) -> datetime:
