@@ -62,6 +62,9 @@ class Stack:
         from cryptoetl.sandbox.server import SandboxServer
 
         self.sandbox = SandboxServer(port=self.sandbox_port)
+        if faults := os.environ.get("CRYPTOETL_SANDBOX_FAULTS"):  # e.g. to watch retries: sandbox/server.py
+            self.sandbox.set_faults(json.loads(faults))
+            print(f"· sandbox faults injected: {faults}")
         self.sandbox.start()
         print(f"· sandbox APIs (SYNTHETIC data) on {self.sandbox.root_url}: " + ", ".join(self.sandbox.urls()))
         env = dict(os.environ)
