@@ -94,3 +94,69 @@ def test_rebuild_features_rebuilds_every_price_hour_in_sql(warehouse, capsys):
     assert btc_25h[2] == 125.0 and abs(btc_25h[6] - (125.0 / 101.0 - 1)) < 1e-12  # return_24h
     assert main(["rebuild-features", "--start", "2026-01-01", "--end", "2026-01-01T05:00"]) == 0
     assert dump(warehouse, schema.ml_features_materialized) == built  # a range rebuild changes nothing
+
+
+# -- configuration errors: exit 2 and one line naming the setting, from the real command ---------
+
+def _cli(*args: str, env: dict[str, str]):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "cryptoetl", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+@pytest.mark.parametrize("command", [["init-db"], ["run", "prices", "--interval", "2026-01-01/2026-01-02"]])
+@pytest.mark.parametrize("env,names", [
+    ({"CRYPTOETL_HTTP_TIMEOUT": "0"}, "CRYPTOETL_HTTP_TIMEOUT must be > 0"),
+    ({"COINGECKO_RATE_PER_MINUTE": "0"}, "COINGECKO_RATE_PER_MINUTE must be > 0"),
+    ({"CRYPTOETL_WAREHOUSE_URL": "not a url"}, "CRYPTOETL_WAREHOUSE_URL is not a SQLAlchemy URL"),
+    ({"CRYPTOETL_WAREHOUSE_URL": "mysql://"}, "CRYPTOETL_WAREHOUSE_URL='mysql://' names no host"),
+    ({"CRYPTOETL_WAREHOUSE_URL": "oracle://etl:s3cretpass@db/dw"}, "the warehouse runs on sqlite, mysql"),
+    # a real driver that the image does not ship
+    ({"CRYPTOETL_WAREHOUSE_URL": "mysql+cymysql://etl:s3cretpass@db/dw"}, "driver 'mysql+cymysql' is not installed"),
+])
+def test_configuration_errors_exit_2_with_one_line_naming_the_setting(tmp_path, command, env, names):
+    # nothing may be fetched before the configuration is found wrong: this API address answers nothing
+    base = {"CRYPTOETL_WAREHOUSE_URL": f"sqlite:///{tmp_path / 'w.db'}", "COINGECKO_BASE_URL": "http://127.0.0.1:9"}
+    result = _cli(*command, env={**base, **env})
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+    assert names in result.stderr and "s3cretpass" not in result.stderr + result.stdout
+    assert not (tmp_path / "w.db").exists()
+
+
+# -- a database error: its own message, on the last line ------------------------------------------
+
+def test_a_failed_step_ends_with_one_line_carrying_the_database_message(sandbox_clean, sqlite_engine):
+    from sqlalchemy import text
+
+    with sqlite_engine.begin() as conn:  # a constraint the write breaks, with the database's own words
+        conn.execute(text("CREATE TRIGGER no_prices BEFORE INSERT ON price_data_real "
+                          "BEGIN SELECT RAISE(ABORT, 'synthetic constraint: no prices today'); END"))
+    env = {**sandbox_clean.env(), "COINGECKO_RATE_PER_MINUTE": "60000", "CRYPTOETL_SYMBOLS": "BTC",
+           "CRYPTOETL_WAREHOUSE_URL": sqlite_engine.url.render_as_string(hide_password=False)}
+    result = _cli("run", "prices", "--interval", "2026-01-01T00:00Z/2026-01-02T00:00Z", env=env)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr  # the details stay available above
+    assert result.stderr.splitlines()[-1] == (
+        "error: step prices failed: IntegrityError: synthetic constraint: no prices today")
+    assert dump(sqlite_engine, schema.price_data_real) == []
+
+
+def test_failure_summary_prefers_the_database_message_to_sqlalchemy_text(tmp_path):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from cryptoetl.cli import failure_summary
+
+    path = tmp_path / "ro.db"
+    create_engine(f"sqlite:///{path}").connect().close()
+    readonly = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    with pytest.raises(OperationalError) as info, readonly.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    assert "sqlalche.me" in str(info.value)  # what the last line used to be
+    assert failure_summary(info.value) == "OperationalError: attempt to write a readonly database"
+    assert failure_summary(KeyError("x")) == "KeyError: 'x'"

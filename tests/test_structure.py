@@ -21,7 +21,7 @@ LAYER_RULES = [
      ("cryptoetl.step", "cryptoetl.steps", "cryptoetl.loaders", "cryptoetl.airflow", "cryptoetl.cli", "airflow")),
     (("cryptoetl.step",), ("cryptoetl.steps", "cryptoetl.loaders", "cryptoetl.sources", "cryptoetl.airflow")),
     (("cryptoetl.loaders",), ("cryptoetl.steps", "cryptoetl.airflow", "cryptoetl.cli", "airflow")),
-    (("cryptoetl.config", "cryptoetl.refs", "cryptoetl.intervals"),
+    (("cryptoetl.config", "cryptoetl.refs", "cryptoetl.intervals", "cryptoetl.redaction"),
      ("cryptoetl.sources", "cryptoetl.warehouse", "cryptoetl.step", "cryptoetl.steps", "cryptoetl.loaders",
       "cryptoetl.airflow", "airflow")),
 ]

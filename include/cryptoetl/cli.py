@@ -10,8 +10,13 @@
     python -m cryptoetl sandbox --port 8081      # offline stand-in for every API (SYNTHETIC data)
 
 Exit codes: 0 success, 2 bad input or configuration, or a warehouse schema older than the code
-(clear message naming the command to run, nothing written), 1 a step failed (its transaction
-rolled back; the interval keeps its previous rows).
+(one ``error:`` line naming the setting or the command to run, nothing written), 1 a step failed
+(its transaction rolled back; the interval keeps its previous rows): the traceback, then one
+``error:`` line with the cause (for a database error, the database's own message), always last,
+so whoever keeps only the last line keeps the cause.
+
+No secret reaches the output: every log handler gets the redactor's filter, and the ``error:``
+lines go through it too (cryptoetl/redaction.py).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import sys
 import time
 
+from cryptoetl import redaction
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.intervals import make_interval, merge, parse_interval
 from cryptoetl.sources.registry import check_settings
@@ -35,7 +41,9 @@ def _engine(settings: Settings):
     from cryptoetl.airflow.connection import warehouse_url
     from cryptoetl.warehouse.engine import get_engine
 
-    return get_engine(warehouse_url(settings))
+    where = ("CRYPTOETL_WAREHOUSE_URL" if settings.warehouse_url
+             else f"the Airflow connection {settings.warehouse_conn_id!r}")
+    return get_engine(warehouse_url(settings), where)
 
 
 def _macro_series(settings: Settings) -> tuple[tuple[str, str], ...]:
@@ -189,6 +197,16 @@ COMMANDS = {"migrate": cmd_migrate, "init-db": cmd_migrate, "run": cmd_run, "reb
             "summary": cmd_summary, "pools": cmd_pools, "sandbox": cmd_sandbox}
 
 
+def failure_summary(exc: BaseException) -> str:
+    """One line saying why: the exception's type and first line; for a database error (SQLAlchemy's
+    ``DBAPIError``: OperationalError, IntegrityError, ...) the database's own message
+    (``exc.orig``), never SQLAlchemy's trailing "Background on this error" link."""
+    orig = getattr(exc, "orig", None)
+    detail = orig if isinstance(orig, BaseException) else exc
+    lines = [line.strip() for line in str(detail).splitlines() if line.strip() and "sqlalche.me" not in line]
+    return redaction.redact(f"{type(exc).__name__}: {lines[0] if lines else type(detail).__name__}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -196,10 +214,18 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redaction.install()  # before anything logs; the settings' secrets follow once they are read
+    what = f"step {args.step}" if args.command == "run" else args.command
     try:
         settings = Settings.from_env()
+        redaction.install(settings)
         check_settings(settings)
         return COMMANDS[args.command](args, settings)
     except ConfigError as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        message = " ".join(str(exc.args[0] if exc.args else exc).split())
+        print(f"error: {redaction.redact(message)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - reported here, once: traceback, then the cause
+        log.error("%s failed", what, exc_info=True)
+        print(f"error: {what} failed: {failure_summary(exc)}", file=sys.stderr, flush=True)
+        return 1

@@ -36,7 +36,9 @@ Pod defaults, and why:
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from functools import cache
@@ -44,7 +46,7 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator
 
-from cryptoetl import config
+from cryptoetl import config, redaction
 from cryptoetl.config import RESOURCE_PROFILES, ConfigError, Settings
 from cryptoetl.intervals import Interval, covering_hours, make_interval, merge, parse_interval
 from cryptoetl.sources import registry
@@ -132,11 +134,48 @@ class _StepMixin:
         return intervals
 
 
+# A Python exception line ("sqlalchemy.exc.IntegrityError: ...", "KeyError: 'x'"), and the noise
+# SQLAlchemy prints after one.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b")
+_NOISE = "sqlalche.me"
+
+
+def failure_lines(output: Iterable[str]) -> str:
+    """What a failed child's output says went wrong, on one line: the CLI's ``error:`` lines, else
+    the last exception line, else the last line; never SQLAlchemy's "Background on this error" link."""
+    every = [line.strip() for line in output if line.strip()]
+    lines = [line for line in every if _NOISE not in line]
+    if errors := [line for line in lines if line.startswith("error:")]:
+        return " | ".join(errors[-3:])
+    exceptions = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return (exceptions or lines or every or ["(no output)"])[-1]
+
+
+class _Tail:
+    """Stands in for a SubprocessHook's logger: passes everything on, and keeps the child's last
+    lines (the hook logs each as ``log.info("%s", line)``; its result holds only the very last)."""
+
+    def __init__(self, log: Any, keep: int = 50) -> None:
+        self._log = log
+        self.lines: deque[str] = deque(maxlen=keep)
+
+    def info(self, msg: Any, *args: Any, **kwargs: Any) -> Any:
+        if msg == "%s" and len(args) == 1:
+            self.lines.append(str(args[0]))
+        return self._log.info(msg, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+
 class LocalStepOperator(_StepMixin, BaseOperator):
     """Runs the step's CLI command as a subprocess of the task (local mode).
 
     The warehouse URL is resolved here, inside the task, where Airflow connections are
     available, and handed to the child through its environment (never its arguments).
+    A failure raises with the lines of the child's output that say why (``failure_lines``), not
+    just its last line, which after a database error is SQLAlchemy's link; redacted, and the
+    secrets are also handed to Airflow's own log masker.
     """
 
     ui_color = "#e8f4ea"
@@ -149,18 +188,24 @@ class LocalStepOperator(_StepMixin, BaseOperator):
     def execute(self, context: Any) -> None:
         from airflow.providers.standard.hooks.subprocess import SubprocessHook
         from airflow.sdk.exceptions import AirflowException
+        from airflow.sdk.log import mask_secret
 
         from cryptoetl.airflow.connection import warehouse_url
 
         intervals = self._prepare(context)
         env = dict(os.environ)
-        env["CRYPTOETL_WAREHOUSE_URL"] = warehouse_url(self.settings)
+        env["CRYPTOETL_WAREHOUSE_URL"] = url = warehouse_url(self.settings)
+        secrets = (*redaction.settings_secrets(self.settings), *redaction.url_passwords(url))
+        redaction.register(*secrets)
+        for secret in secrets:
+            mask_secret(secret)
         python = self.settings.python or sys.executable
-        result = SubprocessHook().run_command(
-            command=[python, "-m", "cryptoetl", *command_for(self.step, intervals)], env=env
-        )
+        hook = SubprocessHook()
+        hook._log = tail = _Tail(hook.log)  # LoggingMixin's cached logger: the hook logs through it
+        result = hook.run_command(command=[python, "-m", "cryptoetl", *command_for(self.step, intervals)], env=env)
         if result.exit_code != 0:
-            raise AirflowException(f"step {self.step.name} exited with code {result.exit_code}: {result.output}")
+            why = redaction.redact(failure_lines(tail.lines or [result.output]))
+            raise AirflowException(f"step {self.step.name} exited with code {result.exit_code}: {why}")
         record_outlet(context, self.step, intervals)
 
 

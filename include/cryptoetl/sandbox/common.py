@@ -43,6 +43,8 @@ class Route:
     # body -> the body with its records emptied / a field renamed ("empty" / "drift" faults)
     empty: Callable | None = None
     drift: Callable | None = None
+    # the query parameter carrying the API key, which the "403" fault echoes like a careless API
+    key_param: str | None = None
     regex: re.Pattern = field(init=False)
 
     def __post_init__(self):

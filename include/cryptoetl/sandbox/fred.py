@@ -198,11 +198,11 @@ class FredApi:
     def routes(self) -> list[Route]:
         return [
             Route("GET", rf"^{PREFIX}/series/observations$", self.observations, auth=self.auth,
-                  empty=self._empty, drift=lambda body: body.replace("<observation ", "<obs ")),
+                  key_param="api_key", empty=self._empty, drift=lambda body: body.replace("<observation ", "<obs ")),
             Route("GET", rf"^{PREFIX}/series/vintagedates$", self.vintagedates, auth=self.auth,
-                  empty=self._empty),
+                  key_param="api_key", empty=self._empty),
             Route("GET", rf"^{PREFIX}/series$", self.series_info, auth=self.auth,
-                  empty=self._empty, drift=lambda body: body.replace("<series ", "<series_v2 ")),
+                  key_param="api_key", empty=self._empty, drift=lambda body: body.replace("<series ", "<series_v2 ")),
         ]
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -199,7 +199,7 @@ class GuardianApi:
 
     def routes(self) -> list[Route]:
         return [Route("GET", rf"^{GUARDIAN_PREFIX}/search$", self.search, auth=self.auth,
-                      empty=self._empty, drift=self._drift)]
+                      key_param="api-key", empty=self._empty, drift=self._drift)]
 
     def auth(self, query, headers):
         if not query.get("api-key"):
@@ -282,7 +282,7 @@ class CryptoPanicApi:
 
     def routes(self) -> list[Route]:
         return [Route("GET", rf"^{CRYPTOPANIC_PREFIX}/posts/?$", self.posts, auth=self.auth,
-                      empty=lambda body: {**body, "next": None, "results": []},
+                      key_param="auth_token", empty=lambda body: {**body, "next": None, "results": []},
                       drift=lambda body: {**body, "results": [
                           {("published" if k == "published_at" else k): v for k, v in r.items()}
                           for r in body.get("results", [])]})]

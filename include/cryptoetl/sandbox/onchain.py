@@ -239,7 +239,7 @@ class EtherscanApi:
 
     def routes(self) -> list[Route]:
         return [Route("GET", rf"^{ETHERSCAN_PREFIX}/?$", self.api, auth=self.auth, empty=self._empty,
-                      drift=self._drift)]
+                      drift=self._drift, key_param="apikey")]
 
     @staticmethod
     def plan_of(key: str | None) -> str | None:

@@ -13,10 +13,12 @@ docstring). ``SandboxServer.urls()`` gives the base URL of each, which is what t
 
 Fault injection, from Python (``server.set_faults``), over HTTP (``POST /__sandbox__/faults``
 with a JSON list, ``DELETE`` to clear) or from ``CRYPTOETL_SANDBOX_FAULTS`` (same JSON) for the
-CLI. A fault is ``{"kind": "429"|"500"|"timeout"|"malformed"|"empty"|"drift", "count": N
+CLI. A fault is ``{"kind": "429"|"500"|"403"|"timeout"|"malformed"|"empty"|"drift", "count": N
 (matching requests affected, default 1, -1 = forever), "path_contains": "...",
-"retry_after": seconds (429)}``. ``malformed`` cuts the real body in half; ``empty`` and
-``drift`` (a renamed field) are defined per endpoint.
+"retry_after": seconds (429), "keep": bytes (malformed)}``. ``malformed`` cuts the real body in
+half (or after ``keep`` bytes); ``empty`` and ``drift`` (a renamed field) are defined per endpoint.
+``403`` refuses the request whatever its key and echoes the key (the route's ``key_param``) and
+the whole request URL in the body, as careless APIs do: what the clients' redaction must survive.
 """
 
 from __future__ import annotations
@@ -120,15 +122,17 @@ class SandboxServer:
     # -- faults ---------------------------------------------------------------------------
     def set_faults(self, faults: list[dict]) -> None:
         for fault in faults:
-            if fault.get("kind") not in {"429", "500", "timeout", "malformed", "empty", "drift"}:
+            if fault.get("kind") not in {"429", "500", "403", "timeout", "malformed", "empty", "drift"}:
                 raise ValueError(f"unknown sandbox fault {fault!r}")
         with self._lock:
             self._faults = [{"count": 1, **f} for f in faults]
 
-    def _take_fault(self, path: str) -> dict | None:
+    def _take_fault(self, path: str, *, forbidden: bool = False) -> dict | None:
+        """The next fault for ``path``: a "403" one if ``forbidden``, else any other kind."""
         with self._lock:
             for fault in self._faults:
-                if fault.get("path_contains", "") in path and fault["count"] != 0:
+                if (fault.get("path_contains", "") in path and fault["count"] != 0
+                        and (fault["kind"] == "403") == forbidden):
                     if fault["count"] > 0:
                         fault["count"] -= 1
                     return fault
@@ -177,6 +181,10 @@ class SandboxServer:
         if route is None:
             return self._send(handler, 404, {"error": "Not Found"})
         route, match = route
+        if self._take_fault(url.path, forbidden=True):  # refused whatever the key: before the key check
+            key = query.get(route.key_param or "", "")
+            return self._send(handler, 403, {"error": f"Forbidden: key {key} is revoked (synthetic sandbox)",
+                                             "request": handler.path})
         if route.auth is not None and (denied := route.auth(query, headers)) is not None:
             return self._send(handler, *denied)
         fault = self._take_fault(url.path)
@@ -196,7 +204,7 @@ class SandboxServer:
             body = route.drift(body)
         elif status == 200 and kind == "malformed":
             raw, content_type = self._encode(body, content_type)
-            body = raw[: max(len(raw) // 2, 1)]
+            body = raw[: max(int(fault.get("keep", len(raw) // 2)), 1)]
         self._send(handler, status, body, content_type=content_type)
 
 

@@ -5,8 +5,9 @@ The real production client; it reaches the offline sandbox only through ``CRYPTO
 - Auth: ``auth_token`` query parameter (``CRYPTOPANIC_API_KEY``, required; checked when the
   step runs). The API puts the token into its ``next`` links, so the client never requests a
   ``next`` URL as given: it takes that link's query, swaps in its own token and asks its own
-  base URL. The token therefore never appears in an error or log line, and the host always
-  comes from the settings.
+  base URL, so the host always comes from the settings. The token is masked in every error and
+  log line by the shared redactor (cryptoetl/redaction.py), also where the API echoes it (a 403
+  body, the ``next`` link of a truncated page).
 - Rate: calls are spaced to ``CRYPTOPANIC_RATE_PER_MINUTE``; HTTP 429 honours ``Retry-After``.
 - There is no date filter: the client pages back from the newest post until a page reaches
   past ``start``, and keeps the posts published in [start, end), deduplicated by post id

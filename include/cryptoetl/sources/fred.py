@@ -4,8 +4,8 @@
 any HTTP error, never retries, and puts the API key in the URL it fetches. So this module
 replaces only its one-line fetch (``Fred.__fetch_data``) with ``HttpSource.request``:
 
-- the key travels as the ``api_key`` query parameter and is redacted from every error and log
-  line (and scrubbed from any message that might echo it);
+- the key travels as the ``api_key`` query parameter; like every client's key it is masked in
+  every error (``SourceError``, even when FRED's message echoes it) and log line (cryptoetl/redaction.py);
 - calls are spaced to FRED's documented 120 requests/minute (``FRED_RATE_PER_MINUTE``);
   HTTP 429 honours ``Retry-After``; 5xx, timeouts and connection errors retry with exponential
   backoff; other 4xx (FRED's ``<error code="400" message=...>``: bad key, unknown series,
@@ -127,8 +127,6 @@ class FredClient(HttpSource):
             if type(exc) is SourceError and (message := self._fred_message()):
                 # a final 4xx: FRED's own message in full (bad key, unknown series, vintage cap)
                 text = f"{text.split(': HTTP ')[0]}: HTTP {message}" if ": HTTP " in text else f"{text}: {message}"
-            if self._api_key in text:  # FRED does not echo keys, but never trust an error text
-                text = text.replace(self._api_key, "***")
             if text != str(exc):
                 raise type(exc)(text) from None
             raise

@@ -3,7 +3,7 @@
 The real production client; it reaches the offline sandbox only through ``GUARDIAN_BASE_URL``.
 
 - Auth: ``api-key`` query parameter (``GUARDIAN_API_KEY``, required; checked when the step
-  runs). The key is redacted from every error and log line.
+  runs). The key is masked in every error and log line (cryptoetl/redaction.py).
 - Rate: a developer key allows 1 call/s and 500 calls/day; calls are spaced to
   ``GUARDIAN_RATE_PER_MINUTE`` (default 60), HTTP 429 honours ``Retry-After``, 5xx and timeouts
   back off exponentially (``HttpSource``).

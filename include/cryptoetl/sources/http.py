@@ -10,8 +10,11 @@ its endpoints. This base:
   Airflow pool of the source caps how many processes call at once);
 - on HTTP 429 waits for ``Retry-After`` (seconds or an HTTP date), else backs off
   exponentially; 5xx, timeouts and connection errors back off exponentially too;
-- never puts a secret in an error or a log line: query parameters named in
-  ``secret_params`` are redacted from every URL it reports;
+- never puts a secret in an error: its key is registered with the process's redactor
+  (cryptoetl/redaction.py) and every ``SourceError`` redacts its message when it is built, so
+  a key echoed by the server (a 403 body, a ``next`` link, a truncated page) is masked, in
+  full or as a prefix; the CLI's log handlers mask it in every log line, urllib3's request
+  URLs included; query parameters named in ``secret_params`` are shown as ``***``;
 - reports whether the server labelled its answer synthetic (the offline sandbox does, with
   ``X-Cryptoetl-Synthetic: true``), so loaders can label the rows they write.
 
@@ -29,16 +32,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from cryptoetl.redaction import redact, register
 from cryptoetl.sources.spec import SourceSpec
 
 if TYPE_CHECKING:
     import requests
 
 log = logging.getLogger(__name__)
+EXCERPT_CHARS = 200  # how much of an unusable answer an error shows
 
 
 class SourceError(RuntimeError):
-    """A source failed or answered something unusable. Safe to show: no secret inside."""
+    """A source failed or answered something unusable. Safe to show: the message is redacted
+    here, whoever builds it and whatever the server echoed."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class SourceRateLimited(SourceError):
@@ -94,6 +103,7 @@ class HttpSource:
                  session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
+        register(api_key)  # from now on masked in every error and log line of the process
         self.plan = plan
         self.timeout = timeout
         self.max_retries = max_retries
@@ -158,7 +168,7 @@ class HttpSource:
                 synthetic = resp.headers.get("X-Cryptoetl-Synthetic", "").lower() == "true"
                 if resp.status_code == 200:
                     return Response(200, resp.content, resp.headers, synthetic)
-                excerpt = resp.text[:200].replace("\n", " ")
+                excerpt = resp.text[:EXCERPT_CHARS].replace("\n", " ")
                 if resp.status_code == 429:
                     wait = retry_after_seconds(resp.headers.get("Retry-After"))
                     wait = self._backoff(attempt) if wait is None else wait
@@ -185,4 +195,4 @@ class HttpSource:
             return json.loads(resp.body), resp.synthetic
         except ValueError as exc:
             raise SourcePayloadError(f"{self.name} GET {url or path}: response is not valid JSON ({exc}); "
-                                     f"body starts {resp.text[:80]!r}") from exc
+                                     f"body starts {resp.text[:EXCERPT_CHARS]!r}") from exc
