@@ -112,10 +112,9 @@ def _news() -> tuple[list[dict], list[dict], list[dict]]:
 
 
 def _insert(engine, table, rows):
-    columns = {c.name for c in table.columns}
     if table is schema.crypto_sentiment_data:  # bookkeeping columns of the sentiment step
         rows = [{"text_sha256": "0" * 64, "is_synthetic": True, **r} for r in rows]
-    rows = [{**{c: None for c in columns}, **r} for r in rows]
+    rows = [{**{c.name: None for c in table.columns if c.nullable}, **r} for r in rows]
     with engine.begin() as conn:
         conn.execute(table.insert(), rows)
 

@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:  # alembic announces each of its plugins at INFO when it loads
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     redaction.install()  # before anything logs; the settings' secrets follow once they are read
     what = f"step {args.step}" if args.command == "run" else args.command
     try:

@@ -23,12 +23,12 @@ def to_records(rows: pd.DataFrame | Iterable[Mapping], table: Table) -> list[dic
         if missing:
             raise ValueError(f"{table.name}: rows lack required columns {missing}")
         frame = rows[[n for n in names if n in rows.columns]]
-        return _frame_records(frame, names)
+        return _frame_records(frame, names, _defaults(table))
     else:
         records = [{k: v for k, v in dict(r).items() if k in names} for r in rows]
     out = []
     for rec in records:
-        clean = dict.fromkeys(names)  # every column in every record: one executemany shape
+        clean = _defaults(table)  # every column in every record: one executemany shape
         for key, value in rec.items():
             if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
                 clean[key] = None
@@ -42,7 +42,17 @@ def to_records(rows: pd.DataFrame | Iterable[Mapping], table: Table) -> list[dic
     return out
 
 
-def _frame_records(frame: pd.DataFrame, names: list[str]) -> list[dict]:
+def _defaults(table: Table) -> dict:
+    """A record of the table's column defaults: NULL, or the column's own scalar default (a column
+    added by a migration, like ``is_trimmed``, stays valid for writers that do not know it)."""
+    out = {}
+    for column in table.columns:
+        default = column.default
+        out[column.name] = default.arg if default is not None and default.is_scalar else None
+    return out
+
+
+def _frame_records(frame: pd.DataFrame, names: list[str], defaults: dict) -> list[dict]:
     """Vectorised ``to_records`` for a DataFrame: whole columns converted at once (the hot path of
     every bulk write), with the same result as the per-value loop."""
     columns = {}
@@ -70,7 +80,7 @@ def _frame_records(frame: pd.DataFrame, names: list[str]) -> list[dict]:
     keys = list(columns)
     out = []
     for i in range(n):
-        rec = dict.fromkeys(missing)
+        rec = {name: defaults[name] for name in missing}
         for key in keys:
             rec[key] = columns[key][i]
         out.append(rec)

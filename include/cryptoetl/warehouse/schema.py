@@ -161,7 +161,7 @@ URL_MAX_CHARS = 2_048  # browsers and CDNs cap URLs around 2k
 
 
 def _is_trimmed() -> Column:
-    return Column("is_trimmed", Boolean, nullable=False, server_default=false(),
+    return Column("is_trimmed", Boolean, nullable=False, default=False, server_default=false(),
                   comment="title or summary cut to the stored limit (the source's was longer)")
 
 
