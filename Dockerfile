@@ -11,8 +11,10 @@
 #   VERSION=$(PYTHONPATH=include python -c 'import cryptoetl; print(cryptoetl.__version__)')
 #   docker build -t ghcr.io/cryptoetl/cryptoetl:$VERSION .
 #
-# The news_sentiment pods run a second image, the target `sentiment` at the end of this file: the
-# image above plus the two models baked in (see there and docs/SENTIMENT.md).
+# The news_sentiment pods run a second image, the target `sentiment` below: the image above plus
+# torch, transformers and the two models baked in (see there and docs/SENTIMENT.md). torch and
+# transformers (~1 GB installed) are in that image only: the Airflow components and every other
+# task pod run the project image, which installs requirements.txt and nothing of them.
 #
 # The base is pinned to the Airflow version that requirements.txt pins (apache-airflow==3.3.2)
 # and to the Python that requirements.txt was resolved for (3.11); tests/test_deploy_manifests.py
@@ -21,7 +23,9 @@
 # The full (not `slim-`) image is used on purpose: it carries the Postgres driver the chart's
 # metadata DB connection may need, which requirements.txt (MySQL only) does not.
 # ---------------------------------------------------------------------------------------------
-# Target `sentiment`: the image of the news_sentiment pods = the project image + both models.
+# Target `sentiment`: the image of the news_sentiment pods = the project image + torch and
+# transformers (requirements-sentiment.txt: requirements.txt plus the packages only they need) +
+# both models.
 #
 #   docker build -t ghcr.io/cryptoetl/cryptoetl:$VERSION .    # first: the project image (VERSION: see the top)
 #   docker build --target sentiment -t ghcr.io/cryptoetl/cryptoetl-sentiment:$VERSION \
@@ -52,6 +56,16 @@ ARG CRYPTOETL_VERSION=0.1.0
 FROM ghcr.io/cryptoetl/cryptoetl:${CRYPTOETL_VERSION} AS sentiment
 ARG CRYPTOBERT_REVISION
 ARG FINBERT_REVISION
+# torch==2.13.0 must resolve to the CPU build: on PyPI alone that version is the CUDA build, which
+# pulls several GB of nvidia-* wheels. With the PyTorch CPU index added, pip picks 2.13.0+cpu (a
+# local version of the same release, preferred over the plain one) and no CUDA package. The
+# project image's pins (requirements.txt, included by requirements-sentiment.txt) are already
+# installed and stay as they are; this adds torch, transformers and huggingface_hub (whose `hf`
+# command downloads the models below).
+COPY --chown=airflow:0 requirements.txt requirements-sentiment.txt /tmp/cryptoetl-sentiment/
+RUN pip install --no-cache-dir -r /tmp/cryptoetl-sentiment/requirements-sentiment.txt \
+        --extra-index-url https://download.pytorch.org/whl/cpu \
+    && rm -rf /tmp/cryptoetl-sentiment
 USER root
 RUN mkdir -p /opt/models/hub && chown -R airflow:0 /opt/models
 USER airflow
@@ -90,12 +104,11 @@ USER airflow
 
 # Pinned runtime dependencies first: this layer is rebuilt only when requirements.txt changes.
 # apache-airflow is pinned there to the base image's version, so pip keeps Airflow as it is.
-# torch==2.13.0 must resolve to the CPU build: on PyPI alone that version is the CUDA build, which
-# pulls several GB of nvidia-* wheels. With the PyTorch CPU index added, pip picks 2.13.0+cpu (a
-# local version of the same release, preferred over the plain one) and no CUDA package.
+# requirements.txt only: Airflow, its providers (fab: the auth manager of helm-values.yaml), the
+# sources and the warehouse. No torch or transformers: those are the sentiment stage's
+# (tests/test_images.py checks both).
 COPY --chown=airflow:0 requirements.txt /tmp/cryptoetl/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/cryptoetl/requirements.txt \
-        --extra-index-url https://download.pytorch.org/whl/cpu
+RUN pip install --no-cache-dir -r /tmp/cryptoetl/requirements.txt
 
 # The cryptoetl package itself; --no-deps: requirements.txt is the only source of versions.
 COPY --chown=airflow:0 pyproject.toml /tmp/cryptoetl/pyproject.toml

@@ -113,7 +113,7 @@ system-deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml | system-deps
+$(VENV)/.installed: requirements.txt requirements-sentiment.txt requirements-dev.txt pyproject.toml | system-deps
 	@echo "· creating $(VENV) and installing pinned requirements (first time: a few minutes)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip

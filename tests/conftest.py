@@ -120,3 +120,21 @@ def engine(request, tmp_path):
     if request.param == "sqlite":
         return _sqlite_engine(tmp_path / "warehouse.db")
     return request.getfixturevalue("mysql_engine")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="module")
+def k8s_dags(monkeypatch_module):
+    """Every DAG parsed with the local settings in Kubernetes mode: each task is a pod."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch_module.setenv("CRYPTOETL_MODE", "kubernetes")
+    monkeypatch_module.setenv("CRYPTOETL_SYMBOLS", "BTC,ETH")
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags

@@ -35,3 +35,12 @@ def dump(engine, table) -> list[tuple]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
 
+
+
+def render_pod(task, interval) -> dict:
+    """The pod a Kubernetes-mode task would create for ``interval``, as the API server receives it."""
+    from kubernetes.client import ApiClient
+
+    task.set_intervals([interval])
+    pod = task.build_pod_request_obj(dry_run=True)
+    return ApiClient().sanitize_for_serialization(pod)

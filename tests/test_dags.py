@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import kubernetes_validate
 import pytest
 from conftest import REPO
-from helpers import utc
+from helpers import render_pod, utc
 
 from cryptoetl import __version__
 from cryptoetl.airflow.operators import record_outlet, resolve_intervals, table_asset
@@ -183,31 +183,6 @@ def test_record_outlet_attaches_intervals_for_downstream():
 
 # --- Kubernetes mode ---------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def k8s_dags(monkeypatch_module):
-    from airflow.dag_processing.dagbag import DagBag
-
-    monkeypatch_module.setenv("CRYPTOETL_MODE", "kubernetes")
-    monkeypatch_module.setenv("CRYPTOETL_SYMBOLS", "BTC,ETH")
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
-
-
-def _render(task, interval):
-    from kubernetes.client import ApiClient
-
-    task.set_intervals([interval])
-    pod = task.build_pod_request_obj(dry_run=True)
-    return ApiClient().sanitize_for_serialization(pod)
-
-
 def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
@@ -216,7 +191,7 @@ def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
     assert len(tasks) == len(steps())
     for task in tasks:
         assert isinstance(task, KubernetesPodOperator)
-        pod = _render(task, DAY[0])
+        pod = render_pod(task, DAY[0])
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
         spec, (container,) = pod["spec"], pod["spec"]["containers"]
         assert spec["nodeSelector"] == {"node-type": "data-collection"}
@@ -240,7 +215,7 @@ def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
 
 def test_sentiment_pod_gets_its_own_image_and_memory(k8s_dags):
     (task,) = k8s_dags["news_sentiment"].tasks
-    container = _render(task, DAY[0])["spec"]["containers"][0]
+    container = render_pod(task, DAY[0])["spec"]["containers"][0]
     assert container["image"].endswith(f"-sentiment:{__version__}")
     assert container["resources"]["limits"]["memory"] == RESOURCE_PROFILES["sentiment"].memory_limit
     threads = {e["name"]: e["value"] for e in container["env"]}["CRYPTOETL_TORCH_THREADS"]
@@ -258,12 +233,12 @@ def test_no_secret_reaches_pod_arguments_or_env(k8s_dags, monkeypatch):
 
     bag = DagBag(dag_folder=str(REPO / "dags"))
     for dag in bag.dags.values():
-        rendered = json.dumps(_render(dag.tasks[0], DAY[0]))
+        rendered = json.dumps(render_pod(dag.tasks[0], DAY[0]))
         assert "very-secret" not in rendered and "hunter2" not in rendered
 
 
 def test_validator_rejects_a_broken_pod(k8s_dags):
-    pod = _render(next(iter(k8s_dags.values())).tasks[0], DAY[0])
+    pod = render_pod(next(iter(k8s_dags.values())).tasks[0], DAY[0])
     pod["spec"]["containers"][0]["resources"]["requests"] = "lots"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)

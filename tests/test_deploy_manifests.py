@@ -7,7 +7,8 @@
 - Secret templates carry every key the pods expect, and only placeholders.
 - helm-values.yaml validates against tests/schemas/airflow-chart-values.subset.schema.json
   (chart keys checked against the official chart schema; see tests/schemas/README.md) and
-  agrees with the image, the manifests and the code's settings.
+  agrees with the image, the manifests and the code's settings; the chart makes no default user,
+  its keys come from existing Secrets, and the auth manager is FAB with its provider pinned.
 - The Dockerfile pins its base image to the Airflow and Python that requirements.txt pins.
 
 Each validator is also shown a broken document, so a validator that accepts everything
@@ -106,7 +107,8 @@ def _k8s_validate(doc: dict, version: str) -> None:
 
 def test_manifest_directory_is_complete():
     names = {p.name for p in _manifest_files()}
-    assert {"namespace.yaml", "rbac.yaml", "secret.template.yaml"} <= names
+    assert {"namespace.yaml", "rbac.yaml", "secret.template.yaml", "network-policy.yaml",
+            "resource-quota.yaml"} <= names
     assert (K8S_DIR / "README.md").is_file()
 
 
@@ -300,6 +302,11 @@ def test_helm_values_validate_against_chart_schema_subset():
         pytest.param(lambda v: v.update(executor=["LocalExecutor"]), id="executor-wrong-type"),
         pytest.param(lambda v: v["env"].append({"name": "X", "valueFrom": {}}), id="global-env-value-only"),
         pytest.param(lambda v: v["migrateDatabaseJob"].update(args="airflow db migrate"), id="args-not-a-list"),
+        pytest.param(lambda v: v["scheduler"]["securityContexts"]["pod"].update(runAsNonroot=True),
+                     id="k8s-pod-security-context-unknown-field"),
+        pytest.param(lambda v: v["dags"]["gitSync"]["securityContexts"].update(pod={}), id="git-sync-has-no-pod"),
+        pytest.param(lambda v: v["apiServer"]["defaultUser"].update(enable=False), id="default-user-typo"),
+        pytest.param(lambda v: v.update(jwtSecretNmae="x"), id="secret-name-typo"),
     ],
 )
 def test_chart_schema_rejects_broken_values(mutate):
@@ -338,19 +345,47 @@ def test_helm_values_images_are_pinned_and_shared_with_the_pods():
     assert Settings().image == _airflow_image(), "config.py's default image tag drifted from helm-values.yaml"
 
 
+# The chart's own keys: (values key naming an existing Secret, the key the chart reads from it).
+# Unset, the chart generates them: the API and JWT secrets anew on every `helm upgrade`.
+CHART_KEY_SECRETS = {"fernetKeySecretName": "fernet-key", "apiSecretKeySecretName": "api-secret-key",
+                     "jwtSecretName": "jwt-secret"}
+# Literal values the chart would otherwise put in a Secret it renders itself (and in helm history).
+CHART_LITERAL_SECRETS = ("fernetKey", "apiSecretKey", "jwtSecret", "webserverSecretKey")
+
+
 def test_helm_values_secrets_and_database_come_from_secrets():
     values = _helm_values()
     assert values["postgresql"]["enabled"] is False and values["data"]["metadataSecretName"]
     conn_env = {s["envName"]: s for s in values["secret"]}
     assert "AIRFLOW_CONN_CRYPTOETL_WAREHOUSE" in conn_env
     assert "AIRFLOW_CONN_CRYPTOETL_WAREHOUSE" not in _helm_env(), "connections never as literal env"
+    assert not set(CHART_LITERAL_SECRETS) & set(values), "keys come from existing Secrets, never from values"
+    assert "metadataConnection" not in values["data"]
     # Every Secret the chart is told to read has a template in the release namespace with that key.
     needed = {(values["data"]["metadataSecretName"], "connection")}
     needed |= {(s["secretName"], s.get("secretKey", s["envName"])) for s in values["secret"]}
+    needed |= {(values[name], key) for name, key in CHART_KEY_SECRETS.items()}
     for name, key in needed:
         secret = _one("Secret", name)
         assert secret["metadata"]["namespace"] == AIRFLOW_NAMESPACE, f"{name} must live in the release namespace"
         assert key in secret["stringData"], f"{name} has no key {key}"
+
+
+def test_helm_values_create_no_default_user():
+    """The chart's create-user job would make admin/admin; the first admin is created by hand."""
+    values = _helm_values()
+    assert values["apiServer"]["defaultUser"]["enabled"] is False
+    assert "createUserJob" not in values and "webserver" not in values
+
+
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+
+
+def test_helm_values_use_fab_and_the_image_has_its_provider():
+    assert _helm_values()["config"]["core"]["auth_manager"] == FAB_AUTH_MANAGER
+    provider = re.search(r"^apache-airflow-providers-fab==(\S+)$", (REPO / "requirements.txt").read_text(), re.M)
+    assert provider, "the FAB auth manager needs apache-airflow-providers-fab pinned in requirements.txt (the image's)"
+    assert re.search(r"^flask-appbuilder==\S+$", (REPO / "requirements.txt").read_text(), re.M | re.I)
 
 
 def test_helm_values_dags_from_git_sync():

@@ -31,6 +31,17 @@ Pod defaults, and why:
 - retries: 3 with exponential backoff from 2 min (max 30 min): rides out API hiccups and
   rate-limit windows without hammering the API. ``CRYPTOETL_RETRY_DELAY`` (seconds) changes the
   first delay: the local demo retries after 15 s, since it waits for retries to finish.
+- security: the namespace enforces Pod Security "restricted" (k8s/namespace.yaml), so every pod
+  must pass it or is refused at creation. Pod: ``runAsNonRoot``, user ``airflow`` of the image
+  (uid 50000, gid 0: the image's files are group 0), seccomp ``RuntimeDefault``. Container: no
+  privilege escalation, every capability dropped, read-only root filesystem (a compromised step
+  cannot alter the code or the models it runs). k8s/init-db-job.yaml carries the same.
+- a writable ``/tmp``: an ``emptyDir`` (at most 1 GiB, gone with the pod), the only writable
+  path; ``TMPDIR`` points at it (loading a model, torch creates ``torchinductor_<user>`` there)
+  and ``XDG_CACHE_HOME=/tmp/.cache`` sends the caches of Hugging Face and torch (``HF_HOME`` and
+  ``TORCH_HOME`` default under it) there. ``HOME`` stays the image's: its Python packages may live
+  under it. The sentiment models are read from the image (``HF_HUB_CACHE``, ``CRYPTOETL_*_PATH``),
+  never written.
 """
 
 from __future__ import annotations
@@ -54,6 +65,15 @@ from cryptoetl.step import Step
 from cryptoetl.steps import get_step
 
 ASSET_URI = "cryptoetl://warehouse/{table}"
+
+# The image's user (Dockerfile: USER airflow): uid 50000, primary group 0.
+RUN_AS_USER = 50000
+RUN_AS_GROUP = 0
+TMP_DIR = "/tmp"
+TMP_SIZE_LIMIT = "1Gi"
+# Fixed environment of every pod: the writable places (see the module docstring).
+WRITABLE_ENV = {"TMPDIR": TMP_DIR, "XDG_CACHE_HOME": f"{TMP_DIR}/.cache"}
+
 
 def retry_args(settings: Settings) -> dict[str, Any]:
     return {
@@ -234,6 +254,25 @@ def _pod_operator_class():
     return StepPodOperator
 
 
+def pod_security_kwargs() -> dict[str, Any]:
+    """The pod's and the container's security contexts and the writable ``/tmp``: what Pod Security
+    "restricted" requires, plus a read-only root filesystem (see the module docstring)."""
+    from kubernetes.client import models as k8s
+
+    return {
+        "security_context": k8s.V1PodSecurityContext(
+            run_as_non_root=True, run_as_user=RUN_AS_USER, run_as_group=RUN_AS_GROUP, fs_group=RUN_AS_GROUP,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        "container_security_context": k8s.V1SecurityContext(
+            allow_privilege_escalation=False, privileged=False, read_only_root_filesystem=True,
+            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        ),
+        "volumes": [k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=TMP_SIZE_LIMIT))],
+        "volume_mounts": [k8s.V1VolumeMount(name="tmp", mount_path=TMP_DIR)],
+    }
+
+
 def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
     """Every KubernetesPodOperator argument for ``step``; see the module docstring for why."""
     from airflow.providers.cncf.kubernetes.secret import Secret
@@ -243,7 +282,7 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
     limits = {"memory": profile.memory_limit}
     if profile.cpu_limit:
         limits["cpu"] = profile.cpu_limit
-    env = {name: os.environ[name] for name in pod_env_names() if os.environ.get(name)}
+    env = {**WRITABLE_ENV, **{name: os.environ[name] for name in pod_env_names() if os.environ.get(name)}}
     if step.image == "sentiment":
         # no CPU limit means no cgroup quota: torch would size its threads to the whole node
         env.setdefault("CRYPTOETL_TORCH_THREADS", str(max(1, int(float(profile.cpu_request)))))
@@ -271,6 +310,7 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "on_finish_action": "delete_succeeded_pod",
         "startup_timeout_seconds": settings.startup_timeout_seconds,
         "reattach_on_restart": True,
+        **pod_security_kwargs(),
     }
 
 
