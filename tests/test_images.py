@@ -197,7 +197,8 @@ class NotInTheProjectImage:
 sys.meta_path.insert(0, NotInTheProjectImage())
 import cryptoetl
 for info in pkgutil.walk_packages(cryptoetl.__path__, "cryptoetl."):
-    if not info.name.endswith("__main__"):
+    # the migration scripts are run by alembic, inside its context, not imported
+    if not info.name.endswith("__main__") and not info.name.startswith("cryptoetl.warehouse.migrations."):
         importlib.import_module(info.name)
 from cryptoetl.cli import main
 assert main(["init-db"]) == 0
