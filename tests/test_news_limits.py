@@ -82,6 +82,16 @@ def test_emoji_survive_a_database_whose_default_charset_is_latin1(mysql_server_u
         url = make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)  # no charset given
         engine = get_engine(url)
         schema.create_all(engine)
+        # as a warehouse adopted from 0.1.0 on this server would be (0.1.0 set no charset): migration
+        # 0002 converts its text tables
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE crypto_news CONVERT TO CHARACTER SET latin1"))
+            conn.execute(text("ALTER TABLE crypto_news_sightings CONVERT TO CHARACTER SET latin1"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+            conn.execute(text("DROP TABLE crypto_news_quarantine"))
+            for table in ("crypto_news", "crypto_news_sightings"):
+                conn.execute(text(f"ALTER TABLE {table} DROP COLUMN is_trimmed, MODIFY url VARCHAR(1024) NOT NULL"))
+        schema.create_all(engine)  # = migrate: 0001 -> 0002
         assert _load(engine) == 5
         with engine.connect() as conn:
             titles = conn.execute(select(schema.crypto_news.c.title)).scalars().all()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 
@@ -151,9 +150,10 @@ def _all_options():
 
 
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptoetl.config import local_ports
     from cryptoetl.sandbox.server import serve
 
-    serve(args.host, args.port)
+    serve(args.host, args.port if args.port is not None else local_ports()["sandbox"])
     return 0
 
 
@@ -188,8 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = sub.add_parser("sandbox", help="serve the offline API sandbox (synthetic data)")
     sandbox.add_argument("--host", default="127.0.0.1")
-    # the local stack's sandbox port: CRYPTOETL_PORT_BASE + 1 (airflow/local.py)
-    sandbox.add_argument("--port", type=int, default=int(os.environ.get("CRYPTOETL_PORT_BASE") or 8080) + 1)
+    sandbox.add_argument("--port", type=int, help="default: the local stack's, CRYPTOETL_PORT_BASE + 1")
     return parser
 
 

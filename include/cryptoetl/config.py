@@ -271,6 +271,21 @@ def _read(table: tuple[EnvSetting, ...], env: Mapping[str, str]) -> dict[str, An
     return kwargs
 
 
+# The local stack's ports (make run / make ui / the sandbox command), as offsets from one setting,
+# CRYPTOETL_PORT_BASE, so that two checkouts run side by side.
+PORT_OFFSETS = {"api": 0, "sandbox": 1, "worker_log": 2, "trigger_log": 3, "scheduler_health": 4}
+
+
+def local_ports(env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Every local port, from ``CRYPTOETL_PORT_BASE`` (default 8080)."""
+    env = os.environ if env is None else env
+    raw = (env.get("CRYPTOETL_PORT_BASE") or "8080").strip()
+    highest = 65535 - max(PORT_OFFSETS.values())
+    if not raw.isdigit() or not 1024 <= int(raw) <= highest:
+        raise ConfigError(f"CRYPTOETL_PORT_BASE={raw!r}: use a port number from 1024 to {highest}")
+    return {name: int(raw) + offset for name, offset in PORT_OFFSETS.items()}
+
+
 def pod_env_names() -> tuple[str, ...]:
     """Generic (non-source) settings forwarded to task pods; the pod factory adds each source's."""
     return tuple(s.env for s in (*SETTINGS_ENV, *SENTIMENT_ENV) if s.pod)

@@ -36,11 +36,9 @@ from pathlib import Path
 
 from cryptoetl.airflow import local_watch
 from cryptoetl.airflow.local_stack import Stack, airflow_command
+from cryptoetl.config import ConfigError, local_ports
 from cryptoetl.sources import registry
 from cryptoetl.steps import steps
-
-# Offsets from CRYPTOETL_PORT_BASE of every port the local stack listens on.
-PORT_OFFSETS = {"api": 0, "sandbox": 1, "worker_log": 2, "trigger_log": 3, "scheduler_health": 4}
 
 # The pools as code: written from the source specs (``python -m cryptoetl pools``), imported here and
 # by the Helm chart's migration job.
@@ -67,13 +65,11 @@ def sandbox_env() -> dict[str, str]:
 DEMO_MODEL_IDS = {"cryptobert": "synthetic/tiny-random-cryptobert", "finbert": "synthetic/tiny-random-finbert"}
 
 def ports(base: int | None = None) -> dict[str, int]:
-    """Every local port, from ``CRYPTOETL_PORT_BASE``."""
-    if base is None:
-        raw = os.environ.get("CRYPTOETL_PORT_BASE", "8080").strip() or "8080"
-        if not raw.isdigit() or not 1024 <= int(raw) <= 65535 - max(PORT_OFFSETS.values()):
-            raise SystemExit(f"CRYPTOETL_PORT_BASE={raw!r}: use a port number from 1024 to 65530")
-        base = int(raw)
-    return {name: base + offset for name, offset in PORT_OFFSETS.items()}
+    """Every local port, from ``CRYPTOETL_PORT_BASE`` (or ``base``)."""
+    try:
+        return local_ports(None if base is None else {"CRYPTOETL_PORT_BASE": str(base)})
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def airflow_port_env(port: dict[str, int]) -> dict[str, str]:
@@ -129,14 +125,17 @@ def warehouse_file() -> str:
 
 
 def _setup_fingerprint() -> str:
-    """What set-up depends on: the pools, the warehouse code (schema, migrations), the metadata DB,
-    the warehouse file and the package version."""
+    """What set-up depends on: the pools, the warehouse code (schema, migrations), the macro series
+    files (a new series is a new column), the metadata DB, the warehouse file and the version."""
     from cryptoetl import __version__
 
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parents[1]
-    for path in [POOLS_FILE, *sorted((package / "warehouse").rglob("*.py"))]:
+    custom = os.environ.get("CRYPTOETL_MACRO_SERIES", "").strip()
+    for path in [POOLS_FILE, package / "macro_series.json", *sorted((package / "warehouse").rglob("*.py")),
+                 *([Path(custom)] if custom and Path(custom).is_file() else [])]:
         digest.update(path.read_bytes())
+    digest.update(custom.encode())
     for part in (__version__, os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""), warehouse_file()):
         digest.update(part.encode())
     return digest.hexdigest()
@@ -160,7 +159,7 @@ def setup(force: bool = False) -> None:
     conn_id = os.environ.get("CRYPTOETL_WAREHOUSE_CONN_ID", "cryptoetl_warehouse")
     ensure_warehouse_connection(conn_id, warehouse)
     env = dict(os.environ, CRYPTOETL_WAREHOUSE_URL=f"sqlite:///{warehouse}")
-    subprocess.run([sys.executable, "-m", "cryptoetl", "init-db"], env=env, check=True)
+    subprocess.run([sys.executable, "-m", "cryptoetl", "migrate"], env=env, check=True)
     stamp.write_text(fingerprint)
 
 
@@ -256,16 +255,21 @@ def demo(days: int, port: dict[str, int], timeout: float) -> int:
                      "--to-date", f"{last:%Y-%m-%d}", "--max-active-runs", "4", "--reprocess-behavior", "failed")
         _airflow("dags", "unpause", "--treat-dag-id-as-regex", "-y", "^(" + "|".join(dag_ids()) + ")$")
         home = Path(os.environ["AIRFLOW_HOME"])
-        states = local_watch.watch(lambda: local_watch.snapshot(dag_ids(), backfill_dags(), created),
-                                   timeout=timeout, explain=lambda task_try: local_watch.explain(task_try, home))
-    failed = {d: s.get("failed", 0) for d, s in states.items() if s.get("failed")}
-    print(f"\nPipeline finished in {time.monotonic() - began:.0f}s through the Airflow scheduler.")
+        failure = None
+        try:
+            local_watch.watch(lambda: local_watch.snapshot(dag_ids(), backfill_dags(), created),
+                              timeout=timeout, explain=lambda task_try: local_watch.explain(task_try, home))
+        except SystemExit as exc:  # a failed task or run: still stop Airflow and show what was loaded
+            failure = exc
+    verb = "stopped" if failure else "finished"
+    print(f"\nPipeline {verb} after {time.monotonic() - began:.0f}s through the Airflow scheduler.")
     # Outside a task the Airflow 3 SDK cannot read metastore connections: name the file directly.
     env = dict(os.environ, CRYPTOETL_WAREHOUSE_URL=f"sqlite:///{warehouse_file()}")
     subprocess.run([sys.executable, "-m", "cryptoetl", "summary"], env=env, check=False)
     _print_ui_help(port["api"])
-    if failed:
-        print(f"\nFAILED runs: {failed}. Open the UI (make ui) or read {os.environ['AIRFLOW_HOME']}/logs.")
+    if failure is not None:
+        print(f"\nFAILED: {failure}\nLogs: {home / 'logs'} and {home / 'standalone.log'} (or the web UI: make ui)",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -327,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
         print_env(port, real_apis=os.environ.get("REAL_APIS", "") not in ("", "0"))
         return 0
     os.environ.update(airflow_port_env(port))
-    # `kill` (SIGTERM) stops everything as Ctrl-C does: the stack's cleanup runs either way.
+    # `kill` (SIGTERM) and a closed terminal (SIGHUP) stop everything as Ctrl-C does: the stack's
+    # clean-up runs either way (their default would end this process without it).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     try:
         if args.command == "setup":
             setup(force=args.force)
@@ -337,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
             return demo(args.days, port, args.timeout)
         return ui(port)
     except KeyboardInterrupt:
-        print("\ninterrupted: everything this run started has been stopped", file=sys.stderr)
+        try:
+            print("\ninterrupted: everything this run started has been stopped", file=sys.stderr)
+        except OSError:  # stderr may be a pipe whose reader is gone
+            pass
         return 130
 
 

@@ -19,6 +19,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
+def _say(message: str) -> None:
+    """Print, but never fail: while stopping, stdout may be a pipe whose reader is gone (Ctrl-C
+    kills `make run | tee` too), and a BrokenPipeError must not cut the clean-up short."""
+    try:
+        print(message, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def airflow_command(*args: str) -> list[str]:
     """The ``airflow`` of this interpreter's environment."""
     return [str(Path(sys.executable).with_name("airflow")), *args]
@@ -102,7 +111,7 @@ class Stack:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             if self.proc is not None and _group_alive(self.proc):
-                print("· stopping Airflow")
+                _say("· stopping Airflow")
                 # standalone stops cleanly on SIGINT; SIGINT is ignored when started from a
                 # non-interactive background shell, so fall back to SIGTERM, then SIGKILL. Wait for
                 # the whole process group, not just standalone: its scheduler can outlive it.

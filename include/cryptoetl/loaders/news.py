@@ -58,7 +58,7 @@ from cryptoetl.sources.guardian import GuardianClient, default_queries
 from cryptoetl.sources.rss import RssClient, feed_urls
 from cryptoetl.step import SourceDataMissing, StepContext
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.engine import to_naive_utc
+from cryptoetl.warehouse.engine import is_mysql, to_naive_utc
 from cryptoetl.warehouse.retry import retry_transient
 from cryptoetl.warehouse.writes import replace_interval
 
@@ -175,7 +175,7 @@ def _replace_source_interval(ctx: StepContext, source: str, items: Sequence[News
     lo, hi = to_naive_utc(interval.start), to_naive_utc(interval.end)
     sightings = schema.crypto_news_sightings
     with _news_transaction(ctx.engine) as conn:
-        if not rows and not quarantined:
+        if not rows:  # nothing storable: never let that erase what is stored
             held = conn.execute(select(sightings.c.article_id).where(
                 sightings.c.source == source, sightings.c.published_at >= lo, sightings.c.published_at < hi)
             ).first()
@@ -240,7 +240,7 @@ def _news_transaction(engine: Engine):
     """One transaction for a news write; on MySQL/MariaDB serialised with the other news writers
     by a named lock (see the module docstring)."""
     with engine.connect() as conn:
-        locking = conn.dialect.name in ("mysql", "mariadb")
+        locking = is_mysql(conn.dialect)
         if locking:
             got = conn.execute(text("SELECT GET_LOCK(:name, :timeout)"),
                                {"name": LOCK_NAME, "timeout": LOCK_TIMEOUT_SECONDS}).scalar()

@@ -20,6 +20,7 @@ from cryptoetl.intervals import Interval
 from cryptoetl.step import StepContext
 from cryptoetl.transforms import technical as technical_tx
 from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.engine import is_mysql
 from cryptoetl.warehouse.reads import read_frame
 from cryptoetl.warehouse.retry import retry_transient
 from cryptoetl.warehouse.writes import replace_interval_parts
@@ -59,7 +60,7 @@ def run_technical(ctx: StepContext, interval: Interval) -> int:
     engine = ctx.engine
 
     def one_transaction() -> int:  # repeatable: the parts are produced anew on each attempt
-        if engine.dialect.name == "mysql":
+        if is_mysql(engine.dialect):
             def read_in_background() -> Iterator[tuple[dict, pd.DataFrame]]:
                 with engine.connect() as conn:  # its own connection, one read snapshot
                     yield from parts(conn)

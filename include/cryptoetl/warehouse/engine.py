@@ -65,7 +65,7 @@ def _create(url: str, parsed: URL) -> Engine:
             cur.close()
 
         return engine
-    if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
+    if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
         # 4-byte UTF-8 on the connection too (emoji in news titles), whatever the server's default.
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return create_engine(parsed, pool_pre_ping=True, pool_recycle=3600)
@@ -77,6 +77,11 @@ def to_naive_utc(ts: datetime | pd.Timestamp) -> datetime:
     if ts.tzinfo is not None:
         ts = ts.tz_convert(UTC).tz_localize(None)
     return ts.to_pydatetime()
+
+
+def is_mysql(dialect) -> bool:
+    """MySQL or MariaDB (SQLAlchemy names the dialect ``mariadb`` for ``mariadb://`` URLs)."""
+    return dialect.name in ("mysql", "mariadb")
 
 
 def is_date_column(table: Table, column: str) -> bool:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pandas as pd
 from sqlalchemy import Column, Connection, Engine, Select, Table, select
 
-from cryptoetl.warehouse.engine import is_date_column, to_naive_utc
+from cryptoetl.warehouse.engine import is_date_column, is_mysql, to_naive_utc
 from cryptoetl.warehouse.mysql_bulk import plain_types, read_plain
 
 
@@ -43,7 +43,7 @@ def read_frame(target: Engine | Connection, table: Table, *, time_column: str, s
 
 
 def _fetch(conn: Connection, table: Table, stmt: Select, selected: Sequence[Column]) -> pd.DataFrame:
-    if conn.dialect.name == "mysql" and plain_types(table):
+    if is_mysql(conn.dialect) and plain_types(table):
         return read_plain(conn, stmt, selected)  # large reads: see read_plain for why
     result = conn.execute(stmt)
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

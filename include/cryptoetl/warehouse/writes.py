@@ -12,7 +12,7 @@ from datetime import datetime, time
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, UniqueConstraint, delete, func, insert, select
 
-from cryptoetl.warehouse.engine import is_date_column, to_naive_utc
+from cryptoetl.warehouse.engine import is_date_column, is_mysql, to_naive_utc
 from cryptoetl.warehouse.mysql_bulk import _mysql_values, mysql_insert
 from cryptoetl.warehouse.prefetch import Prefetch
 from cryptoetl.warehouse.records import to_records
@@ -115,7 +115,7 @@ def _prepare_part(dialect, table: Table, keys: Mapping[str, Sequence] | None, ro
     """Validate (scope of every row) and format one part. Touches no database."""
     keys = {k: list(v) for k, v in (keys or {}).items()}
     fast = None
-    if isinstance(rows, pd.DataFrame) and dialect.name == "mysql" and not is_date_column(table, time_column):
+    if isinstance(rows, pd.DataFrame) and is_mysql(dialect) and not is_date_column(table, time_column):
         fast = _mysql_values(rows, table, time_column, lo, hi, keys)
     records = [] if fast is not None else to_records(rows, table)
     if is_date_column(table, time_column):

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, text
 from sqlalchemy import select as sql_select
 
 from cryptoetl.warehouse import schema
-from cryptoetl.warehouse.engine import to_naive_utc
+from cryptoetl.warehouse.engine import is_mysql, to_naive_utc
 from cryptoetl.warehouse.features import calendar, macro, onchain, sentiment
 from cryptoetl.warehouse.features import select as final
 from cryptoetl.warehouse.features.dialect import Dialect
@@ -108,7 +108,7 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
 
     def one_transaction() -> int:
         with target.connect() as conn:
-            if conn.dialect.name in ("mysql", "mariadb"):
+            if is_mysql(conn.dialect):
                 # READ COMMITTED: the INSERT ... SELECT then reads the source tables without shared
                 # locks. Under MariaDB's default REPEATABLE READ it share-locks every row it reads
                 # (2.5M at 80 symbols), and a technical run writing indicators meanwhile waited and

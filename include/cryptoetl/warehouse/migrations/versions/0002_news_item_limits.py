@@ -4,7 +4,8 @@ On MariaDB one oversized or unusual item failed the whole news write: a 126k-cha
 1,500-character URL (error 1406). RSS cannot backfill, so every item of that run was lost. Titles
 and summaries longer than the limits (``loaders/news.py``) are now stored trimmed and flagged; an
 item whose canonical URL (its identity) is too long goes to ``crypto_news_quarantine`` with the
-reason, and the rest of the run is written.
+reason, and the rest of the run is written. On MySQL, text tables adopted from 0.1.0 on a latin1
+server become utf8mb4 (emoji failed there with error 1366).
 
 Revision ID: 0002
 Revises: 0001
@@ -57,7 +58,26 @@ def _tables_at_0001() -> dict[str, sa.Table]:
     return {"crypto_news": news, "crypto_news_sightings": sightings}
 
 
+def _to_utf8mb4() -> None:
+    """MySQL: the text tables in 4-byte UTF-8. A warehouse adopted from 0.1.0 on a server whose default
+    is latin1 has latin1 tables (0.1.0 set no charset) and fails on any emoji (error 1366). Only
+    tables not already utf8mb4 are converted: a conversion rewrites the table."""
+    bind = op.get_bind()
+    if bind.dialect.name not in ("mysql", "mariadb"):
+        return
+    for table in ("crypto_news", "crypto_news_sightings", "crypto_news_mentions", "crypto_sentiment_data"):
+        if op.get_context().as_sql:  # `migrate --sql`: no database to ask; converting twice is harmless
+            op.execute(f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4")
+            continue
+        collation = bind.execute(sa.text(
+            "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = :t"), {"t": table}).scalar()
+        if collation is not None and not collation.startswith("utf8mb4"):
+            op.execute(f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4")
+
+
 def upgrade() -> None:
+    _to_utf8mb4()
     frozen = _tables_at_0001()
     for table in NEWS_TABLES:
         # batch: an ALTER on MySQL, a table copy on SQLite (which cannot alter a column's type)
