@@ -52,7 +52,7 @@
 # image nor the build arguments (the legacy non-BuildKit builder would build every stage). Only the
 # config, tokenizer and safetensors/PyTorch weight files are downloaded (no TF/Flax/ONNX copies):
 # ~0.9 GB for the two BERT-base models (more if a repository holds both weight formats).
-ARG CRYPTOETL_VERSION=0.1.0
+ARG CRYPTOETL_VERSION=0.2.0
 FROM ghcr.io/cryptoetl/cryptoetl:${CRYPTOETL_VERSION} AS sentiment
 ARG CRYPTOBERT_REVISION
 ARG FINBERT_REVISION

@@ -46,7 +46,7 @@ SOURCE_ENV := set -a; . $(LOCAL_ENV); . $(METADATA_ENV); set +a
 help:
 	@echo "make run    set up everything, backfill $(DEMO_DAYS) days through Airflow, print a summary"
 	@echo "make test   run the test suite"
-	@echo "make ui     start Airflow + the sandbox and open the web UI on :8080"
+	@echo "make ui     start Airflow + the sandbox and open the web UI on :$(CRYPTOETL_PORT_BASE)"
 	@echo "make lint   ruff"
 	@echo "make bench  timings at production scale on MariaDB (make bench-small: a few minutes)"
 	@echo "make clean  remove the local Airflow state and warehouse (and its PostgreSQL metadata DB)"

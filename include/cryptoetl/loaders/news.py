@@ -64,9 +64,9 @@ from cryptoetl.warehouse.writes import replace_interval
 
 log = logging.getLogger(__name__)
 
-GUARDIAN = "guardian"
-CRYPTOPANIC = "cryptopanic"
-RSS_PREFIX = "rss:"
+GUARDIAN = GuardianClient.spec.name  # the source names stored with each sighting
+CRYPTOPANIC = CryptoPanicClient.spec.name
+RSS_PREFIX = f"{RssClient.spec.name}:"  # + the feed's name
 LOCK_NAME = "cryptoetl.crypto_news"
 LOCK_TIMEOUT_SECONDS = 600
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from cryptoetl import __version__
 from cryptoetl.redaction import redact, register
 from cryptoetl.sources.spec import SourceSpec
 
@@ -113,7 +114,7 @@ class HttpSource:
         import requests  # here, not at import: the registry reads every SPEC at DAG parse time
 
         self.session = session or requests.Session()
-        self.headers = {"accept": "application/json", "user-agent": "cryptoetl/0.1", **(headers or {})}
+        self.headers = {"accept": "application/json", "user-agent": f"cryptoetl/{__version__}", **(headers or {})}
         self._last_call: float | None = None
         self._slept_since_call = 0.0
 
