@@ -67,7 +67,7 @@ env: venv $(LOCAL_ENV) $(METADATA_ENV)
 	@$(SOURCE_ENV); $(BIN)/python -m cryptoetl.airflow.local env
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: venv
 	$(BIN)/ruff check .
