@@ -178,6 +178,11 @@ SENTIMENT_ENV: tuple[EnvSetting, ...] = (
 SOURCE_ENV = re.compile(r"^[A-Z][A-Z0-9_]*_(API_PLAN|BASE_URL|RATE_PER_MINUTE|API_KEY)$")
 
 
+def is_secret_setting(name: str) -> bool:
+    """A source's API key: kept out of logs and pod arguments (pods get it from the Secret)."""
+    return name.endswith("_API_KEY")
+
+
 # The project image's repository; its default tag is the release version (cryptoetl.__version__).
 IMAGE_REPOSITORY = "ghcr.io/cryptoetl/cryptoetl"
 DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
@@ -221,9 +226,14 @@ class Settings:
             if f.name == "warehouse_url" and value:
                 value = "***"
             elif f.name == "source_env":
-                value = {k: ("***" if k.endswith("_API_KEY") else v) for k, v in value.items()}
+                value = {k: ("***" if is_secret_setting(k) else v) for k, v in value.items()}
             parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        """The API keys among the source settings (secrets: never logged, never a pod argument)."""
+        return tuple(value for name, value in self.source_env.items() if is_secret_setting(name))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

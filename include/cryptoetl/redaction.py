@@ -108,8 +108,7 @@ def _handlers() -> Iterable[logging.Handler]:
 def settings_secrets(settings: Any) -> tuple[str, ...]:
     """The secret values a ``config.Settings`` holds: every ``*_API_KEY`` of its source settings
     (the ones ``Settings.__repr__`` masks) and its warehouse URL's password, as written and decoded."""
-    keys = [value for name, value in settings.source_env.items() if name.endswith("_API_KEY")]
-    return (*keys, *url_passwords(settings.warehouse_url))
+    return (*settings.api_keys, *url_passwords(settings.warehouse_url))
 
 
 def url_passwords(url: str | None) -> tuple[str, ...]:

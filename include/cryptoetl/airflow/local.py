@@ -58,7 +58,7 @@ def dag_ids() -> tuple[str, ...]:
 
 def sandbox_env() -> dict[str, str]:
     """The keys (and plans) the sandbox accepts, from each source's spec. SYNTHETIC data only."""
-    return {name: value for spec in registry.sources() for name, value in spec.sandbox_env.items()}
+    return registry.sandbox_env()
 
 # The demo scores news with tiny random models built offline (the Hugging Face hub is not
 # reachable, and real weights are ~1 GB): same code path, SYNTHETIC scores, not meaningful.
@@ -307,7 +307,7 @@ def print_env(port: dict[str, int], real_apis: bool) -> None:
         print("# REAL_APIS=1: clients reach the real APIs with your own keys (nothing of the sandbox set)")
         return
     root = f"http://127.0.0.1:{port['sandbox']}"
-    urls = {spec.name: root + spec.sandbox_path for spec in registry.sources()}
+    urls = registry.sandbox_urls(root)
     print(f"# every client points at the offline sandbox ({root}: SYNTHETIC data), which answers while "
           "`make ui` or `make run` runs (or `python -m cryptoetl sandbox --port "
           f"{port['sandbox']}`); REAL_APIS=1 make env for the real APIs")

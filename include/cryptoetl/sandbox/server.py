@@ -56,9 +56,7 @@ class SandboxServer:
         self._thread: threading.Thread | None = None
         self.apis: dict[str, object] = {}  # by class name
         self.routes: list[Route] = []
-        self.prefixes: dict[str, str] = {}  # source name -> its API's base path here
         for spec in registry.sources():
-            self.prefixes[spec.name] = spec.sandbox_path
             cls = refs.resolve(spec.sandbox)
             if cls.__name__ in self.apis:  # one class may serve several sources
                 continue
@@ -77,7 +75,7 @@ class SandboxServer:
 
     def urls(self) -> dict[str, str]:
         """Base URL of each API, keyed by its settings prefix (``fred`` -> ``FRED_BASE_URL``)."""
-        return {name: self.root_url + prefix for name, prefix in self.prefixes.items()}
+        return registry.sandbox_urls(self.root_url)
 
     def env(self) -> dict[str, str]:
         """Environment that points every client at this sandbox (``{PREFIX}_BASE_URL``)."""
@@ -217,7 +215,7 @@ def serve(host: str, port: int) -> None:
     print(f"cryptoetl sandbox serving SYNTHETIC data (not market data) at {server.root_url}", flush=True)
     for name, url in server.urls().items():
         print(f"  {name.upper()}_BASE_URL={url}", flush=True)
-    accepted = {k: v for spec in registry.sources() for k, v in spec.sandbox_env.items()}
+    accepted = registry.sandbox_env()
     print("keys and plans it accepts (SYNTHETIC sandbox only, never real keys):", flush=True)
     for name, value in accepted.items():
         print(f"  {name}={value}", flush=True)

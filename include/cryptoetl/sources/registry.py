@@ -66,6 +66,16 @@ def pools() -> dict[str, dict]:
             for spec in sources() if spec.pool is not None}
 
 
+def sandbox_env() -> dict[str, str]:
+    """The keys (and plans) the offline sandbox accepts, from each source's spec. SYNTHETIC only."""
+    return {name: value for spec in sources() for name, value in spec.sandbox_env.items()}
+
+
+def sandbox_urls(root: str) -> dict[str, str]:
+    """Each source's base URL on a sandbox served at ``root`` (what its ``*_BASE_URL`` points at)."""
+    return {spec.name: root.rstrip("/") + spec.sandbox_path for spec in sources()}
+
+
 @contextmanager
 def registered(spec: SourceSpec) -> Iterator[SourceSpec]:
     """Register ``spec`` for the duration of the block (tests, plugins)."""
