@@ -31,6 +31,7 @@ from cryptoetl import redaction
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.intervals import make_interval, merge, parse_interval
 from cryptoetl.sources.registry import check_settings
+from cryptoetl.step import StepOption
 from cryptoetl.steps import get_step, steps
 
 log = logging.getLogger("cryptoetl")
@@ -95,10 +96,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         intervals.append(make_interval(args.start, args.end, "--start/--end"))
     if not intervals:
         raise ConfigError("run: give --interval START/END (repeatable) or --start and --end")
-    given = {option.name for option in _all_options() if getattr(args, option.name)}
+    options = _step_options()
+    given = {name for name in options if getattr(args, name)}
     if unknown := given - {option.name for option in step.options}:
-        owners = {name: [s.name for s in steps().values() if name in {o.name for o in s.options}] for name in unknown}
-        raise ConfigError("run: " + "; ".join(f"--{name} applies to the {', '.join(owners[name])} step only, "
+        raise ConfigError("run: " + "; ".join(f"--{name} applies to the {', '.join(options[name][1])} step only, "
                                                f"not {step.name!r}" for name in sorted(unknown)))
     engine = _checked_engine(settings, features=step.writes == "ml_features_materialized")
     ctx = StepContext(settings=settings, engine=engine, options=frozenset(given))
@@ -145,8 +146,13 @@ def cmd_pools(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _all_options():
-    return {option.name: option for step in steps().values() for option in step.options}.values()
+def _step_options() -> dict[str, tuple[StepOption, list[str]]]:
+    """Every step option by name, with the steps that declare it (steps.py)."""
+    out: dict[str, tuple[StepOption, list[str]]] = {}
+    for step in steps().values():
+        for option in step.options:
+            out.setdefault(option.name, (option, []))[1].append(step.name)
+    return out
 
 
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
@@ -175,9 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ISO-8601 half-open interval; repeat for several (they are merged)")
     run.add_argument("--start", help="interval start (ISO-8601, UTC if no offset)")
     run.add_argument("--end", help="interval end, exclusive")
-    for option in _all_options():  # declared on their steps (steps.py)
-        owners = [s.name for s in steps().values() if option in s.options]
-        run.add_argument(f"--{option.name}", action="store_true", help=f"{', '.join(owners)}: {option.help}")
+    for name, (option, owners) in _step_options().items():  # declared on their steps (steps.py)
+        run.add_argument(f"--{name}", action="store_true", help=f"{', '.join(owners)}: {option.help}")
 
     rebuild = sub.add_parser("rebuild-features", help="rebuild ml_features_materialized in SQL (default: all)")
     rebuild.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")
