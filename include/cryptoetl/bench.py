@@ -38,6 +38,7 @@ from cryptoetl.loaders.technical import run_technical
 from cryptoetl.step import StepContext
 from cryptoetl.warehouse import features, schema
 from cryptoetl.warehouse.engine import get_engine
+from cryptoetl.warehouse.records import to_records
 
 DEFAULT_URL = "mysql+mysqldb://root@127.0.0.1:3306/test"
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -105,10 +106,11 @@ def synthetic_context(symbols: list[str], hours: int, seed: int = 12) -> dict:
 
 
 def _load_rows(engine, table, rows: list[dict], chunk: int = 20_000) -> None:
-    names = [c.name for c in table.columns]
+    """Every column in every record (one executemany shape), a column's own default where a row
+    gives none: the warehouse's record converter, as every writer uses it."""
     with engine.begin() as conn:
         for lo in range(0, len(rows), chunk):
-            conn.execute(table.insert(), [{n: r.get(n) for n in names} for r in rows[lo:lo + chunk]])
+            conn.execute(table.insert(), to_records(rows[lo:lo + chunk], table))
 
 
 def _load(engine, frame: pd.DataFrame, chunk: int = 50_000) -> None:
