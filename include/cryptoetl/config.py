@@ -30,9 +30,17 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Coin:
-    symbol: str  # ticker, the warehouse key: "BTC"
-    coingecko_id: str  # CoinGecko's id for /coins/{id}/...: "bitcoin"
-    name: str  # display name, also used to tag news mentions later: "Bitcoin"
+    """One coin of the universe. ``symbol`` is the warehouse key: unique and stable, the ticker
+    itself unless another coin of the universe holds it (then ``universe.coin_key`` suffixes it)."""
+
+    symbol: str  # the warehouse key: "BTC"; a colliding ticker's key is suffixed, e.g. "UNI-3F2A"
+    coingecko_id: str  # CoinGecko's id for /coins/{id}/...: "bitcoin"; joins every table to CoinGecko
+    name: str  # display name, also used to tag news mentions: "Bitcoin"
+    ticker: str = ""  # the exchange ticker, upper-case ("UNI" for both UNI coins); default: symbol
+
+    def __post_init__(self) -> None:
+        if not self.ticker:
+            object.__setattr__(self, "ticker", self.symbol)
 
 
 # The symbol universe. Order is irrelevant; symbol is the primary key everywhere.
