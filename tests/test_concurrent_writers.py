@@ -16,10 +16,10 @@ from helpers import dump, settings_for, utc
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from cryptoetl.config import Coin
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders.technical import run_technical
 from cryptoetl.step import StepContext
+from cryptoetl.universe import Coin
 from cryptoetl.warehouse import features, schema
 from cryptoetl.warehouse.retry import retry_transient, transient_reason
 from cryptoetl.warehouse.writes import replace_interval

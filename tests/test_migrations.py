@@ -251,7 +251,7 @@ def test_custom_macro_series_gets_its_columns_from_migrate_and_the_rebuild_fills
     fill(engine)
     with engine.begin() as conn:  # the custom series' releases: 2.5 known from day 1 06:00
         conn.execute(schema.macro_indicators.insert(), [macro_row("T10Y2Y", "yield_curve_10y2y", 1, 2.5)])
-    packaged = json.loads((Path(schema.__file__).parents[1] / "macro_series.json").read_text())
+    packaged = json.loads((Path(schema.__file__).parents[2] / "macro_series.json").read_text())
     custom = tmp_path / "series.json"
     custom.write_text(json.dumps({"series": [*packaged["series"], {
         "series_id": "T10Y2Y", "indicator_name": "yield_curve_10y2y", "frequency": "daily", "units": "Percent",

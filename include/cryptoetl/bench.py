@@ -32,10 +32,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import create_engine, make_url, text
 
-from cryptoetl.config import Coin, Settings
+from cryptoetl.config import Settings
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders.technical import run_technical
 from cryptoetl.step import StepContext
+from cryptoetl.universe import Coin
 from cryptoetl.warehouse import features, schema
 from cryptoetl.warehouse.engine import get_engine
 from cryptoetl.warehouse.records import to_records

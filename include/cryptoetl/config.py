@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from cryptoetl import __version__
+from cryptoetl import __version__, universe
+from cryptoetl.universe import Coin
 
 Mode = Literal["local", "kubernetes"]
 
@@ -28,35 +29,9 @@ class ConfigError(ValueError):
     """A setting is missing or malformed. The message names the environment variable."""
 
 
-@dataclass(frozen=True)
-class Coin:
-    """One coin of the universe. ``symbol`` is the warehouse key: unique and stable, the ticker
-    itself unless another coin of the universe holds it (then ``universe.coin_key`` suffixes it)."""
-
-    symbol: str  # the warehouse key: "BTC"; a colliding ticker's key is suffixed, e.g. "UNI-3F2A"
-    coingecko_id: str  # CoinGecko's id for /coins/{id}/...: "bitcoin"; joins every table to CoinGecko
-    name: str  # display name, also used to tag news mentions: "Bitcoin"
-    ticker: str = ""  # the exchange ticker, upper-case ("UNI" for both UNI coins); default: symbol
-
-    def __post_init__(self) -> None:
-        if not self.ticker:
-            object.__setattr__(self, "ticker", self.symbol)
-
-
-# The symbol universe. Order is irrelevant; symbol is the primary key everywhere.
-# Select a subset with CRYPTOETL_SYMBOLS=BTC,ETH (unknown tickers are an error, not ignored).
-UNIVERSE: tuple[Coin, ...] = (
-    Coin("BTC", "bitcoin", "Bitcoin"),
-    Coin("ETH", "ethereum", "Ethereum"),
-    Coin("SOL", "solana", "Solana"),
-    Coin("BNB", "binancecoin", "BNB"),
-    Coin("XRP", "ripple", "XRP"),
-    Coin("ADA", "cardano", "Cardano"),
-    Coin("DOGE", "dogecoin", "Dogecoin"),
-    Coin("AVAX", "avalanche-2", "Avalanche"),
-    Coin("DOT", "polkadot", "Polkadot"),
-    Coin("LINK", "chainlink", "Chainlink"),
-)
+# The default universe: the packaged universe.csv (10 coins). CRYPTOETL_UNIVERSE chooses another
+# file or the top N by market cap (universe.py); CRYPTOETL_SYMBOLS=BTC,ETH selects keys of a file's coins.
+UNIVERSE: tuple[Coin, ...] = universe.DEFAULT_COINS
 
 
 @dataclass(frozen=True)
@@ -202,7 +177,11 @@ class Settings:
     # Warehouse: an Airflow connection id, or an explicit SQLAlchemy URL that overrides it.
     warehouse_conn_id: str = "cryptoetl_warehouse"
     warehouse_url: str | None = None
+    # The coins of a universe file (CRYPTOETL_UNIVERSE, default the packaged one), after
+    # CRYPTOETL_SYMBOLS; empty with top:N, whose coins the steps read from the warehouse.
     symbols: tuple[Coin, ...] = UNIVERSE
+    universe_top: int | None = None  # CRYPTOETL_UNIVERSE=top:N
+    universe_retain_days: int = 30  # a coin out of the top N this long is no longer loaded
     start_date: datetime = datetime(2025, 1, 1, tzinfo=UTC)
     http_timeout_seconds: float = 30.0
     # Technical indicators: hourly bars read before each interval so that recursive
@@ -247,6 +226,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         kwargs = _read(SETTINGS_ENV, env)
+        kwargs.update(_universe(kwargs.pop("universe", ""), kwargs.pop("symbols", ())))
         kwargs["source_env"] = {k: v.strip() for k, v in env.items() if SOURCE_ENV.match(k) and v.strip()}
         kwargs["sentiment"] = SentimentSettings.from_env(env)
         settings = cls(**kwargs)
@@ -275,7 +255,7 @@ class Settings:
                 )
         if self.warmup_hours < 0:
             raise ConfigError("CRYPTOETL_WARMUP_HOURS must be >= 0")
-        if not self.symbols:
+        if not self.symbols and self.universe_top is None:
             raise ConfigError("CRYPTOETL_SYMBOLS selects no symbol")
 
 
@@ -321,13 +301,25 @@ def _parse_feeds(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(feeds)
 
 
-def _parse_symbols(raw: str) -> tuple[Coin, ...]:
-    by_symbol = {c.symbol: c for c in UNIVERSE}
-    wanted = [s.strip().upper() for s in raw.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in by_symbol]
-    if unknown:
-        raise ConfigError(f"CRYPTOETL_SYMBOLS names unknown symbols {unknown}; known: {sorted(by_symbol)}")
-    return tuple(by_symbol[s] for s in dict.fromkeys(wanted))
+def _universe(raw: str, wanted: tuple[str, ...]) -> dict[str, Any]:
+    """The universe fields from CRYPTOETL_UNIVERSE (a file, or top:N) and CRYPTOETL_SYMBOLS (keys of
+    the file's coins to keep)."""
+    try:
+        top = universe.parse_top(raw)
+        if top is not None:
+            if wanted:
+                raise ConfigError("CRYPTOETL_SYMBOLS selects coins of a universe file; with "
+                                  f"CRYPTOETL_UNIVERSE={raw} the top {top} coins are loaded")
+            return {"universe_top": top, "symbols": ()}
+        coins = universe.read_file(raw) if raw else UNIVERSE
+        return {"symbols": universe.select(coins, wanted) if wanted else coins}
+    except universe.UniverseError as exc:
+        name = "CRYPTOETL_SYMBOLS" if "unknown symbols" in str(exc) else "CRYPTOETL_UNIVERSE"
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _key_list(raw: str, _name: str) -> tuple[str, ...]:
+    return tuple(s.strip().upper() for s in raw.split(",") if s.strip())
 
 
 def parse_utc(value: str, what: str = "timestamp") -> datetime:
@@ -352,7 +344,9 @@ SETTINGS_ENV: tuple[EnvSetting, ...] = (
     EnvSetting("CRYPTOETL_MODE", "mode", _choice("local", "kubernetes")),
     EnvSetting("CRYPTOETL_WAREHOUSE_CONN_ID", "warehouse_conn_id", pod=True),
     EnvSetting("CRYPTOETL_WAREHOUSE_URL", "warehouse_url"),  # a secret: pods get it from the Secret
-    EnvSetting("CRYPTOETL_SYMBOLS", "symbols", lambda raw, _name: _parse_symbols(raw), pod=True),
+    EnvSetting("CRYPTOETL_UNIVERSE", "universe", pod=True),
+    EnvSetting("CRYPTOETL_SYMBOLS", "symbols", _key_list, pod=True),
+    EnvSetting("CRYPTOETL_UNIVERSE_RETAIN_DAYS", "universe_retain_days", _integer(0, 3650), pod=True),
     EnvSetting("CRYPTOETL_START_DATE", "start_date", parse_utc),
     EnvSetting("CRYPTOETL_HTTP_TIMEOUT", "http_timeout_seconds", _positive_number, pod=True),
     EnvSetting("CRYPTOETL_WARMUP_HOURS", "warmup_hours", _integer(0), pod=True),

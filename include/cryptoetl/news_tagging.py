@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from cryptoetl.config import UNIVERSE, Coin
+from cryptoetl.config import UNIVERSE
+from cryptoetl.universe import Coin
 
 CRYPTO = "crypto"
 GENERAL = "general"

@@ -38,8 +38,8 @@ def symbol_groups(symbols: Sequence[str], hours: int, rows_per_part: int | None 
 
 
 def run_technical(ctx: StepContext, interval: Interval) -> int:
-    # the indicators' warm-up, and never less than the longest return lag
-    warmup = timedelta(hours=max(ctx.settings.warmup_hours, technical_tx.RETURN_LOOKBACK_HOURS))
+    # the indicators' warm-up, and never less than the longest lookback (returns, the warm-up count)
+    warmup = timedelta(hours=max(ctx.settings.warmup_hours, technical_tx.LOOKBACK_HOURS))
     symbols = [coin.symbol for coin in ctx.settings.symbols]
     read_start = interval.start - warmup
     hours = int((interval.end - read_start) / timedelta(hours=1))

@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptoetl.config import Coin
 from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items, utc_seconds
 from cryptoetl.sources.http import HttpSource, SourcePayloadError
 from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec
+from cryptoetl.universe import Coin
 
 MAX_PAGE_SIZE = 200
 

@@ -14,11 +14,13 @@ from ta.momentum import RSIIndicator
 from ta.trend import MACD, EMAIndicator, SMAIndicator
 from ta.volatility import BollingerBands
 
-from cryptoetl.warehouse.schema import RETURN_LAGS_HOURS, TECHNICAL_COLUMNS
+from cryptoetl.warehouse.schema import RETURN_LAGS_HOURS, TECHNICAL_COLUMNS, WARMUP_BARS_COLUMN, WARMUP_WINDOW_HOURS
 
-# Returns look back exactly this far: the step reads at least this many bars before its interval.
+# Returns and the warm-up count look back exactly this far: the step reads at least this many hours
+# before its interval, so both are the same whatever the chunking.
 RETURN_LOOKBACK_HOURS = max(RETURN_LAGS_HOURS.values())
-OUTPUT_COLUMNS = ("close", *TECHNICAL_COLUMNS, *RETURN_LAGS_HOURS)
+LOOKBACK_HOURS = max(RETURN_LOOKBACK_HOURS, WARMUP_WINDOW_HOURS)
+OUTPUT_COLUMNS = ("close", *TECHNICAL_COLUMNS, *RETURN_LAGS_HOURS, WARMUP_BARS_COLUMN)
 
 
 def indicators_for_series(close: pd.Series) -> pd.DataFrame:
@@ -50,6 +52,8 @@ def indicators_for_series(close: pd.Series) -> pd.DataFrame:
         # the price exactly `hours` earlier, by time (not by position): NULL across gaps, never 0
         earlier = close.reindex(close.index - pd.Timedelta(hours=hours)).to_numpy()
         out[name] = close.to_numpy() / earlier - 1.0
+    # bars in the trailing window (t - 720 h, t]: a coin listed recently has fewer (see schema)
+    out[WARMUP_BARS_COLUMN] = close.rolling(f"{WARMUP_WINDOW_HOURS}h").count().astype("int64")
     return out
 
 

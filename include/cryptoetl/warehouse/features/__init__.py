@@ -10,6 +10,7 @@ point-in-time rule (every value knowable at the row's ``time`` T, the hour start
 ``macro``      ``tmp_feat_macro``: per hour, every macro series as of that hour, and its age.
 ``onchain``    ``tmp_feat_onchain``: per symbol and day, the last completed on-chain day.
 ``sentiment``  ``tmp_feat_sent_*``: per (scope, model, hour), trailing-window counts and means.
+``universe``   ``tmp_feat_snap``: per hour, the universe snapshot known then (the coin's rank).
 ``select``     the final INSERT ... SELECT (prices and indicators join it directly).
 
 Each family also states how far past a changed input interval the features change
@@ -31,7 +32,7 @@ from sqlalchemy import select as sql_select
 
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.engine import is_mysql, to_naive_utc
-from cryptoetl.warehouse.features import calendar, macro, onchain, sentiment
+from cryptoetl.warehouse.features import calendar, macro, onchain, sentiment, universe
 from cryptoetl.warehouse.features import select as final
 from cryptoetl.warehouse.features.dialect import Dialect
 from cryptoetl.warehouse.features.macro import MACRO_MAX_AGE_DAYS
@@ -47,15 +48,16 @@ log = logging.getLogger(__name__)
 
 # How far past a changed input interval (by table) the features change.
 LOOKAHEAD_HOURS: dict[str, int] = {**final.LOOKAHEAD_HOURS, **macro.LOOKAHEAD_HOURS, **onchain.LOOKAHEAD_HOURS,
-                                   **sentiment.LOOKAHEAD_HOURS}
-_TEMP_TABLES = (*calendar.TEMP_TABLES, *macro.TEMP_TABLES, *onchain.TEMP_TABLES, *sentiment.TEMP_TABLES)
+                                   **sentiment.LOOKAHEAD_HOURS, **universe.LOOKAHEAD_HOURS}
+_TEMP_TABLES = (*calendar.TEMP_TABLES, *macro.TEMP_TABLES, *onchain.TEMP_TABLES, *sentiment.TEMP_TABLES,
+                *universe.TEMP_TABLES)
 
 
 def _context_statements(d: Dialect, macro_columns: Sequence[tuple[str, str, str]]) -> list[tuple[str, bool]]:
     """(statement, needs the :symbols expansion) in execution order; parameters :lo, :hi, :macro_lo,
     :onchain_lo, :ext_lo_open, :hi_close (see ``rebuild``)."""
     return [*macro.context_statements(d, macro_columns), *onchain.context_statements(d),
-            *sentiment.context_statements(d)]
+            *sentiment.context_statements(d), *universe.context_statements(d)]
 
 
 def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols: Sequence[str],
