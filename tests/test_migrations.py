@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from helpers import dump
-from sqlalchemy import MetaData, create_engine, func, inspect, literal_column, make_url, select, text
+from sqlalchemy import MetaData, Table, create_engine, func, inspect, literal_column, make_url, select, text
 from sqlalchemy.exc import OperationalError
 
 from cryptoetl.cli import main
@@ -121,7 +121,15 @@ def fill(engine, hours: int = 48) -> None:
         conn.execute(schema.price_data_real.insert(), prices)
         conn.execute(schema.technical_indicators.insert(), technical)
         conn.execute(schema.macro_indicators.insert(), [macro_row("UNRATE", "unemployment_rate", 1, 4.1)])
-    features.rebuild(engine, T0, T0 + timedelta(hours=hours), SYMBOLS)
+    if schema.universe_snapshots.name in inspect(engine).get_table_names():
+        features.rebuild(engine, T0, T0 + timedelta(hours=hours), SYMBOLS)
+        return
+    # an older schema than this code's rebuild writes: feature rows with what that table requires
+    table = Table(schema.ml_features_materialized.name, MetaData(), autoload_with=engine)
+    required = [c.name for c in table.columns if not c.nullable and c.name not in ("symbol", "time", "price")]
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"symbol": r["symbol"], "time": r["time"], "price": r["price"],
+                                       **dict.fromkeys(required, 0)} for r in prices])
 
 
 def macro_row(series_id: str, name: str, day: int, value: float) -> dict:

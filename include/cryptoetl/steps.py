@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.sources import registry
-from cryptoetl.sources.spec import SourceSpec
+from cryptoetl.sources.spec import SourceSpec, SourceStep
 from cryptoetl.step import Step, StepOption
 
 DERIVED: tuple[Step, ...] = (
@@ -57,17 +57,20 @@ DERIVED: tuple[Step, ...] = (
 )
 
 
-def source_step(spec: SourceSpec) -> Step:
-    """The step that loads a source, as its spec declares it."""
-    return Step(name=spec.step, run=spec.run, writes=spec.writes, profile=spec.profile, task_id=spec.task_id,
-                dag_id=spec.dag_id, description=spec.description, source=spec.name,
-                pool=spec.name if spec.pool else None, backfillable=spec.backfillable)
+def source_steps(spec: SourceSpec) -> tuple[Step, ...]:
+    """The steps that call a source, as its spec declares them: its main step, then ``more_steps``."""
+    main = SourceStep(step=spec.step, run=spec.run, writes=spec.writes, dag_id=spec.dag_id, task_id=spec.task_id,
+                      description=spec.description, backfillable=spec.backfillable, profile=spec.profile)
+    return tuple(Step(name=s.step, run=s.run, writes=s.writes, profile=s.profile, task_id=s.task_id,
+                      dag_id=s.dag_id, description=s.description, source=spec.name,
+                      pool=spec.name if spec.pool else None, backfillable=s.backfillable)
+                 for s in (main, *spec.more_steps))
 
 
 def steps() -> dict[str, Step]:
     """Every step by name: the sources' (as registered now), then the derived ones."""
     out: dict[str, Step] = {}
-    for step in (*(source_step(spec) for spec in registry.sources()), *DERIVED):
+    for step in (*(step for spec in registry.sources() for step in source_steps(spec)), *DERIVED):
         if step.name in out:
             raise ValueError(f"two steps are named {step.name!r}")
         out[step.name] = step

@@ -52,6 +52,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, text
 
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders import chunks
+from cryptoetl.loaders.universe import coins_for
 from cryptoetl.news_tagging import NewsItem, Tagger, canonical_url
 from cryptoetl.sources.cryptopanic import CryptoPanicClient
 from cryptoetl.sources.guardian import GuardianClient, default_queries
@@ -91,7 +92,7 @@ def run_news_guardian(ctx: StepContext, interval: Interval) -> int:
     news. Returns the number of Guardian sightings written."""
     client = ctx.client(GuardianClient)
     items: list[NewsItem] = []
-    for query in default_queries(ctx.settings.symbols):
+    for query in default_queries(coins_for(ctx, interval)):
         items += client.search(query, interval.start, interval.end)
     return retry_transient(lambda: _replace_source_interval(ctx, GUARDIAN, items, interval),
                            what=f"news {GUARDIAN} {interval}")
@@ -116,7 +117,8 @@ def run_news_rss(ctx: StepContext, interval: Interval) -> int:
         if not items:
             log.warning("news_rss: feed %r (%s) has no items", name, url)
         fetched.append((RSS_PREFIX + name, items))
-    written = retry_transient(lambda: _upsert_feeds(ctx, fetched), what="news_rss")
+    tagger = Tagger(coins_for(ctx, interval))
+    written = retry_transient(lambda: _upsert_feeds(ctx, fetched, tagger), what="news_rss")
     log.info("news_rss: %d items from %d feeds upserted (run interval %s not used: feeds only serve their "
              "latest items)", written, len(fetched), interval)
     return written
@@ -124,12 +126,12 @@ def run_news_rss(ctx: StepContext, interval: Interval) -> int:
 
 # -- writes --------------------------------------------------------------------------------------
 
-def _upsert_feeds(ctx: StepContext, fetched: list[tuple[str, list[NewsItem]]]) -> int:
+def _upsert_feeds(ctx: StepContext, fetched: list[tuple[str, list[NewsItem]]], tagger: Tagger) -> int:
     written = 0
     with _news_transaction(ctx.engine) as conn:
         for source, items in fetched:
             written += _upsert_sightings(conn, source, items)
-        _rebuild(conn, {i.article_id for _, items in fetched for i in items}, Tagger(ctx.settings.symbols))
+        _rebuild(conn, {i.article_id for _, items in fetched for i in items}, tagger)
     return written
 
 
@@ -174,6 +176,7 @@ def _replace_source_interval(ctx: StepContext, source: str, items: Sequence[News
     rows, quarantined = _sighting_rows(source, items)
     lo, hi = to_naive_utc(interval.start), to_naive_utc(interval.end)
     sightings = schema.crypto_news_sightings
+    tagger = Tagger(coins_for(ctx, interval))  # before the transaction: it reads the universe
     with _news_transaction(ctx.engine) as conn:
         if not rows:  # nothing storable: never let that erase what is stored
             held = conn.execute(select(sightings.c.article_id).where(
@@ -192,7 +195,7 @@ def _replace_source_interval(ctx: StepContext, source: str, items: Sequence[News
         affected = set(conn.execute(select(news.c.article_id).where(
             news.c.source == source, news.c.published_at >= lo, news.c.published_at < hi)).scalars())
         affected |= {r["article_id"] for r in rows}
-        _rebuild(conn, affected, Tagger(ctx.settings.symbols))
+        _rebuild(conn, affected, tagger)
     log.info("news %s: %d articles in %s%s", source, len(rows), interval,
              f", {len(quarantined)} quarantined (crypto_news_quarantine)" if quarantined else "")
     return len(rows)

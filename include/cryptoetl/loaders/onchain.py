@@ -40,6 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from cryptoetl.config import ConfigError
 from cryptoetl.intervals import Interval, midnight
+from cryptoetl.loaders.universe import coins_for
 from cryptoetl.sources.blockchain_info import BlockchainInfoClient
 from cryptoetl.sources.etherscan import EtherscanClient
 from cryptoetl.step import StepContext
@@ -72,8 +73,8 @@ def completed_days(interval: Interval, now: float, step: str) -> tuple[date, dat
 
 def _load(ctx: StepContext, interval: Interval, *, step: str, symbol: str, client_class: type,
           source_label: Callable[[object], str]) -> int:
-    if symbol not in {coin.symbol for coin in ctx.settings.symbols}:
-        log.warning("%s: %s is not in CRYPTOETL_SYMBOLS; nothing to load", step, symbol)
+    if symbol not in {coin.symbol for coin in coins_for(ctx, interval)}:
+        log.warning("%s: %s is not in the universe; nothing to load", step, symbol)
         return 0
     days = completed_days(interval, ctx.clock(), step)
     if days is None:

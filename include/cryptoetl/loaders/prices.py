@@ -7,6 +7,7 @@ import logging
 import pandas as pd
 
 from cryptoetl.intervals import Interval
+from cryptoetl.loaders.universe import coins_for
 from cryptoetl.sources.coingecko import CoinGeckoClient
 from cryptoetl.step import SourceDataMissing, StepContext
 from cryptoetl.warehouse import schema
@@ -17,16 +18,17 @@ log = logging.getLogger(__name__)
 
 
 def run_prices(ctx: StepContext, interval: Interval) -> int:
-    """Fetch every configured symbol, then write them all in one transaction.
+    """Fetch every coin of the universe (``coins_for``), then write them all in one transaction.
 
     If any symbol fails, the task fails and nothing is written: a partial day would look
     complete to everything downstream. Airflow retries the whole interval. A symbol with no
     points is fine (not listed yet), unless the interval already holds rows for it: an empty
     answer must never erase data that was loaded before.
     """
+    coins = coins_for(ctx, interval)
     client = ctx.client(CoinGeckoClient)
     frames = []
-    for coin in ctx.settings.symbols:
+    for coin in coins:
         frame = client.market_chart_range(coin.coingecko_id, interval.start, interval.end)
         frame = frame.dropna(subset=["price"])
         if frame.empty:
@@ -41,4 +43,4 @@ def run_prices(ctx: StepContext, interval: Interval) -> int:
         frames.append(frame.assign(symbol=coin.symbol))
     rows = pd.concat(frames, ignore_index=True) if frames else []
     return replace_interval(ctx.engine, schema.price_data_real, rows, time_column="time", start=interval.start,
-                            end=interval.end, keys={"symbol": [coin.symbol for coin in ctx.settings.symbols]})
+                            end=interval.end, keys={"symbol": [coin.symbol for coin in coins]})

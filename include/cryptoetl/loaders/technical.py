@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from cryptoetl.intervals import Interval
+from cryptoetl.loaders.universe import coins_for
 from cryptoetl.step import StepContext
 from cryptoetl.transforms import technical as technical_tx
 from cryptoetl.warehouse import schema
@@ -40,7 +41,7 @@ def symbol_groups(symbols: Sequence[str], hours: int, rows_per_part: int | None 
 def run_technical(ctx: StepContext, interval: Interval) -> int:
     # the indicators' warm-up, and never less than the longest lookback (returns, the warm-up count)
     warmup = timedelta(hours=max(ctx.settings.warmup_hours, technical_tx.LOOKBACK_HOURS))
-    symbols = [coin.symbol for coin in ctx.settings.symbols]
+    symbols = [coin.symbol for coin in coins_for(ctx, interval)]
     read_start = interval.start - warmup
     hours = int((interval.end - read_start) / timedelta(hours=1))
     start, end = pd.Timestamp(interval.start), pd.Timestamp(interval.end)

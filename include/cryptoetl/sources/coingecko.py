@@ -1,4 +1,5 @@
-"""CoinGecko v3 client: ``/coins/{id}/market_chart/range`` as hourly rows.
+"""CoinGecko v3 client: ``/coins/{id}/market_chart/range`` as hourly rows, and ``/coins/markets``
+(the market-cap ranking, 250 coins a page) for the universe.
 
 The real production client. It reaches the offline sandbox only through its base URL.
 
@@ -11,16 +12,22 @@ The real production client. It reaches the offline sandbox only through its base
 - Rate limits are per minute: calls are spaced 60/rate seconds apart, HTTP 429 honours
   ``Retry-After``, 5xx/timeouts/connection errors retry with exponential backoff.
 - A malformed payload is an error naming the coin and range; it is never half-loaded.
+- ``/coins/markets`` as it really answers: lower-case tickers, some padded with a non-breaking
+  space; ``market_cap: 0`` and ``market_cap_rank: null`` for coins without a known circulating
+  supply (after every ranked coin); ``current_price: null`` for a listing with no price yet; and a
+  ranking that can move between two page calls (a coin on two pages is kept once).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cryptoetl.sources.http import HttpSource, SourcePayloadError
-from cryptoetl.sources.spec import Plan, Pool, SourceSpec
+from cryptoetl.sources.spec import Plan, Pool, SourceSpec, SourceStep
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +60,31 @@ SPEC = SourceSpec(
     pool=Pool(2, "Concurrent CoinGecko tasks. Caps concurrency, not call rate: the client spaces calls "
                  "to the plan's per-minute limit."),
     key_use="the demo and pro plans send it with every call",
+    more_steps=(SourceStep(
+        step="universe",
+        run="cryptoetl.loaders.universe:run_universe",
+        writes="universe_snapshots",
+        dag_id="universe_coingecko",
+        task_id="load_universe_snapshot",
+        description="The universe's daily snapshot: CoinGecko /coins/markets ranks, with when they were known",
+        # a snapshot is what is known now: the past cannot be snapshotted, so no catch-up or backfill
+        backfillable=False,
+    ),),
 )
+MARKETS_PAGE = 250  # /coins/markets' largest page
+
+
+@dataclass(frozen=True)
+class MarketCoin:
+    """One coin of ``/coins/markets``. A missing or zero market cap, and a missing price, are None."""
+
+    coingecko_id: str
+    ticker: str  # as CoinGecko sends it (lower-case, sometimes padded); universe.normalize_ticker keys it
+    name: str
+    rank: int | None
+    market_cap: float | None
+    price: float | None
+    total_volume: float | None
 
 
 class CoinGeckoClient(HttpSource):
@@ -70,6 +101,38 @@ class CoinGeckoClient(HttpSource):
         return self.get_json(path, params)
 
     # -- endpoints ---------------------------------------------------------------------------
+    def markets(self, *, page: int = 1, ids: list[str] | None = None) -> tuple[list[MarketCoin], bool]:
+        """One page of ``/coins/markets`` (USD, by market cap), and whether it was synthetic."""
+        params: dict = {"vs_currency": "usd", "order": "market_cap_desc", "per_page": MARKETS_PAGE, "page": page}
+        if ids:
+            params["ids"] = ",".join(ids)
+        body, synthetic = self.get("/coins/markets", params)
+        return [_market_coin(item, page) for item in _market_items(body, page)], synthetic
+
+    def top_coins(self, n: int) -> tuple[list[MarketCoin], bool]:
+        """The ``n`` best-ranked coins, by rank, in ceil(n / 250) calls (one more if the ranking
+        moved between pages); unranked coins are never among them."""
+        seen: dict[str, MarketCoin] = {}
+        synthetic = False
+        for page in range(1, math.ceil(n / MARKETS_PAGE) + 2):
+            coins, synthetic = self.markets(page=page)
+            for coin in coins:
+                seen.setdefault(coin.coingecko_id, coin)
+            ranked = [c for c in seen.values() if c.rank is not None]
+            if len(coins) < MARKETS_PAGE or len(ranked) >= n:
+                break
+        ranked = sorted((c for c in seen.values() if c.rank is not None), key=lambda c: (c.rank, c.coingecko_id))
+        return ranked[:n], synthetic
+
+    def coins_by_id(self, ids: list[str]) -> tuple[dict[str, MarketCoin], bool]:
+        """``/coins/markets`` for these ids (250 a call): the ones CoinGecko lists, by id."""
+        found: dict[str, MarketCoin] = {}
+        synthetic = False
+        for i in range(0, len(ids), MARKETS_PAGE):
+            coins, synthetic = self.markets(ids=ids[i:i + MARKETS_PAGE])
+            found.update((c.coingecko_id, c) for c in coins)
+        return found, synthetic
+
     def market_chart_range(self, coin_id: str, start: datetime, end: datetime) -> pd.DataFrame:
         """Hourly rows in [start, end): time (UTC, hour start), price, market_cap, total_volume, source."""
         import pandas as pd  # here, not at import: the registry reads SPEC at DAG parse time
@@ -122,3 +185,28 @@ class CoinGeckoClient(HttpSource):
         merged = merged.reset_index()
         merged["ts"] = pd.to_datetime(merged["ms"].astype("int64"), unit="ms", utc=True)
         return merged.drop(columns="ms")
+
+
+def _market_items(body: object, page: int) -> list[dict]:
+    if not isinstance(body, list) or not all(isinstance(item, dict) and isinstance(item.get("id"), str)
+                                             for item in body):
+        raise SourcePayloadError(f"coingecko /coins/markets page {page}: expected a list of coins with an 'id' "
+                                 f"(got {type(body).__name__}); has the API schema changed?")
+    return body
+
+
+def _market_coin(item: dict, page: int) -> MarketCoin:
+    def number(key: str) -> float | None:
+        value = item.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SourcePayloadError(f"coingecko /coins/markets page {page}: {item['id']!r} has {key}={value!r}, "
+                                     "not a number")
+        return float(value)
+
+    rank = number("market_cap_rank")
+    cap = number("market_cap")
+    return MarketCoin(coingecko_id=item["id"], ticker=str(item.get("symbol") or ""), name=str(item.get("name") or ""),
+                      rank=int(rank) if rank is not None else None, market_cap=cap if cap else None,
+                      price=number("current_price"), total_volume=number("total_volume"))

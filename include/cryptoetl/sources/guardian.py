@@ -64,10 +64,15 @@ def _or(terms: Sequence[str]) -> str:
     return " OR ".join(f'"{t}"' if " " in t else t for t in terms)
 
 
+# Coin names in the crypto query: the first coins of the universe (a 300-coin OR would be a URL of
+# kilobytes). Tagging still looks for every coin in every article found.
+QUERY_COINS = 25
+
+
 def default_queries(symbols: Sequence[Coin]) -> tuple[GuardianQuery, ...]:
-    """Crypto news (names of the configured coins plus crypto keywords, any section) and general
-    market news (business section)."""
-    names = [c.name.lower() for c in symbols]
+    """Crypto news (names of the universe's first ``QUERY_COINS`` coins plus crypto keywords, any
+    section) and general market news (business section)."""
+    names = [c.name.lower() for c in symbols[:QUERY_COINS]]
     crypto_terms = list(dict.fromkeys([*names, *CRYPTO_KEYWORDS]))
     return (GuardianQuery("crypto", _or(crypto_terms)),
             GuardianQuery("general", _or(GENERAL_TERMS), section="business"))

@@ -75,6 +75,21 @@ class SourceSettings:
 
 
 @dataclass(frozen=True)
+class SourceStep:
+    """A further step of a source (``SourceSpec.more_steps``): the same API, key, rate and pool, with
+    its own loader, table and DAG. E.g. CoinGecko's universe snapshot beside its prices."""
+
+    step: str
+    run: str
+    writes: str
+    dag_id: str
+    task_id: str
+    description: str
+    backfillable: bool = True
+    profile: str = "io-small"
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     """One external API and the source step that loads it. See the module docstring."""
 
@@ -100,6 +115,7 @@ class SourceSpec:
     backfillable: bool = True
     profile: str = "io-small"  # key of config.RESOURCE_PROFILES
     key_use: str = ""  # what the key is for, in the message when it is missing
+    more_steps: tuple[SourceStep, ...] = ()  # other steps that call the same API
 
     def __post_init__(self) -> None:
         if not self.plans:

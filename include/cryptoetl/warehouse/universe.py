@@ -4,9 +4,10 @@
   that would move to another CoinGecko id: two coins are never merged.
 - ``write_snapshot`` stores a snapshot once per daily interval. A snapshot is what was known when it
   was taken, so it is never replaced: a rerun of the interval keeps the first one.
-- ``tracked_coins`` is what a top-N step loads for an interval: every coin of a snapshot, until its
-  last snapshot is more than ``retain_days`` before the interval. So a coin that leaves keeps its
-  history (and a little more), and a coin that joins is loaded for any interval a backfill reaches.
+- ``tracked_coins`` is what a top-N step loads for an interval: the latest snapshot's coins, and
+  every coin whose last snapshot is at most ``retain_days`` before the interval. So a coin that
+  leaves keeps its history (and a little more), a coin that joins is loaded for any interval a
+  backfill reaches, and the members stay loaded if the snapshots stop for a while.
 """
 
 from __future__ import annotations
@@ -83,20 +84,19 @@ def write_snapshot(conn: Connection, day: date, known_at: datetime, rows: Sequen
 
 def tracked_coins(engine: Engine, start: datetime, retain_days: int) -> tuple[Coin, ...]:
     """The coins a top-N universe loads for an interval starting at ``start`` (see the module
-    docstring), by key. UniverseError when no snapshot was ever taken."""
+    docstring): the latest snapshot's, and every coin whose last snapshot is at most ``retain_days``
+    before ``start``; by key. UniverseError when no snapshot was ever taken."""
     s = schema.universe_snapshots.c
     c = schema.coins.c
     cutoff = to_naive_utc(start) - timedelta(days=retain_days)
-    last = select(s.symbol, func.max(s.known_at).label("last_known")).group_by(s.symbol).subquery()
     with engine.connect() as conn:
-        if conn.execute(select(func.count()).select_from(schema.universe_snapshots)).scalar() == 0:
+        latest = conn.execute(select(func.max(s.known_at))).scalar()
+        if latest is None:
             raise UniverseError("no universe snapshot yet: the universe_coingecko DAG takes one "
                                 "(CRYPTOETL_UNIVERSE=top:N needs it before any coin is loaded)")
-        rows = conn.execute(
-            select(c.symbol, c.coingecko_id, c.name, c.ticker)
-            .join(last, last.c.symbol == c.symbol)
-            .where(last.c.last_known >= cutoff)
-            .order_by(c.symbol)).all()
+        recent = select(s.symbol).where(s.known_at >= min(cutoff, latest)).distinct().subquery()
+        rows = conn.execute(select(c.symbol, c.coingecko_id, c.name, c.ticker)
+                            .where(c.symbol.in_(select(recent.c.symbol))).order_by(c.symbol)).all()
     return tuple(Coin(r.symbol, r.coingecko_id, r.name, r.ticker) for r in rows)
 
 
