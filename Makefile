@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DAYS ?= 14
+# DEMO_SYMBOLS=320 make run: the same pipeline over the top 320 coins of the sandbox (CRYPTOETL_UNIVERSE=top:320)
+DEMO_SYMBOLS ?=
 
 # Local Airflow: everything under .airflow/, the warehouse in data/warehouse.db (SQLite).
 export AIRFLOW_HOME := $(CURDIR)/.airflow
@@ -27,7 +29,7 @@ export CRYPTOETL_MODE ?= local
 export CRYPTOETL_WAREHOUSE_FILE := $(CURDIR)/data/warehouse.db
 # The sandbox answers fast; the real public API allows 5 calls/min.
 export COINGECKO_RATE_PER_MINUTE ?= 600
-export DEMO_DAYS
+export DEMO_DAYS DEMO_SYMBOLS
 
 # The DAGs' start date is fixed at first set-up (not "today" on every parse), so that a
 # DAG unpaused in the UI catches up only the demo window.

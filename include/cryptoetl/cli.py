@@ -106,8 +106,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     for interval in merge(intervals):
         began = time.monotonic()
         rows = step.execute(ctx, interval)
-        log.info("%s %s: %d rows written in %.2fs", step.name, interval, rows, time.monotonic() - began)
+        # the work, apart from starting the process: `make bench`'s pipeline section reads this line
+        log.info("%s %s: %d rows written in %.2fs; peak RSS %.0f MiB", step.name, interval, rows,
+                 time.monotonic() - began, peak_rss_mib())
     return 0
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cmd_rebuild_features(args: argparse.Namespace, settings: Settings) -> int:
@@ -117,7 +126,12 @@ def cmd_rebuild_features(args: argparse.Namespace, settings: Settings) -> int:
     from cryptoetl.warehouse import features
 
     engine = _checked_engine(settings, features=True)
-    symbols = [coin.symbol for coin in settings.symbols]
+    if settings.universe_top is None:
+        symbols = [coin.symbol for coin in settings.symbols]
+    else:  # top:N: every coin the universe ever held
+        from cryptoetl.warehouse.universe import registered
+
+        symbols = sorted(registered(engine))
     if args.start is not None or args.end is not None:
         interval = make_interval(args.start, args.end, "--start/--end")
         start, end = interval.start, interval.end

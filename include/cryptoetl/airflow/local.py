@@ -38,17 +38,54 @@ from cryptoetl.airflow import local_watch
 from cryptoetl.airflow.local_stack import Stack, airflow_command
 from cryptoetl.config import ConfigError, local_ports
 from cryptoetl.sources import registry
-from cryptoetl.steps import steps
+from cryptoetl.steps import get_step, steps
 
 # The pools as code: written from the source specs (``python -m cryptoetl pools``), imported here and
 # by the Helm chart's migration job.
 POOLS_FILE = Path(__file__).resolve().parents[2] / "pools.json"
 
 
+# Runs before the backfills: the other steps load the coins of its snapshot (CRYPTOETL_UNIVERSE=top:N).
+FIRST_STEP = "universe"
+
+
+def demo_universe(env: dict[str, str] | None = None) -> str | None:
+    """``DEMO_SYMBOLS=N``: the demo runs over the top N coins of the sandbox's market, i.e.
+    ``CRYPTOETL_UNIVERSE=top:N`` (set here for every process the demo starts); the value set."""
+    env = os.environ if env is None else env
+    raw = (env.get("DEMO_SYMBOLS") or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 5000:
+        raise SystemExit(f"DEMO_SYMBOLS={raw!r}: use a number of coins from 1 to 5000 (the sandbox serves 500+)")
+    env["CRYPTOETL_UNIVERSE"] = f"top:{int(raw)}"
+    return env["CRYPTOETL_UNIVERSE"]
+
+
 def backfill_dags() -> tuple[str, ...]:
     """The source DAGs backfilled over the demo window (prices then trigger technical_indicators,
     and so on). A source that cannot backfill (RSS) is only unpaused: it runs for the latest interval."""
     return tuple(step.dag_id for step in steps().values() if step.source and step.backfillable)
+
+
+def run_first(dag_id: str, timeout: float = 900) -> None:
+    """Unpause ``dag_id`` (no catch-up: the scheduler runs its latest interval) and wait for that run."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    print(f"· {dag_id} first: the other DAGs load the coins of its snapshot")
+    _airflow("dags", "unpause", dag_id)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            states = set(session.scalars(select(DagRun.state).where(DagRun.dag_id == dag_id)))
+        if "success" in states:
+            return
+        if "failed" in states:
+            raise SystemExit(f"{dag_id} failed; its log: make ui, or {os.environ['AIRFLOW_HOME']}/logs/dag_id={dag_id}")
+        time.sleep(3)
+    raise SystemExit(f"{dag_id} did not finish within {timeout:.0f}s")
 
 
 def dag_ids() -> tuple[str, ...]:
@@ -243,6 +280,7 @@ def demo(days: int, port: dict[str, int], timeout: float) -> int:
     with _stack(port):
         wait_for_dags()
         created = datetime.now(UTC)
+        run_first(get_step(FIRST_STEP).dag_id)
         # Backfill first, unpause second: the scheduler then finds a run for every logical
         # date of the window and its catch-up (from CRYPTOETL_START_DATE) creates none twice.
         # Backfill runs of a paused DAG stay queued, so unpausing is what starts them.
@@ -331,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         print_env(port, real_apis=os.environ.get("REAL_APIS", "") not in ("", "0"))
         return 0
     os.environ.update(airflow_port_env(port))
+    if universe := demo_universe():
+        print(f"· DEMO_SYMBOLS: CRYPTOETL_UNIVERSE={universe} (the sandbox's market, SYNTHETIC)")
     # `kill` (SIGTERM) and a closed terminal (SIGHUP) stop everything as Ctrl-C does: the stack's
     # clean-up runs either way (their default would end this process without it).
     signal.signal(signal.SIGTERM, _interrupt)

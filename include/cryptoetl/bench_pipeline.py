@@ -1,0 +1,146 @@
+"""The pipeline bench: the whole demo through the real Airflow scheduler at production width.
+
+    python -m cryptoetl.bench_pipeline --symbols 320 --days 30     # make bench-pipeline
+
+Runs ``python -m cryptoetl.airflow.local demo`` (the same code as ``make run``) with
+``DEMO_SYMBOLS``/``DEMO_DAYS`` in a throwaway Airflow (``.bench/``: its own AIRFLOW_HOME, metadata
+database, warehouse file and ports), against the offline sandbox (SYNTHETIC data), then reports:
+
+- wall time of the run, from set-up to the last task;
+- tasks and tries, and the share of task time spent starting tasks rather than working: a task's
+  duration as Airflow measured it, minus the step's own work, which the step logs
+  (``rows written in W s; peak RSS M MiB``, cli.py);
+- API calls per coin, as the sandbox counted them (``sandbox-stats.json``, written by the demo);
+- peak RSS per step, from the same log lines.
+
+Times belong here, never in pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK_LINE = re.compile(r"(\w+) \[[^)]*\): (\d+) rows written in ([\d.]+)s; peak RSS (\d+) MiB")
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+def _metadata_url(name: str, home: Path) -> str:
+    """A fresh PostgreSQL database for Airflow's metadata (SQLite if none answers)."""
+    try:
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    except Exception:  # noqa: BLE001 - no PostgreSQL here: SQLite works for one run
+        return f"sqlite:///{home / 'airflow.db'}?timeout=60"
+
+
+def run_demo(symbols: int, days: int, port_base: int) -> tuple[Path, float, int]:
+    """The demo in a throwaway Airflow; (its AIRFLOW_HOME, wall seconds, exit code)."""
+    bench = ROOT / ".bench"
+    shutil.rmtree(bench, ignore_errors=True)
+    home = bench / "airflow"
+    home.mkdir(parents=True)
+    metadata = _metadata_url(f"cryptoetl_bench_{hashlib.md5(str(ROOT).encode()).hexdigest()[:8]}", home)
+    (home / "metadata-url").write_text(metadata)
+    env = dict(os.environ)
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+        "CRYPTOETL_WAREHOUSE_FILE": str(bench / "warehouse.db"),
+        "CRYPTOETL_START_DATE": f"{datetime.now(UTC).date() - timedelta(days=days)}",
+        "CRYPTOETL_PORT_BASE": str(port_base),
+        "DEMO_SYMBOLS": str(symbols),
+        "DEMO_DAYS": str(days),
+    })
+    began = time.monotonic()
+    code = subprocess.run([sys.executable, "-m", "cryptoetl.airflow.local", "demo", "--days", str(days),
+                           "--timeout", str(6 * 3600)], env=env, check=False).returncode
+    return home, time.monotonic() - began, code
+
+
+def task_times(home: Path, metadata_url: str) -> list[dict]:
+    """Every finished try: dag, task, duration (s), and the step's work and peak RSS from its log."""
+    engine = create_engine(metadata_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT dag_id, task_id, run_id, try_number, start_date, end_date FROM task_instance "
+            "WHERE start_date IS NOT NULL AND end_date IS NOT NULL")).mappings().all()
+    engine.dispose()
+    out = []
+    for r in rows:
+        log = home / "logs" / f"dag_id={r['dag_id']}" / f"run_id={r['run_id']}" / f"task_id={r['task_id']}" / \
+            f"attempt={r['try_number']}.log"
+        work = rss = None
+        if log.exists():
+            for match in WORK_LINE.finditer(log.read_text(errors="replace")):
+                work = (work or 0.0) + float(match.group(3))
+                rss = max(rss or 0, int(match.group(4)))
+        out.append({"dag": r["dag_id"], "task": r["task_id"], "duration": (r["end_date"] - r["start_date"])
+                    .total_seconds(), "work": work, "rss": rss})
+    return out
+
+
+def report(symbols: int, days: int, wall: float, tries: list[dict], stats: dict) -> list[tuple[str, str]]:
+    rows = [("pipeline: coins x days", f"{symbols} x {days} (SYNTHETIC sandbox, real scheduler)"),
+            ("wall time, set-up to last task", f"{wall / 60:.1f} min")]
+    measured = [t for t in tries if t["work"] is not None]
+    total = sum(t["duration"] for t in measured)
+    starting = sum(t["duration"] - t["work"] for t in measured)
+    rows.append(("tasks (tries)", f"{len(tries)}"))
+    if total:
+        overhead = statistics.median(t["duration"] - t["work"] for t in measured)
+        rows.append(("time starting tasks, not working", f"{100 * starting / total:.0f}% of task time "
+                     f"(median {overhead:.1f} s a task)"))
+    calls = stats.get("coingecko", {})
+    cg = sum(calls.values()) if isinstance(calls, dict) else 0
+    rows.append(("CoinGecko calls per coin", f"{cg / symbols:.1f} ({cg:,} calls; {cg / symbols / days:.2f} "
+                 "per coin-day)"))
+    per_step: dict[str, list[int]] = defaultdict(list)
+    for t in measured:
+        if t["rss"]:
+            per_step[t["dag"]].append(t["rss"])
+    for dag, values in sorted(per_step.items()):
+        rows.append((f"peak RSS, {dag}", f"{max(values)} MiB (median {statistics.median(values):.0f})"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cryptoetl.bench_pipeline")
+    parser.add_argument("--symbols", type=int, default=320)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--port-base", type=int, default=int(os.environ.get("CRYPTOETL_PORT_BASE", "8080")) + 20)
+    args = parser.parse_args(argv)
+    home, wall, code = run_demo(args.symbols, args.days, args.port_base)
+    stats_file = home / "sandbox-stats.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    metadata = (home / "metadata-url").read_text().strip()
+    rows = report(args.symbols, args.days, wall, task_times(home, metadata), stats)
+    width = max(len(name) for name, _ in rows)
+    print("\nPipeline bench (through the Airflow scheduler; SYNTHETIC sandbox data)")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    if code:
+        print(f"\nthe demo FAILED (exit {code}): the figures cover what ran", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
