@@ -68,26 +68,6 @@ def backfill_dags() -> tuple[str, ...]:
     return tuple(step.dag_id for step in steps().values() if step.source and step.backfillable)
 
 
-def run_first(dag_id: str, timeout: float = 900) -> None:
-    """Unpause ``dag_id`` (no catch-up: the scheduler runs its latest interval) and wait for that run."""
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    print(f"· {dag_id} first: the other DAGs load the coins of its snapshot")
-    _airflow("dags", "unpause", dag_id)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with create_session() as session:
-            states = set(session.scalars(select(DagRun.state).where(DagRun.dag_id == dag_id)))
-        if "success" in states:
-            return
-        if "failed" in states:
-            raise SystemExit(f"{dag_id} failed; its log: make ui, or {os.environ['AIRFLOW_HOME']}/logs/dag_id={dag_id}")
-        time.sleep(3)
-    raise SystemExit(f"{dag_id} did not finish within {timeout:.0f}s")
-
-
 def dag_ids() -> tuple[str, ...]:
     """Every DAG of the pipeline, as the step registry has them."""
     return tuple(step.dag_id for step in steps().values())
@@ -256,31 +236,15 @@ def cancel_open_backfills(dag_id: str) -> None:
             backfill.completed_at = datetime.now(UTC)
 
 
-def wait_for_dags(timeout: float = 180) -> None:
-    from airflow.models.serialized_dag import SerializedDagModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with create_session() as session:
-            found = set(session.scalars(select(SerializedDagModel.dag_id).where(
-                SerializedDagModel.dag_id.in_(dag_ids()))))
-        if found == set(dag_ids()):
-            return
-        time.sleep(2)
-    raise SystemExit(f"DAGs not parsed within {timeout:.0f}s; check `airflow dags list-import-errors`")
-
-
 def demo(days: int, port: dict[str, int], timeout: float) -> int:
     setup()
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start, last = today - timedelta(days=days), today - timedelta(days=1)
     began = time.monotonic()
-    with _stack(port):
-        wait_for_dags()
+    with _stack(port) as stack:
+        local_watch.wait_for_dags(dag_ids())
         created = datetime.now(UTC)
-        run_first(get_step(FIRST_STEP).dag_id)
+        local_watch.run_first(get_step(FIRST_STEP).dag_id, unpause=lambda dag: _airflow("dags", "unpause", dag))
         # Backfill first, unpause second: the scheduler then finds a run for every logical
         # date of the window and its catch-up (from CRYPTOETL_START_DATE) creates none twice.
         # Backfill runs of a paused DAG stay queued, so unpausing is what starts them.
@@ -299,8 +263,10 @@ def demo(days: int, port: dict[str, int], timeout: float) -> int:
                               timeout=timeout, explain=lambda task_try: local_watch.explain(task_try, home))
         except SystemExit as exc:  # a failed task or run: still stop Airflow and show what was loaded
             failure = exc
+        calls = _save_sandbox_stats(stack.sandbox, home / "sandbox-stats.json")
     verb = "stopped" if failure else "finished"
-    print(f"\nPipeline {verb} after {time.monotonic() - began:.0f}s through the Airflow scheduler.")
+    print(f"\nPipeline {verb} after {time.monotonic() - began:.0f}s through the Airflow scheduler; the sandbox "
+          f"answered {calls}.")
     # Outside a task the Airflow 3 SDK cannot read metastore connections: name the file directly.
     env = dict(os.environ, CRYPTOETL_WAREHOUSE_URL=f"sqlite:///{warehouse_file()}")
     subprocess.run([sys.executable, "-m", "cryptoetl", "summary"], env=env, check=False)
@@ -310,6 +276,15 @@ def demo(days: int, port: dict[str, int], timeout: float) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _save_sandbox_stats(sandbox, path: Path) -> str:
+    """The sandbox's call counts into ``path`` (``make bench-pipeline`` reads them); a summary line."""
+    stats = sandbox.stats()
+    path.write_text(json.dumps(stats, indent=1, sort_keys=True))
+    per_source = ", ".join(f"{name} {sum(calls.values()):,}" for name, calls in stats.items()
+                           if isinstance(calls, dict))
+    return f"{stats.get('total', 0):,} API calls ({per_source})"
 
 
 def _login_hint() -> str:

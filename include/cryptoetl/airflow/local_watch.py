@@ -14,6 +14,7 @@ ends up; the try's log then holds only "Pre Execute").
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -157,3 +158,40 @@ def snapshot(dag_ids: tuple[str, ...], backfill_dags: tuple[str, ...], since: da
                        TaskInstance.start_date >= since)):
             snap.tries.append(TaskTry(row.dag_id, row.run_id, row.task_id, int(row.try_number or 1), str(row.state)))
     return snap
+
+
+def wait_for_dags(dag_ids: tuple[str, ...], timeout: float = 180) -> None:
+    """Until every DAG of ``dag_ids`` is parsed and serialized."""
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            found = set(session.scalars(select(SerializedDagModel.dag_id).where(
+                SerializedDagModel.dag_id.in_(dag_ids))))
+        if found == set(dag_ids):
+            return
+        time.sleep(2)
+    raise SystemExit(f"DAGs not parsed within {timeout:.0f}s; check `airflow dags list-import-errors`")
+
+
+def run_first(dag_id: str, *, unpause: Callable[[str], object], timeout: float = 900) -> None:
+    """Unpause ``dag_id`` (no catch-up: the scheduler runs its latest interval) and wait for that run."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    print(f"· {dag_id} first: the other DAGs load the coins of its snapshot")
+    unpause(dag_id)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            states = set(session.scalars(select(DagRun.state).where(DagRun.dag_id == dag_id)))
+        if "success" in states:
+            return
+        if "failed" in states:
+            raise SystemExit(f"{dag_id} failed; its log: make ui, or {os.environ['AIRFLOW_HOME']}/logs/dag_id={dag_id}")
+        time.sleep(3)
+    raise SystemExit(f"{dag_id} did not finish within {timeout:.0f}s")
