@@ -19,16 +19,25 @@ CLI. A fault is ``{"kind": "429"|"500"|"403"|"timeout"|"malformed"|"empty"|"drif
 half (or after ``keep`` bytes); ``empty`` and ``drift`` (a renamed field) are defined per endpoint.
 ``403`` refuses the request whatever its key and echoes the key (the route's ``key_param``) and
 the whole request URL in the body, as careless APIs do: what the clients' redaction must survive.
+
+Call counts, for benchmarks ("API calls per coin"): every request to an API route counts once,
+whatever its answer (faults and refused keys included), under its source and endpoint template.
+``server.stats()`` or ``GET /__sandbox__/stats`` gives them, e.g. ``{"coingecko": {"/coins/markets":
+3, "/coins/{coin}/market_chart/range": 640}, "total": 643}``; ``server.reset_stats()`` or ``DELETE``
+zeroes them. ``server.requests`` keeps every request (method, path, query, headers) as well.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -51,6 +60,7 @@ class SandboxServer:
         self.timeout_sleep = timeout_sleep
         self.requests: list[dict] = []
         self._faults: list[dict] = []
+        self._calls: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -136,6 +146,37 @@ class SandboxServer:
                     return fault
         return None
 
+    # -- call counts ----------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """Calls per source and endpoint template since the start or the last reset, and their total."""
+        with self._lock:
+            out: dict = {}
+            for (source, endpoint), count in sorted(self._calls.items()):
+                out.setdefault(source, {})[endpoint] = count
+            return {**out, "total": sum(self._calls.values())}
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+    def _control(self, handler, method: str, path: str) -> None:
+        """The sandbox's own endpoints: ``/__sandbox__/faults`` and ``/__sandbox__/stats``."""
+        if path == "/__sandbox__/faults":
+            if method == "POST":
+                length = int(handler.headers.get("Content-Length") or 0)
+                try:
+                    self.set_faults(json.loads(handler.rfile.read(length) or b"[]"))
+                except ValueError as exc:
+                    return self._send(handler, 400, {"error": str(exc)})
+            elif method == "DELETE":
+                self.set_faults([])
+            return self._send(handler, 200, {"faults": self._faults})
+        if path == "/__sandbox__/stats" and method in ("GET", "DELETE"):
+            if method == "DELETE":
+                self.reset_stats()
+            return self._send(handler, 200, self.stats())
+        return self._send(handler, 404, {"error": "Not Found"})
+
     # -- request handling -------------------------------------------------------------------
     @staticmethod
     def _encode(body, content_type: str | None) -> tuple[bytes, str]:
@@ -164,21 +205,15 @@ class SandboxServer:
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         headers = {k.lower(): v for k, v in handler.headers.items()}
         self.requests.append({"method": method, "path": url.path, "query": query, "headers": headers})
-        if url.path == "/__sandbox__/faults":
-            if method == "POST":
-                length = int(handler.headers.get("Content-Length") or 0)
-                try:
-                    self.set_faults(json.loads(handler.rfile.read(length) or b"[]"))
-                except ValueError as exc:
-                    return self._send(handler, 400, {"error": str(exc)})
-            elif method == "DELETE":
-                self.set_faults([])
-            return self._send(handler, 200, {"faults": self._faults})
+        if url.path.startswith("/__sandbox__/"):
+            return self._control(handler, method, url.path)
         route = next(((r, match) for r in self.routes
                       if r.method == method and (match := r.regex.match(url.path))), None)
         if route is None:
             return self._send(handler, 404, {"error": "Not Found"})
         route, match = route
+        with self._lock:
+            self._calls[endpoint(route.regex.pattern)] += 1
         if self._take_fault(url.path, forbidden=True):  # refused whatever the key: before the key check
             key = query.get(route.key_param or "", "")
             return self._send(handler, 403, {"error": f"Forbidden: key {key} is revoked (synthetic sandbox)",
@@ -204,6 +239,19 @@ class SandboxServer:
             raw, content_type = self._encode(body, content_type)
             body = raw[: max(int(fault.get("keep", len(raw) // 2)), 1)]
         self._send(handler, status, body, content_type=content_type)
+
+
+@lru_cache(maxsize=256)
+def endpoint(pattern: str) -> tuple[str, str]:
+    """(source, endpoint template) of a route's pattern, the template relative to the source's base
+    URL: ``^/api/v3/coins/(?P<coin>[^/]+)/market_chart/range$`` -> ``("coingecko",
+    "/coins/{coin}/market_chart/range")``."""
+    path = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern).lstrip("^").rstrip("$")
+    path = path.replace("/?", "").replace("\\", "")
+    for spec in sorted(registry.sources(), key=lambda s: -len(s.sandbox_path)):
+        if path == spec.sandbox_path or path.startswith(spec.sandbox_path.rstrip("/") + "/"):
+            return spec.name, path[len(spec.sandbox_path):] or "/"
+    return "sandbox", path
 
 
 def serve(host: str, port: int) -> None:
