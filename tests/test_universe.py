@@ -238,3 +238,39 @@ def test_features_of_a_coin_listed_mid_window(engine):
         early = conn.execute(text("SELECT COUNT(*) FROM ml_features_materialized WHERE time < :t AND "
                                   "universe_rank IS NOT NULL"), {"t": hour(700)}).scalar()
     assert early == 0  # before the first snapshot nothing was known
+
+
+# -- against the sandbox's 550-coin market, through the real client ---------------------------------
+
+def test_a_top_320_snapshot_from_the_sandbox_market(engine):
+    from cryptoetl.sandbox.server import SandboxServer
+
+    create_all(engine)
+    now = utc(2026, 3, 2, 0, 30).timestamp()
+    server = SandboxServer(now=lambda: now)
+    server.start()
+    try:
+        settings = settings_for(engine, server, universe_top=320, symbols=())
+        ctx = StepContext(settings, engine, clock=lambda: now)
+        assert run_universe(ctx, Interval(utc(2026, 3, 1), utc(2026, 3, 2))) == 320
+        calls = server.stats()["coingecko"]
+    finally:
+        server.stop()
+    assert calls == {"/coins/markets": 2}  # 250 a page
+    with engine.connect() as conn:
+        snap = conn.execute(text("SELECT u.symbol, c.ticker, c.coingecko_id, u.market_cap_rank FROM "
+                                 "universe_snapshots u JOIN coins c USING (symbol) ORDER BY u.market_cap_rank")).all()
+    assert [r.market_cap_rank for r in snap] == list(range(1, 321))
+    assert [r.symbol for r in snap[:2]] == ["BTC", "ETH"]
+    keys = {r.coingecko_id: r.symbol for r in snap}
+    assert keys["solana"] == "SOL"  # the big coin holds the ticker; the synthetic "sol" clone is keyed apart
+    by_ticker: dict[str, list] = {}
+    for r in snap:  # in rank order
+        by_ticker.setdefault(r.ticker, []).append(r)
+    shared = {t: rs for t, rs in by_ticker.items() if len(rs) > 1}
+    assert shared  # the sandbox market has colliding tickers in its top 320
+    for ticker, coins in shared.items():  # the best-ranked holds the ticker, the others are keyed apart
+        assert coins[0].symbol == ticker
+        assert [c.symbol for c in coins[1:]] == [suffixed_key(ticker, c.coingecko_id) for c in coins[1:]]
+    assert all(re.fullmatch(r"[0-9A-Z-]{1,16}", r.symbol) for r in snap)  # padded tickers trimmed
+    assert len({r.symbol for r in snap}) == 320
