@@ -43,7 +43,7 @@ PG := psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA
 PG_DB := cryptoetl_airflow_$(shell echo $(CURDIR) | md5sum | cut -c1-8)
 SOURCE_ENV := set -a; . $(LOCAL_ENV); . $(METADATA_ENV); set +a
 
-.PHONY: run ui env test lint bench bench-small system-deps venv clean help
+.PHONY: run ui env test lint bench bench-small bench-pipeline system-deps venv clean help
 
 help:
 	@echo "make run    set up everything, backfill $(DEMO_DAYS) days through Airflow, print a summary"
@@ -76,8 +76,18 @@ lint: venv
 
 # Timings live here, never in pytest. Needs a MySQL/MariaDB server (BENCH_URL).
 BENCH_URL ?= mysql+mysqldb://root@127.0.0.1:3306/test
+# BENCH_PIPELINE=0 make bench: without the pipeline section (the demo through the scheduler, ~30+ min).
+BENCH_PIPELINE ?= 1
+BENCH_SYMBOLS ?= 320
+BENCH_DAYS ?= 30
 bench: venv
 	$(BIN)/python -m cryptoetl.bench --url $(BENCH_URL) $(BENCH_ARGS)
+	@if [ "$(BENCH_PIPELINE)" != 0 ]; then $(MAKE) --no-print-directory bench-pipeline; fi
+
+# The pipeline section alone: BENCH_SYMBOLS coins x BENCH_DAYS days through the real scheduler, in a
+# throwaway Airflow under .bench/ (its own metadata database, warehouse and ports).
+bench-pipeline: venv
+	$(BIN)/python -m cryptoetl.bench_pipeline --symbols $(BENCH_SYMBOLS) --days $(BENCH_DAYS)
 
 bench-small: venv
 	$(BIN)/python -m cryptoetl.bench --url $(BENCH_URL) --small
@@ -125,4 +135,4 @@ $(VENV)/.installed: requirements.txt requirements-sentiment.txt requirements-dev
 
 clean:
 	@if grep -qs "127.0.0.1:5432/$(PG_DB)" $(METADATA_ENV); then $(PG) -c 'DROP DATABASE IF EXISTS $(PG_DB)'; fi
-	rm -rf .airflow data .pytest_cache
+	rm -rf .airflow .bench data .pytest_cache

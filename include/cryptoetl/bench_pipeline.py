@@ -35,7 +35,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[2]
-WORK_LINE = re.compile(r"(\w+) \[[^)]*\): (\d+) rows written in ([\d.]+)s; peak RSS (\d+) MiB")
+WORK_LINE = re.compile(r"(\w+) \S+: (\d+) rows written in ([\d.]+)s; peak RSS (\d+) MiB")
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
@@ -93,8 +93,9 @@ def task_times(home: Path, metadata_url: str) -> list[dict]:
             for match in WORK_LINE.finditer(log.read_text(errors="replace")):
                 work = (work or 0.0) + float(match.group(3))
                 rss = max(rss or 0, int(match.group(4)))
-        out.append({"dag": r["dag_id"], "task": r["task_id"], "duration": (r["end_date"] - r["start_date"])
-                    .total_seconds(), "work": work, "rss": rss})
+        start, end = (datetime.fromisoformat(v) if isinstance(v, str) else v for v in (r["start_date"], r["end_date"]))
+        out.append({"dag": r["dag_id"], "task": r["task_id"], "duration": (end - start).total_seconds(),
+                    "work": work, "rss": rss})
     return out
 
 

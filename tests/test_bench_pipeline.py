@@ -1,0 +1,46 @@
+"""The pipeline bench's arithmetic (its times are measured by `make bench-pipeline`, never here)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import create_engine, text
+
+from cryptoetl import bench_pipeline
+from cryptoetl.cli import main
+
+
+def test_a_step_logs_the_line_the_bench_reads(sqlite_engine, monkeypatch, caplog):
+    monkeypatch.setenv("CRYPTOETL_WAREHOUSE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    from cryptoetl.warehouse.schema import create_all
+
+    create_all(sqlite_engine)
+    with caplog.at_level(logging.INFO):
+        assert main(["run", "technical", "--interval", "2026-01-01T00:00Z/2026-01-02T00:00Z"]) == 0
+    (found,) = bench_pipeline.WORK_LINE.findall(caplog.text)
+    assert found[0] == "technical" and found[1] == "0" and int(found[3]) > 0
+
+
+def test_task_times_and_the_report_from_the_metadata_and_the_logs(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+    t0 = datetime(2026, 1, 1)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE task_instance (dag_id TEXT, task_id TEXT, run_id TEXT, try_number INT, "
+                          "start_date TIMESTAMP, end_date TIMESTAMP)"))
+        for i, (dag, seconds, work, rss) in enumerate([("prices_coingecko", 10, 4.0, 150),
+                                                        ("prices_coingecko", 12, 6.0, 170),
+                                                        ("ml_features", 8, 2.0, 120)]):
+            conn.execute(text("INSERT INTO task_instance VALUES (:d, 't', :r, 1, :s, :e)"),
+                         {"d": dag, "r": f"run{i}", "s": t0, "e": t0 + timedelta(seconds=seconds)})
+            log = tmp_path / "logs" / f"dag_id={dag}" / f"run_id=run{i}" / "task_id=t" / "attempt=1.log"
+            log.parent.mkdir(parents=True)
+            log.write_text(f'{{"event": "INFO cryptoetl: step 2026-01-01/2026-01-02: 5 rows written in {work}s; '
+                           f'peak RSS {rss} MiB"}}\n')
+    tries = bench_pipeline.task_times(tmp_path, str(engine.url))
+    assert sorted((t["dag"], t["duration"], t["work"], t["rss"]) for t in tries) == [
+        ("ml_features", 8.0, 2.0, 120), ("prices_coingecko", 10.0, 4.0, 150), ("prices_coingecko", 12.0, 6.0, 170)]
+    rows = dict(bench_pipeline.report(10, 2, 600.0, tries, {"coingecko": {"/coins/markets": 2, "/x": 38}}))
+    assert rows["time starting tasks, not working"].startswith("60% of task time")  # (6 + 6 + 6) / 30
+    assert rows["CoinGecko calls per coin"].startswith("4.0 (40 calls; 2.00 per coin-day)")
+    assert rows["peak RSS, prices_coingecko"] == "170 MiB (median 160)"
