@@ -142,7 +142,20 @@ def _build(engine):
     _insert(engine, schema.crypto_news, articles)
     _insert(engine, schema.crypto_news_mentions, mentions)
     _insert(engine, schema.crypto_sentiment_data, scores)
+    _insert(engine, schema.universe_snapshots, _snapshot_rows())
     return engine
+
+
+def _snapshot_rows() -> list[dict]:
+    """Three universe snapshots taken at odd minutes; the second does not list ETH."""
+    rows = []
+    for known_at, ranks in ((T0 + timedelta(days=3, hours=5, minutes=17), {"BTC": 1, "ETH": 2}),
+                            (T0 + timedelta(days=5, minutes=3), {"BTC": 1}),
+                            (T0 + timedelta(days=6, hours=23, minutes=59), {"ETH": 1, "BTC": 2})):
+        rows += [{"known_at": known_at, "symbol": symbol, "snapshot_date": known_at.date(), "coingecko_id": symbol,
+                  "market_cap_rank": rank, "market_cap": 1.0, "price": 1.0, "total_volume": 1.0,
+                  "source": "sandbox-synthetic"} for symbol, rank in ranks.items()]
+    return rows
 
 
 def _frame(engine, table) -> pd.DataFrame:
@@ -188,6 +201,15 @@ def _expected_row(raw: dict[str, pd.DataFrame], symbol: str, t: datetime) -> dic
                     rows = rows[rows.article_id.isin(mentioned)]
                 out[schema.sentiment_column(model, scope, window, "count")] = len(rows)
                 out[schema.sentiment_column(model, scope, window, "mean")] = rows.score.mean() if len(rows) else None
+    snaps = raw["snapshots"]
+    known = snaps[snaps.known_at <= t]
+    latest = known[known.known_at == known.known_at.max()] if not known.empty else known
+    rank = latest.loc[latest.symbol == symbol, "market_cap_rank"]
+    out["universe_rank"] = None if rank.empty else rank.iloc[0]
+    prices = raw["prices"]
+    bars = int(((prices.symbol == symbol) & (prices.time > t - timedelta(hours=720)) & (prices.time <= t)).sum())
+    out[schema.WARMUP_BARS_COLUMN] = bars
+    out["warmup_complete"] = bars >= schema.WARMUP_COMPLETE_BARS
     return out
 
 
@@ -202,7 +224,11 @@ def _raw(engine) -> dict[str, pd.DataFrame]:
     news = _frame(engine, schema.crypto_news)[["article_id", "published_at"]]
     news["published_at"] = news.published_at.map(_ts)
     scored = _frame(engine, schema.crypto_sentiment_data).drop(columns=["published_at"]).merge(news, on="article_id")
-    return {"macro": macro, "onchain": onchain, "scored": scored,
+    snapshots = _frame(engine, schema.universe_snapshots)
+    snapshots["known_at"] = snapshots.known_at.map(_ts)
+    prices = _frame(engine, schema.price_data_real)
+    prices["time"] = prices.time.map(_ts)
+    return {"macro": macro, "onchain": onchain, "scored": scored, "snapshots": snapshots, "prices": prices,
             "mentions": _frame(engine, schema.crypto_news_mentions)}
 
 
@@ -226,6 +252,8 @@ def test_point_in_time_audit_every_feature_of_every_row(warehouse):
         for column, want in _expected_row(raw, row.symbol, t).items():
             _same(getattr(row, column), want, (row.symbol, t, column))
     # the data really exercises each family (a vacuous audit would pass on an empty table)
+    assert got["universe_rank"].notna().any() and got["universe_rank"].isna().any()
+    assert got["price_bars_30d"].nunique() > 1
     for column in ("macro_unemployment_rate", "macro_fed_funds_rate_daily", "macro_cpi_all_urban",
                    "onchain_transaction_count", "onchain_hash_rate", "onchain_block_count",
                    "sent_cryptobert_sym_24h_mean", "sent_finbert_all_7d_mean"):

@@ -54,7 +54,8 @@ def table_counts(engine: Engine) -> dict[str, tuple[int, int | None, object, obj
     counts = {}
     with engine.connect() as conn:
         for table in schema.metadata.sorted_tables:
-            time_col = next((table.c[n] for n in ("time", "published_at", "date", "observation_date")
+            time_col = next((table.c[n] for n in ("time", "published_at", "date", "observation_date", "known_at",
+                                                  "first_seen_at")
                              if n in table.c), None)
             cols = [func.count()]
             if time_col is not None:
@@ -83,6 +84,7 @@ def print_summary(engine: Engine) -> None:
           "rows with values, per family:")
     for family, rows in feature_coverage(engine).items():
         print(f"  {family:<36} {rows:>8} / {features}")
+    _print_universe(engine, features)
     with engine.connect() as conn:
         synthetic_models = conn.execute(select(func.count()).select_from(schema.crypto_sentiment_data).where(
             schema.crypto_sentiment_data.c.model_id.like("synthetic/%"))).scalar_one()
@@ -102,6 +104,22 @@ def print_summary(engine: Engine) -> None:
         print("  ".join(_fmt(v).ljust(w) for v, w in zip(r, widths, strict=True)))
     if not rows:
         print("(no rows yet)")
+
+
+def _print_universe(engine: Engine, features: int) -> None:
+    """The universe: coins, colliding tickers keyed apart, the latest snapshot, rows still in warm-up."""
+    c, s, f = schema.coins, schema.universe_snapshots, schema.ml_features_materialized
+    with engine.connect() as conn:
+        coins = conn.execute(select(func.count()).select_from(c)).scalar_one()
+        apart = conn.execute(select(func.count()).select_from(c).where(c.c.symbol != c.c.ticker)).scalar_one()
+        latest = conn.execute(select(func.max(s.c.known_at))).scalar()
+        members = conn.execute(select(func.count()).select_from(s).where(s.c.known_at == latest)).scalar_one()
+        warming = conn.execute(select(func.count()).select_from(f).where(f.c.warmup_complete.is_(False))).scalar_one()
+        ranked = conn.execute(select(func.count()).select_from(f).where(f.c.universe_rank.is_not(None))).scalar_one()
+    print(f"\nUniverse: {coins} coins in the registry ({apart} keyed apart from a ticker another coin holds); "
+          f"latest snapshot {str(latest or '-')[:19]} UTC: {members} coins")
+    print(f"  feature rows still in warm-up (warmup_complete false): {warming} / {features}; with a universe "
+          f"rank known at their hour: {ranked} / {features} (ranks start with the first snapshot)")
 
 
 def _fmt(value: object) -> str:
