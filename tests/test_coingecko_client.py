@@ -129,3 +129,43 @@ def test_faults_can_be_set_over_http(sandbox_clean):
         client(sandbox_clean, max_retries=0).market_chart_range("bitcoin", *DAY1)
     requests.delete(f"http://127.0.0.1:{sandbox_clean.port}/__sandbox__/faults", timeout=5)
     assert len(client(sandbox_clean).market_chart_range("bitcoin", *DAY1)) == 24
+
+
+# -- /coins/markets: the real answer's quirks --------------------------------------------------------
+
+class PagedMarkets(CoinGeckoClient):
+    """The client with its HTTP call replaced by recorded-style pages (the ranking moves between pages)."""
+
+    def __init__(self, pages):
+        super().__init__("http://unused.invalid", rate_per_minute=60_000)
+        self.pages, self.asked = pages, []
+
+    def get(self, path, params):
+        self.asked.append(params["page"])
+        return self.pages[params["page"] - 1] if params["page"] <= len(self.pages) else [], False
+
+
+def item(cid, rank, cap=1e6, price=1.0, symbol=None):
+    return {"id": cid, "symbol": symbol or cid[:3], "name": cid.title(), "current_price": price,
+            "market_cap": cap, "market_cap_rank": rank, "total_volume": None}
+
+
+def test_top_coins_pages_dedupes_a_moved_coin_and_skips_unranked_ones(monkeypatch):
+    monkeypatch.setattr("cryptoetl.sources.coingecko.MARKETS_PAGE", 3)
+    pages = [[item("a", 1), item("b", 2), item("c", 3)],
+             [item("c", 4), item("d", 5), item("e", 6)],  # c moved down between the calls: kept once
+             [item("f", 7), item("nocap", None, cap=0, price=None, symbol="\u00a0nc")]]
+    client = PagedMarkets(pages)
+    top, synthetic = client.top_coins(6)
+    assert [c.coingecko_id for c in top] == ["a", "b", "c", "d", "e", "f"] and synthetic is False
+    assert client.asked == [1, 2, 3]  # ceil(6 / 3) pages, and one more because c counted once
+    (nocap,) = client.markets(page=3)[0][1:]
+    assert (nocap.rank, nocap.market_cap, nocap.price, nocap.ticker) == (None, None, None, "\u00a0nc")
+
+
+@pytest.mark.parametrize("body", [{"error": "x"}, [{"symbol": "btc"}], [{"id": "bitcoin", "market_cap": "big"}]])
+def test_a_malformed_markets_page_is_a_clear_error(body):
+    from cryptoetl.sources.http import SourcePayloadError
+
+    with pytest.raises(SourcePayloadError, match="coingecko /coins/markets page 1"):
+        PagedMarkets([body]).markets(page=1)
