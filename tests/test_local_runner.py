@@ -159,3 +159,14 @@ def test_an_interrupt_while_airflow_starts_stops_everything_it_started(tmp_path,
     while _group_exists(pgid) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _group_exists(pgid), "the stand-in's process group outlived the interrupt"
+
+
+def test_demo_symbols_choose_the_top_n_of_the_sandbox_market():
+    from cryptoetl.airflow.local import demo_universe
+
+    env = {"DEMO_SYMBOLS": "320"}
+    assert demo_universe(env) == "top:320" and env["CRYPTOETL_UNIVERSE"] == "top:320"
+    assert demo_universe({}) is None  # the default demo keeps the packaged 10-coin file
+    for bad in ("0", "lots", "-5"):
+        with pytest.raises(SystemExit, match="DEMO_SYMBOLS"):
+            demo_universe({"DEMO_SYMBOLS": bad})
