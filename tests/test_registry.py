@@ -25,7 +25,7 @@ from cryptoetl.sandbox.common import Route
 from cryptoetl.sandbox.server import SandboxServer
 from cryptoetl.sources import registry
 from cryptoetl.sources.http import HttpSource
-from cryptoetl.sources.spec import Plan, Pool, SourceSpec
+from cryptoetl.sources.spec import Plan, Pool, SourceSpec, SourceStep
 from cryptoetl.step import StepContext
 from cryptoetl.steps import get_step, steps
 
@@ -36,12 +36,8 @@ TOY = SourceSpec(
     name="toy",
     title="Toy API (a test's)",
     plans={"free": Plan("https://toy.invalid/api", 30, needs_key=True), "pro": Plan("https://pro.toy.invalid", 300)},
-    step="toy_items",
-    run="test_registry:run_toy",
-    writes="toy_items",
-    dag_id="toy_items_dag",
-    task_id="load_toy_items",
-    description="Toy items",
+    steps=(SourceStep(step="toy_items", run="test_registry:run_toy", writes="toy_items", dag_id="toy_items_dag",
+                      task_id="load_toy_items", description="Toy items"),),
     sandbox="test_registry:ToyApi",
     sandbox_path="/toy/v1",
     sandbox_env={"TOY_API_KEY": TOY_KEY},

@@ -146,6 +146,8 @@ def test_membership_as_known_at_t_with_joins_leaves_and_collisions(engine):
         return {c.symbol for c in coins_for(ctx, Interval(start, start + timedelta(days=1)))}
 
     assert loaded(day(1).start) == {"ALP", clone, "BET", "GAM", "DEL"}  # gamma and beta are still current
+    in_order = coins_for(StepContext(settings, engine), day(1))
+    assert [c.symbol for c in in_order][:3] == ["GAM", "ALP", "DEL"]  # by the latest rank, then the leavers
     assert loaded(day(5).start) == {"ALP", "GAM", "DEL"}  # beta and the clone left 3 days before
     assert loaded(day(-30).start) == {"ALP", clone, "BET", "GAM", "DEL"}  # a backfill reaches joiners too
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.sources import registry
-from cryptoetl.sources.spec import SourceSpec, SourceStep
+from cryptoetl.sources.spec import SourceSpec
 from cryptoetl.step import Step, StepOption
 
 DERIVED: tuple[Step, ...] = (
@@ -58,13 +58,11 @@ DERIVED: tuple[Step, ...] = (
 
 
 def source_steps(spec: SourceSpec) -> tuple[Step, ...]:
-    """The steps that call a source, as its spec declares them: its main step, then ``more_steps``."""
-    main = SourceStep(step=spec.step, run=spec.run, writes=spec.writes, dag_id=spec.dag_id, task_id=spec.task_id,
-                      description=spec.description, backfillable=spec.backfillable, profile=spec.profile)
+    """The steps that call a source, as its spec declares them."""
     return tuple(Step(name=s.step, run=s.run, writes=s.writes, profile=s.profile, task_id=s.task_id,
                       dag_id=s.dag_id, description=s.description, source=spec.name,
                       pool=spec.name if spec.pool else None, backfillable=s.backfillable)
-                 for s in (main, *spec.more_steps))
+                 for s in spec.steps)
 
 
 def steps() -> dict[str, Step]:

@@ -37,15 +37,15 @@ def _default_args() -> dict:
 
 def source_dag(*, source: str, cron: str, doc_md: str, step: str | None = None, max_active_runs: int = 4,
                settings: Settings | None = None) -> DAG:
-    """The DAG of a source's step (``sources/<source>.py``; its main step unless ``step`` names one of
-    its ``more_steps``). A step that only serves the latest state (``backfillable`` False, e.g. RSS)
+    """The DAG of a source's step (``sources/<source>.py``; its main step unless ``step`` names another
+    of its ``steps``). A step that only serves the latest state (``backfillable`` False, e.g. RSS)
     gets ``catchup=False`` and ``max_active_runs=1``: catching up would only load today's items into
     yesterday's runs. A bad setting of the source fails here, at parse time, with its name (a missing
     key does not: it fails the task when it runs)."""
     settings = settings or Settings.from_env()
     spec = registry.get(source)
     spec.resolve(settings)
-    step = get_step(step or spec.step)
+    step = get_step(step or spec.main_step)
     if step.source != spec.name:
         raise ValueError(f"step {step.name!r} does not call the source {source!r}")
     with DAG(

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from cryptoetl.sources.http import HttpSource, SourceDataGap, SourceError, SourcePayloadError
-from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec
+from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec, SourceStep
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,16 @@ SPEC = SourceSpec(
     title="blockchain.info",
     # It asks for no more than one call every 10 seconds on the charts; no key.
     plans={DEFAULT_PLAN: Plan("https://api.blockchain.info", 6)},
-    step="onchain_btc",
-    run="cryptoetl.loaders.onchain:run_onchain_btc",
-    writes="crypto_onchain_data",
-    dag_id="onchain_blockchain_info",
-    task_id="load_onchain_btc",
-    description="BTC daily on-chain totals from blockchain.info charts",
+    steps=(
+        SourceStep(
+            step="onchain_btc",
+            run="cryptoetl.loaders.onchain:run_onchain_btc",
+            writes="crypto_onchain_data",
+            dag_id="onchain_blockchain_info",
+            task_id="load_onchain_btc",
+            description="BTC daily on-chain totals from blockchain.info charts",
+        ),
+    ),
     sandbox="cryptoetl.sandbox.onchain:BlockchainInfoApi",
     sandbox_path="/blockchain",
     pool=Pool(1, "Concurrent blockchain.info chart tasks (asks for gentle use; the client spaces calls)."),

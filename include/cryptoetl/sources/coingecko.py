@@ -49,27 +49,31 @@ SPEC = SourceSpec(
         "demo": Plan("https://api.coingecko.com/api/v3", 30, needs_key=True),
         "pro": Plan("https://pro-api.coingecko.com/api/v3", 500, needs_key=True),
     },
-    step="prices",
-    run="cryptoetl.loaders.prices:run_prices",
-    writes="price_data_real",
-    dag_id="prices_coingecko",
-    task_id="load_prices",
-    description="Hourly price, market cap and volume from CoinGecko market_chart/range",
+    steps=(
+        SourceStep(
+            step="prices",
+            run="cryptoetl.loaders.prices:run_prices",
+            writes="price_data_real",
+            dag_id="prices_coingecko",
+            task_id="load_prices",
+            description="Hourly price, market cap and volume from CoinGecko market_chart/range",
+        ),
+        SourceStep(
+            step="universe",
+            run="cryptoetl.loaders.universe:run_universe",
+            writes="universe_snapshots",
+            dag_id="universe_coingecko",
+            task_id="load_universe_snapshot",
+            description="The universe's daily snapshot: CoinGecko /coins/markets ranks, with when they were known",
+            # a snapshot is what is known now: the past cannot be snapshotted, so no catch-up or backfill
+            backfillable=False,
+        ),
+    ),
     sandbox="cryptoetl.sandbox.coingecko:CoinGeckoApi",
     sandbox_path="/api/v3",
     pool=Pool(2, "Concurrent CoinGecko tasks. Caps concurrency, not call rate: the client spaces calls "
                  "to the plan's per-minute limit."),
     key_use="the demo and pro plans send it with every call",
-    more_steps=(SourceStep(
-        step="universe",
-        run="cryptoetl.loaders.universe:run_universe",
-        writes="universe_snapshots",
-        dag_id="universe_coingecko",
-        task_id="load_universe_snapshot",
-        description="The universe's daily snapshot: CoinGecko /coins/markets ranks, with when they were known",
-        # a snapshot is what is known now: the past cannot be snapshotted, so no catch-up or backfill
-        backfillable=False,
-    ),),
 )
 MARKETS_PAGE = 250  # /coins/markets' largest page
 

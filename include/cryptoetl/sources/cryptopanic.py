@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items, utc_seconds
 from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError
-from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec
+from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec, SourceStep
 
 MAX_PAGES = 1000
 
@@ -34,12 +34,16 @@ SPEC = SourceSpec(
     name="cryptopanic",
     title="CryptoPanic",
     plans={DEFAULT_PLAN: Plan("https://cryptopanic.com/api/developer/v2", 60, needs_key=True)},  # developer: ~2/s
-    step="news_cryptopanic",
-    run="cryptoetl.loaders.news:run_news_cryptopanic",
-    writes="crypto_news",
-    dag_id="news_cryptopanic",
-    task_id="load_news_cryptopanic",
-    description="CryptoPanic posts published in the interval",
+    steps=(
+        SourceStep(
+            step="news_cryptopanic",
+            run="cryptoetl.loaders.news:run_news_cryptopanic",
+            writes="crypto_news",
+            dag_id="news_cryptopanic",
+            task_id="load_news_cryptopanic",
+            description="CryptoPanic posts published in the interval",
+        ),
+    ),
     sandbox="cryptoetl.sandbox.news:CryptoPanicApi",
     sandbox_path="/cryptopanic/api/developer/v2",
     sandbox_env={"CRYPTOPANIC_API_KEY": "sandbox-demo-key"},

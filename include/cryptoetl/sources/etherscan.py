@@ -53,7 +53,7 @@ from typing import Any
 
 from cryptoetl.config import ConfigError
 from cryptoetl.sources.http import HttpSource, SourceDataGap, SourceError, SourcePayloadError, SourceRateLimited
-from cryptoetl.sources.spec import Plan, Pool, SourceSpec
+from cryptoetl.sources.spec import Plan, Pool, SourceSpec, SourceStep
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,16 @@ SPEC = SourceSpec(
     # Etherscan v2 wants a key on every call. Free keys: 3 calls/s; the daily stats are PRO-only.
     plans={"free": Plan("https://api.etherscan.io/v2/api", 180, needs_key=True),
            "pro": Plan("https://api.etherscan.io/v2/api", 180, needs_key=True)},
-    step="onchain_eth",
-    run="cryptoetl.loaders.onchain:run_onchain_eth",
-    writes="crypto_onchain_data",
-    dag_id="onchain_etherscan",
-    task_id="load_onchain_eth",
-    description="ETH daily on-chain totals from the Etherscan v2 API",
+    steps=(
+        SourceStep(
+            step="onchain_eth",
+            run="cryptoetl.loaders.onchain:run_onchain_eth",
+            writes="crypto_onchain_data",
+            dag_id="onchain_etherscan",
+            task_id="load_onchain_eth",
+            description="ETH daily on-chain totals from the Etherscan v2 API",
+        ),
+    ),
     sandbox="cryptoetl.sandbox.onchain:EtherscanApi",
     sandbox_path="/etherscan/v2/api",
     sandbox_env={"ETHERSCAN_API_KEY": "sandbox-pro-demo", "ETHERSCAN_API_PLAN": "pro"},

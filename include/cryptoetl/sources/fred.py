@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError
-from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec
+from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec, SourceStep
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,12 +51,16 @@ SPEC = SourceSpec(
     name="fred",
     title="FRED/ALFRED",
     plans={DEFAULT_PLAN: Plan("https://api.stlouisfed.org/fred", 120, needs_key=True)},  # 120 requests/min
-    step="macro",
-    run="cryptoetl.loaders.macro:run_macro",
-    writes="macro_indicators",
-    dag_id="macro_fred",
-    task_id="load_macro_fred",
-    description="FRED/ALFRED series with their vintages (when each value became known)",
+    steps=(
+        SourceStep(
+            step="macro",
+            run="cryptoetl.loaders.macro:run_macro",
+            writes="macro_indicators",
+            dag_id="macro_fred",
+            task_id="load_macro_fred",
+            description="FRED/ALFRED series with their vintages (when each value became known)",
+        ),
+    ),
     sandbox="cryptoetl.sandbox.fred:FredApi",
     sandbox_path="/fred",
     sandbox_env={"FRED_API_KEY": "0123456789abcdef0123456789abcdef"},

@@ -19,22 +19,26 @@ from datetime import UTC, datetime
 
 from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items
 from cryptoetl.sources.http import HttpSource, SourcePayloadError
-from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, SourceSpec
+from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, SourceSpec, SourceStep
 
 SPEC = SourceSpec(
     name="rss",
     title="RSS feeds",
     # No host of its own: feeds come from CRYPTOETL_RSS_FEEDS. Feeds are polled, not rate-limited.
     plans={DEFAULT_PLAN: Plan("", 60)},
-    step="news_rss",
-    run="cryptoetl.loaders.news:run_news_rss",
-    writes="crypto_news",
-    dag_id="news_rss",
-    task_id="load_news_rss",
-    description="Latest items of the RSS feeds (CoinDesk, Cointelegraph); cannot backfill",
+    steps=(
+        SourceStep(
+            step="news_rss",
+            run="cryptoetl.loaders.news:run_news_rss",
+            writes="crypto_news",
+            dag_id="news_rss",
+            task_id="load_news_rss",
+            description="Latest items of the RSS feeds (CoinDesk, Cointelegraph); cannot backfill",
+            backfillable=False,
+        ),
+    ),
     sandbox="cryptoetl.sandbox.news:RssApi",
     sandbox_path="/rss",
-    backfillable=False,
 )
 
 

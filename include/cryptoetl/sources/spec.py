@@ -1,8 +1,9 @@
 """What a source *is*, as typed data: ``SourceSpec``, declared once next to its client.
 
 Every external API has one ``SPEC = SourceSpec(...)`` in its module ``sources/<name>.py``. It says
-where the API lives and how fast it may be called (per plan), whether it needs a key, which step,
-table and DAG it feeds, its Airflow pool, and its stand-in in the offline sandbox. Everything else
+where the API lives and how fast it may be called (per plan), whether it needs a key, the steps
+that call it (``SourceStep``: loader, table, DAG; usually one, CoinGecko has two), its Airflow
+pool, and its stand-in in the offline sandbox. Everything else
 is derived from the registry of specs (``sources/registry.py``), never kept by hand: the settings
 each source reads, the environment forwarded to pods, the keys of the Kubernetes Secret, the pools,
 the sandbox's routes and the demo's DAG lists. docs/CONTRIBUTING.md shows how to add a source.
@@ -76,8 +77,10 @@ class SourceSettings:
 
 @dataclass(frozen=True)
 class SourceStep:
-    """A further step of a source (``SourceSpec.more_steps``): the same API, key, rate and pool, with
-    its own loader, table and DAG. E.g. CoinGecko's universe snapshot beside its prices."""
+    """A step that calls the source: its name, the loader function ("module:function", imported only
+    when the step runs), the table it writes (also its Airflow asset), its DAG and task. A source has
+    one or more (``SourceSpec.steps``): they share its API, key, rate and pool; e.g. CoinGecko's
+    prices and its universe snapshot."""
 
     step: str
     run: str
@@ -85,43 +88,41 @@ class SourceStep:
     dag_id: str
     task_id: str
     description: str
+    # False for steps that only see the source's current state (RSS items, the universe ranking):
+    # their DAG does not catch up and cannot be backfilled; each run stores what the source has now.
     backfillable: bool = True
-    profile: str = "io-small"
+    profile: str = "io-small"  # key of config.RESOURCE_PROFILES
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """One external API and the source step that loads it. See the module docstring."""
+    """One external API and the steps that call it. See the module docstring."""
 
     name: str  # also the settings prefix (COINGECKO_*), the pool name and the sandbox's API name
     title: str  # for people: "CoinGecko"
     plans: Mapping[str, Plan]  # the first one is the default
-    # The step this source feeds: its name, the loader function ("module:function", imported
-    # only when the step runs), the table it writes (also its Airflow asset), its DAG and task.
-    step: str
-    run: str
-    writes: str
-    dag_id: str
-    task_id: str
-    description: str
+    # The steps that call this source, its main one first (``SourceStep``).
+    steps: tuple[SourceStep, ...]
     # The offline sandbox's stand-in: "module:Class" (cryptoetl.sandbox.<module>), the API's base path
     # there, and the settings (a key, a plan) the sandbox accepts. SYNTHETIC data only.
     sandbox: str
     sandbox_path: str
     sandbox_env: Mapping[str, str] = field(default_factory=dict)
     pool: Pool | None = None
-    # False for sources that only serve their latest items (RSS): their DAG does not catch up
-    # and cannot be backfilled; each run stores what the source has now.
-    backfillable: bool = True
-    profile: str = "io-small"  # key of config.RESOURCE_PROFILES
     key_use: str = ""  # what the key is for, in the message when it is missing
-    more_steps: tuple[SourceStep, ...] = ()  # other steps that call the same API
 
     def __post_init__(self) -> None:
         if not self.plans:
             raise ValueError(f"source {self.name!r} declares no plan")
-        if ":" not in self.run or ":" not in self.sandbox:
+        if not self.steps:
+            raise ValueError(f"source {self.name!r} declares no step")
+        if any(":" not in step.run for step in self.steps) or ":" not in self.sandbox:
             raise ValueError(f"source {self.name!r}: run and sandbox are 'module:attribute' references")
+
+    @property
+    def main_step(self) -> str:
+        """The name of the source's main step (its first), the default of ``source_dag``."""
+        return self.steps[0].step
 
     @property
     def prefix(self) -> str:

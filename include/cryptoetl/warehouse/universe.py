@@ -95,8 +95,12 @@ def tracked_coins(engine: Engine, start: datetime, retain_days: int) -> tuple[Co
             raise UniverseError("no universe snapshot yet: the universe_coingecko DAG takes one "
                                 "(CRYPTOETL_UNIVERSE=top:N needs it before any coin is loaded)")
         recent = select(s.symbol).where(s.known_at >= min(cutoff, latest)).distinct().subquery()
-        rows = conn.execute(select(c.symbol, c.coingecko_id, c.name, c.ticker)
-                            .where(c.symbol.in_(select(recent.c.symbol))).order_by(c.symbol)).all()
+        now = select(s.symbol, s.market_cap_rank).where(s.known_at == latest).subquery()
+        rows = conn.execute(select(c.symbol, c.coingecko_id, c.name, c.ticker, now.c.market_cap_rank)
+                            .outerjoin(now, now.c.symbol == c.symbol)
+                            .where(c.symbol.in_(select(recent.c.symbol)))).all()
+    # best-ranked first (the latest snapshot's rank; coins that left after them, by key)
+    rows = sorted(rows, key=lambda r: (r.market_cap_rank is None, r.market_cap_rank or 0, r.symbol))
     return tuple(Coin(r.symbol, r.coingecko_id, r.name, r.ticker) for r in rows)
 
 
