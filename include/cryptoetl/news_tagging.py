@@ -1,4 +1,4 @@
-"""What every news source shares: the item type, stable article ids, clean text, symbol
+"""What every news source shares: the item type, stable article ids, clean text, coin
 mentions and the crypto/general category.
 
 - **Stable ids.** ``article_id`` is the sha256 of the *canonical* URL: https scheme, lower-case
@@ -6,19 +6,65 @@ mentions and the crypto/general category.
   ``fbclid``, Guardian's ``CMP`` ...), remaining parameters sorted, no trailing slash. So the
   same article delivered by the Guardian API, CryptoPanic and an RSS feed, with or without
   ``?utm_source=...``, is one row.
-- **Mentions.** Which configured symbols an article's title and summary mention. Names match
-  case-insensitively on word boundaries ("Bitcoin", "bitcoins"); tickers only as upper-case
-  whole words or as ``$TICKER`` ("ETH" never matches "method"). Tickers and names that are also
-  ordinary words or other organisations are *weak*: "SOL", "ADA" (the disabilities act),
-  "DOT" (Department of Transportation), "LINK", "DOGE" (the US government department),
-  "Ether", "Ripple", "Avalanche". A weak term only counts in an article that is about crypto by
-  some strong evidence (another strong mention or a crypto keyword), and ``$TICKER`` is always
-  strong. "ETH Zurich" is not Ethereum.
-- **Category.** ``crypto`` when the text mentions any coin of the whole universe (not only the
-  configured subset) or a crypto keyword (crypto, cryptocurrency, blockchain, stablecoin, DeFi,
-  NFT, altcoin, memecoin, Web3); else ``general`` (market, business and economy news). It is a
-  pure function of the text, so it does not depend on which source delivered the article.
-  Downstream, crypto articles are scored with CryptoBERT, general ones with FinBERT.
+- **Mentions.** Which configured coins an article's title and summary mention, as warehouse keys
+  (``Coin.symbol``). The rules below are implemented in ``news_tagging_rules``, where the lists
+  and thresholds they name live.
+
+  - *Names*: the coin's name, that name without a trailing "(...)" ("POL (ex-MATIC)"), and the
+    hand-written ``ALIASES`` ("bitcoins", "Ether"). They match case-insensitively on word
+    boundaries, across any whitespace ("Bitcoin", "bitcoins"). A name that is the coin's own
+    ticker as written ("XRP", "BNB"; not "Render") is the ticker; names under 3 characters are
+    not matched.
+  - *Tickers* match only as upper-case whole words ("ETH" never matches "method") or, in any
+    case, as ``$TICKER`` ("$sol"). A coin's ticker term is its warehouse key (see colliding
+    tickers below).
+  - *One mention, one coin.* Where matches overlap the longest wins ("Bitcoin Cash" is BCH, not
+    BTC; "Ethereum Classic" is ETC), and each match credits exactly one coin. A name followed
+    by its own ticker in brackets, "Harmony (ONE)", "Sonic (S)", is one strong mention of it.
+
+- **Strong, weak, cashtag-only.** Each term's kind is decided systematically, with the English
+  word list of the pinned pyspellchecker package (word frequencies from film and TV subtitles,
+  so "bitcoin" or "solana" are not in it; Zipf frequency = log10 of occurrences per billion
+  words), plus short hand-curated lists for what a word list cannot know:
+
+  - A ticker is *cashtag-only*, never counted bare, when it has at most 2 characters ("S", "W",
+    "OP", "ID", "IT", "AI", "ZK": initials, "U.S.", words crypto articles themselves use every
+    day) or is in ``ACRONYMS``, abbreviations crypto and market news use for something else
+    ("ATH", "DAO", "ETF", "NFT", "SEC", "SPX" the S&P 500). ``$S`` or the name still find it.
+  - A ticker is *weak* when it is an English word with Zipf >= 2 ("ONE", "GAS", "NEAR",
+    "MASK", "BAND", "FUN", "CAKE", "SUPER", "ACE", "UNI", "SOL") or is in ``WEAK_TICKERS``,
+    abbreviations of something else: "ADA" (the disabilities act), "DOT" (Department of
+    Transportation), "DOGE" (the US government department), "LINK", "ICP", "ATOM", "EOS",
+    "NEO", "ETC". Rarer words stay strong in capitals ("ETH", "SUI", "MINA").
+  - A name is *weak* when every word of it is in the English word list, however rare ("Near
+    Protocol", "The Graph", "Render", "Maker", "Compound", "Internet Computer", "Quant", "Ripple",
+    "Avalanche", "Ether", "Tether"), or is in ``WEAK_NAMES``, other well-known things ("Tron",
+    "Arkham", "Ronin", "BitTorrent", "Pepe"). "Celestia", "Uniswap", "Bitcoin Cash" are strong.
+    A weak name counts only with a capital on each word the coin's name capitalises ("Ripple",
+    "Near Protocol"; not "ripple", "near"). It is moreover *common* when every word of it has
+    Zipf >= 4 ("Gas", "Safe", "Sky", "Flow", "Core"): then it counts only where capitals mark a
+    name, not in a Title-Case or all-caps text and, for a one-word name, not at the start of a
+    sentence ("Gas fees spike on Ethereum" does not mention the coin named Gas).
+  - A weak term counts only in an article that is about crypto by strong evidence: a strong
+    mention of any coin of the universe, a coin found by both a name and its ticker ("Harmony
+    ... ONE"), or a crypto keyword. ``$TICKER`` is always strong. Known false friends never
+    count: "ETH Zurich" is not Ethereum, "Ripple effect" not XRP, and a ticker after a stock
+    exchange's prefix is a share ("Seagate (NASDAQ: STX)").
+
+- **Colliding tickers.** Several coins may share an exchange ticker (``Coin.ticker``; CoinGecko
+  has many "UNI"): only one has the bare ticker as its warehouse key, the first to take it (see
+  ``cryptoetl.universe``), the others a suffixed one ("UNI-3F2A"). A bare ticker or ``$TICKER``
+  is credited only to the coin whose key it is, never to two coins; the others are tagged by
+  their names, their own key written out ("UNI-3F2A"), or a name followed by the ticker in
+  brackets ("Unicorn Inu (UNI)" is the clone, not Uniswap). A name shared by several coins
+  belongs to the coin whose key is its ticker, else to the first one given.
+- **Category.** ``crypto`` when the text has strong evidence (above) for any coin of the whole
+  universe (the configured coins plus ``config.UNIVERSE``, not only the configured subset) or a
+  crypto keyword (crypto, cryptocurrency, blockchain, stablecoin, DeFi, NFT, altcoin, memecoin, Web3);
+  else ``general`` (market, business and economy news). It is a pure function of the text, so it
+  does not depend on which source delivered the article. Downstream, crypto articles are scored
+  with CryptoBERT, general ones with FinBERT. Title and summary are searched separately (no
+  match spans the two) and together decide the category.
 """
 
 from __future__ import annotations
@@ -32,6 +78,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cryptoetl.config import UNIVERSE
+from cryptoetl.news_tagging_rules import Vocabulary
 from cryptoetl.universe import Coin
 
 CRYPTO = "crypto"
@@ -115,96 +162,36 @@ def utc_seconds(value: datetime) -> datetime:
 
 # -- mentions and category -------------------------------------------------------------------
 
-# Extra names per ticker: (strong names, weak names). Names match case-insensitively, except
-# weak names, which must be capitalised ("Ripple", not "ripple effect").
-ALIASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "BTC": (("bitcoin", "bitcoins", "xbt"), ()),
-    "ETH": (("ethereum",), ("Ether",)),
-    "SOL": (("solana",), ()),
-    "BNB": (("binance coin", "bnb chain"), ()),
-    "XRP": ((), ("Ripple",)),
-    "ADA": (("cardano",), ()),
-    "DOGE": (("dogecoin", "dogecoins"), ()),
-    "AVAX": ((), ("Avalanche",)),
-    "DOT": (("polkadot",), ()),
-    "LINK": (("chainlink",), ()),
-}
-# Tickers that are also common words, acronyms or organisations: weak unless written $TICKER.
-WEAK_TICKERS = frozenset({"SOL", "ADA", "DOT", "LINK", "DOGE", "ONE", "NEAR", "GAS", "OP", "ICP", "ATOM"})
-# Names (display names) that are ordinary words: weak and case-sensitive.
-WEAK_NAMES = frozenset({"Avalanche"})
-# Negative look-aheads for known false friends of a strong term.
-NOT_FOLLOWED_BY: dict[str, str] = {
-    "ETH": r"(?!\s+Z(?:u|ü|ue)rich)",  # ETH Zurich, the university
-    "Ripple": r"(?!\s+effects?\b)",
-}
-
 CRYPTO_KEYWORDS = re.compile(
     r"(?<![\w$])(?:crypto|cryptos|cryptocurrenc(?:y|ies)|cryptoasset|crypto-assets?|blockchains?|"
     r"stablecoins?|altcoins?|memecoins?|defi|nfts?|web3|crypto\s+exchanges?)(?!\w)",
     re.IGNORECASE,
 )
 
-_B = r"(?<![\w$])"  # word start, and not already part of a $TICKER
-_E = r"(?!\w)"
-
-
-def _words(term: str) -> str:
-    return r"\s+".join(re.escape(w) for w in term.split())
-
-
-@dataclass(frozen=True)
-class _CoinPatterns:
-    symbol: str
-    strong: re.Pattern
-    weak: re.Pattern | None
-
-
-def _patterns(coin: Coin) -> _CoinPatterns:
-    strong_names, weak_names = ALIASES.get(coin.symbol, ((), ()))
-    names = {n.lower() for n in strong_names}
-    weak = set(weak_names)
-    if coin.name in WEAK_NAMES:
-        weak.add(coin.name)
-    elif coin.name.upper() != coin.symbol:  # "XRP", "BNB": the name is the ticker
-        names.add(coin.name.lower())
-    ticker = coin.symbol
-    strong_parts = [rf"(?i:\${re.escape(ticker)}){_E}"]  # $BTC, $sol: always a ticker
-    if names:
-        strong_parts.append("(?i:" + "|".join(rf"{_B}{_words(n)}{_E}" for n in sorted(names)) + ")")
-    ticker_re = rf"{_B}{re.escape(ticker)}{_E}{NOT_FOLLOWED_BY.get(ticker, '')}"
-    weak_parts = [rf"{_B}{_words(n)}{_E}{NOT_FOLLOWED_BY.get(n, '')}" for n in sorted(weak)]
-    if ticker in WEAK_TICKERS:
-        weak_parts.append(ticker_re)
-    else:
-        strong_parts.append(ticker_re)
-    return _CoinPatterns(
-        symbol=ticker,
-        strong=re.compile("|".join(strong_parts)),
-        weak=re.compile("|".join(weak_parts)) if weak_parts else None,
-    )
-
 
 class Tagger:
     """Finds mentions of ``symbols`` (the configured coins) and the category of an article.
 
     The category looks at the whole universe, so an article about a coin outside the
-    configured subset is still ``crypto``."""
+    configured subset is still ``crypto``. One ``Tagger`` compiles the patterns of all coins
+    once; ``analyse`` then costs a few regex passes per text, however many coins there are."""
 
     def __init__(self, symbols: Sequence[Coin]):
         self.symbols = tuple(c.symbol for c in symbols)
-        by_symbol = {c.symbol: c for c in (*UNIVERSE, *symbols)}
-        self._patterns = [_patterns(c) for c in by_symbol.values()]
+        given = {c.symbol: c for c in symbols}
+        self._vocabulary = Vocabulary([*given.values(), *(c for c in UNIVERSE if c.symbol not in given)])
+        self._wanted = frozenset(self.symbols)
 
     def analyse(self, *texts: str | None) -> tuple[list[str], str]:
         """(sorted mentioned symbols among the configured ones, category)."""
-        text = " \n ".join(t for t in texts if t)
-        strong = {p.symbol for p in self._patterns if p.strong.search(text)}
-        crypto = bool(strong) or bool(CRYPTO_KEYWORDS.search(text))
-        found = set(strong)
-        if crypto:
-            found |= {p.symbol for p in self._patterns if p.weak is not None and p.weak.search(text)}
-        return sorted(s for s in found if s in self.symbols), (CRYPTO if crypto else GENERAL)
+        texts = tuple(t for t in texts if t)
+        found = [m for t in texts for m in self._vocabulary.scan(t)]
+        strong = {m.key for m in found if m.strong}
+        by_name = {m.key for m in found if m.by_name}
+        strong |= by_name & {m.key for m in found if not m.by_name}  # "Harmony ... ONE": weak name + weak ticker
+        crypto = bool(strong) or any(CRYPTO_KEYWORDS.search(t) for t in texts)
+        keys = {m.key for m in found} if crypto else strong
+        return sorted(keys & self._wanted), (CRYPTO if crypto else GENERAL)
 
     def mentions(self, *texts: str | None) -> list[str]:
         return self.analyse(*texts)[0]
