@@ -46,7 +46,9 @@ class ResourceProfile:
 
 
 # Named profiles; every step names one (steps.py, sources/*.py SPEC). Sized from measured peak RSS
-# of a 90-day single-interval run of each step with 10 symbols, with 2x headroom.
+# (make bench-pipeline, 320 coins, one daily interval per task): every source step and technical 143
+# MiB, ml_features 190 MiB, sentiment 422 MiB with the tiny demo models (+~880 MB for the real
+# ones); a full 3.5M-row technical backfill in one interval ~275 MB (make bench).
 RESOURCE_PROFILES: dict[str, ResourceProfile] = {
     "io-small": ResourceProfile(cpu_request="100m", memory_request="256Mi", memory_limit="512Mi"),
     "compute-medium": ResourceProfile(cpu_request="500m", memory_request="512Mi", memory_limit="1Gi"),
