@@ -170,3 +170,13 @@ def test_demo_symbols_choose_the_top_n_of_the_sandbox_market():
     for bad in ("0", "lots", "-5"):
         with pytest.raises(SystemExit, match="DEMO_SYMBOLS"):
             demo_universe({"DEMO_SYMBOLS": bad})
+
+
+def test_the_local_airflow_keeps_one_demo_universe(tmp_path):
+    from cryptoetl.airflow.local import pin_universe
+
+    pin_universe(tmp_path, "the packaged file")
+    pin_universe(tmp_path, "the packaged file")  # the same again: fine
+    with pytest.raises(SystemExit, match="make clean"):
+        pin_universe(tmp_path, "top:320")
+    assert (tmp_path / "demo-universe").read_text() == "the packaged file"

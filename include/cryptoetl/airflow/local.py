@@ -236,7 +236,20 @@ def cancel_open_backfills(dag_id: str) -> None:
             backfill.completed_at = datetime.now(UTC)
 
 
+def pin_universe(home: Path, universe: str) -> None:
+    """The local Airflow keeps one demo universe: a backfill skips the days it already loaded, so
+    after another universe it would leave them with the old coins. Refuse, and say what to do."""
+    pinned = home / "demo-universe"
+    if pinned.exists() and pinned.read_text().strip() != universe:
+        raise SystemExit(f"this local Airflow ran the demo over the universe {pinned.read_text().strip()!r}, not "
+                         f"{universe!r}: its backfills would skip the days already loaded. Run `make clean` "
+                         "first (it removes the local Airflow and warehouse), or keep the same DEMO_SYMBOLS")
+    home.mkdir(parents=True, exist_ok=True)
+    pinned.write_text(universe)
+
+
 def demo(days: int, port: dict[str, int], timeout: float) -> int:
+    pin_universe(Path(os.environ["AIRFLOW_HOME"]), os.environ.get("CRYPTOETL_UNIVERSE") or "the packaged file")
     setup()
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start, last = today - timedelta(days=days), today - timedelta(days=1)
