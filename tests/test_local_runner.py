@@ -180,3 +180,25 @@ def test_the_local_airflow_keeps_one_demo_universe(tmp_path):
     with pytest.raises(SystemExit, match="make clean"):
         pin_universe(tmp_path, "top:320")
     assert (tmp_path / "demo-universe").read_text() == "the packaged file"
+
+
+def test_the_demo_finds_the_news_left_unscored(sqlite_engine):
+    """What the demo backfills news_sentiment for at its end (apache/airflow#56050)."""
+    from datetime import UTC, date, datetime
+
+    from cryptoetl.report import unscored_days
+    from cryptoetl.warehouse import schema
+    from cryptoetl.warehouse.schema import create_all
+
+    create_all(sqlite_engine)
+    news = [{"article_id": f"a{i}", "published_at": datetime(2026, 3, day, 12), "source": "guardian",
+             "title": "t", "summary": None, "url": f"https://x.invalid/{i}", "category": "crypto",
+             "is_synthetic": True} for i, day in enumerate((1, 2, 2, 5))]
+    score = {"article_id": "a1", "model_id": "m", "model_revision": "r", "model_key": "cryptobert",
+             "published_at": datetime(2026, 3, 2, 12), "label": "neutral", "score": 0.0, "p_positive": 0.3,
+             "p_negative": 0.3, "p_neutral": 0.4, "text_sha256": "0" * 64, "is_synthetic": True}
+    with sqlite_engine.begin() as conn:
+        conn.execute(schema.crypto_news.insert(), news)
+        conn.execute(schema.crypto_sentiment_data.insert(), [score])
+    got = unscored_days(sqlite_engine, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC))
+    assert got == {date(2026, 3, 1): 1, date(2026, 3, 2): 1}  # a1 is scored; March 5 is outside

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import date, datetime
+
 from sqlalchemy import Engine, func, or_, select, text
 
 from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.engine import to_naive_utc
 
 EXAMPLE_QUERY = """\
 SELECT symbol, time, price, return_24h, rsi_14, macro_treasury_10y_yield AS dgs10,
@@ -104,6 +108,17 @@ def print_summary(engine: Engine) -> None:
         print("  ".join(_fmt(v).ljust(w) for v, w in zip(r, widths, strict=True)))
     if not rows:
         print("(no rows yet)")
+
+
+def unscored_days(engine: Engine, start: datetime, end: datetime) -> dict[date, int]:
+    """{day: articles published in [start, end) that no model scored}."""
+    n, s = schema.crypto_news, schema.crypto_sentiment_data
+    scored = select(s.c.article_id).where(s.c.article_id == n.c.article_id).exists()
+    with engine.connect() as conn:
+        rows = conn.execute(select(n.c.published_at).where(
+            n.c.published_at >= to_naive_utc(start), n.c.published_at < to_naive_utc(end), ~scored)).scalars()
+        days = [value.date() if isinstance(value, datetime) else date.fromisoformat(str(value)[:10]) for value in rows]
+    return dict(Counter(days))
 
 
 def _print_universe(engine: Engine, features: int) -> None:

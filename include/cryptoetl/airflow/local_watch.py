@@ -195,3 +195,27 @@ def run_first(dag_id: str, *, unpause: Callable[[str], object], timeout: float =
             raise SystemExit(f"{dag_id} failed; its log: make ui, or {os.environ['AIRFLOW_HOME']}/logs/dag_id={dag_id}")
         time.sleep(3)
     raise SystemExit(f"{dag_id} did not finish within {timeout:.0f}s")
+
+
+def cancel_open_backfills(dag_id: str) -> None:
+    """A backfill left unfinished by an interrupted demo blocks a new one ("one running backfill
+    per DAG"): cancel it as the UI's Cancel button does (pause it, fail its queued runs, mark it
+    completed). The new backfill's ``--reprocess-behavior failed`` then re-runs what failed."""
+    from airflow.models.backfill import Backfill, BackfillDagRun
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    with create_session() as session:
+        for backfill in session.scalars(select(Backfill).where(Backfill.dag_id == dag_id,
+                                                                Backfill.completed_at.is_(None))):
+            print(f"· cancelling unfinished backfill {backfill.id} of {dag_id} (from an earlier run)")
+            backfill.is_paused = True
+            runs = select(BackfillDagRun.dag_run_id).where(BackfillDagRun.backfill_id == backfill.id)
+            session.execute(
+                update(DagRun)
+                .where(DagRun.id.in_(runs), DagRun.state.in_(("queued", "running")))
+                .values(state="failed")
+                .execution_options(synchronize_session=False)
+            )
+            backfill.completed_at = datetime.now(UTC)
