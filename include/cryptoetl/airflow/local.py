@@ -286,8 +286,12 @@ def _score_leftovers(start: datetime, last: datetime, settle) -> None:
     print(f"· {sum(days.values())} articles of {', '.join(map(str, sorted(days)))} were left unscored (apache/"
           f"airflow#56050): airflow backfill create --dag-id {dag_id} --from-date {lo} --to-date {hi} "
           "--reprocess-behavior completed")
-    _airflow("backfill", "create", "--dag-id", dag_id, "--from-date", f"{lo}", "--to-date", f"{hi}",
-             "--reprocess-behavior", "completed")
+    result = _airflow("backfill", "create", "--dag-id", dag_id, "--from-date", f"{lo}", "--to-date", f"{hi}",
+                      "--reprocess-behavior", "completed", check=False)
+    if result.returncode != 0:  # e.g. before 02:00 UTC the last day's interval has not ended yet
+        print(f"  (not now: {(result.stderr or result.stdout).strip().splitlines()[-1:]}; the next scheduled "
+              "run scores them)")
+        return
     settle()
 
 
