@@ -198,14 +198,14 @@ def test_features_of_a_coin_listed_mid_window(engine):
     prices = [{"symbol": c.symbol, "time": hour(h), "price": 10.0 + (h % 17) * 0.1 + 5 * (c is new),
                "market_cap": None, "total_volume": None, "source": "sandbox-synthetic"}
               for c, first in ((old, 0), (new, 600)) for h in range(first, 1000)]
-    snap = {"snapshot_date": hour(0).date(), "market_cap": 1.0, "price": 1.0, "total_volume": 1.0,
-            "source": "sandbox-synthetic"}
+    snap = {"market_cap": 1.0, "price": 1.0, "total_volume": 1.0, "source": "sandbox-synthetic"}
     with engine.begin() as conn:
         conn.execute(schema.price_data_real.insert(), prices)
         conn.execute(schema.universe_snapshots.insert(), [
-            {**snap, "known_at": hour(700), "symbol": "OLD", "coingecko_id": "old-coin", "market_cap_rank": 1},
-            {**snap, "known_at": hour(800), "symbol": "OLD", "coingecko_id": "old-coin", "market_cap_rank": 1},
-            {**snap, "known_at": hour(800), "symbol": "NEW", "coingecko_id": "new-coin", "market_cap_rank": 2}])
+            {**snap, "known_at": hour(700), "snapshot_date": hour(700).date(), "symbol": "OLD",
+             "coingecko_id": "old-coin", "market_cap_rank": 1},
+            *({**snap, "known_at": hour(800), "snapshot_date": hour(800).date(), "symbol": c.symbol,
+               "coingecko_id": c.coingecko_id, "market_cap_rank": rank} for rank, c in ((1, old), (2, new)))])
     ctx = StepContext(settings_for(engine, symbols=(old, new)), engine)
     window = Interval(t0 + timedelta(hours=720), t0 + timedelta(hours=1000))
     run_technical(ctx, window)
@@ -276,3 +276,39 @@ def test_a_top_320_snapshot_from_the_sandbox_market(engine):
         assert [c.symbol for c in coins[1:]] == [suffixed_key(ticker, c.coingecko_id) for c in coins[1:]]
     assert all(re.fullmatch(r"[0-9A-Z-]{1,16}", r.symbol) for r in snap)  # padded tickers trimmed
     assert len({r.symbol for r in snap}) == 320
+
+
+def test_one_snapshot_a_day_and_only_of_the_latest_day(engine):
+    from sqlalchemy.exc import IntegrityError
+
+    from cryptoetl.warehouse import universe as registry
+
+    create_all(engine)
+    settings = settings_for(engine, universe_top=2, symbols=())
+    markets = ScriptedMarkets()
+    markets.set(("alpha", "alp", 300.0), ("beta", "bet", 200.0))
+    snapshot(engine, settings, markets, 0)
+    row = {"symbol": "ALP", "coingecko_id": "alpha", "market_cap_rank": 1, "market_cap": 1.0, "price": 1.0,
+           "total_volume": 1.0, "source": "sandbox-synthetic"}
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # a concurrent run that missed the first
+        conn.execute(schema.universe_snapshots.insert(), [{**row, "known_at": day(0).end + timedelta(hours=1),
+                                                           "snapshot_date": day(0).start.date()}])
+    assert registry.snapshot_taken(engine, day(0).start.date()) == (day(0).end + timedelta(minutes=5)).replace(
+        tzinfo=None)
+    late = (day(0).end + timedelta(days=3)).timestamp()
+    ctx = StepContext(settings, engine, clients={CoinGeckoClient: markets}, clock=lambda: late)
+    with pytest.raises(UniverseError, match="is not the latest day"):
+        run_universe(ctx, day(0))
+
+
+def test_every_step_refuses_a_file_that_would_move_a_key(engine, tmp_path):
+    create_all(engine)
+    settings = replace(settings_for(engine), symbols=read_file(write(
+        tmp_path, "coingecko_id,symbol,name\nuniswap,uni,Uniswap\nunicorn,uni,Unicorn\n")))
+    markets = ScriptedMarkets()
+    markets.set(("uniswap", "uni", 400.0), ("unicorn", "uni", 300.0))
+    snapshot(engine, settings, markets, 0)
+    swapped = replace(settings, symbols=read_file(write(
+        tmp_path, "coingecko_id,symbol,name\nunicorn,uni,Unicorn\nuniswap,uni,Uniswap\n")))
+    with pytest.raises(UniverseError, match="keys never move"):
+        coins_for(StepContext(swapped, engine), day(1))  # what prices, technical, features and news call first

@@ -61,9 +61,10 @@ mentions and the crypto/general category.
 - **Category.** ``crypto`` when the text has strong evidence (above) for any coin of the whole
   universe (the configured coins plus ``config.UNIVERSE``, not only the configured subset) or a
   crypto keyword (crypto, cryptocurrency, blockchain, stablecoin, DeFi, NFT, altcoin, memecoin, Web3);
-  else ``general`` (market, business and economy news). It is a pure function of the text, so it
-  does not depend on which source delivered the article. Downstream, crypto articles are scored
-  with CryptoBERT, general ones with FinBERT. Title and summary are searched separately (no
+  else ``general`` (market, business and economy news). It is a pure function of the text and the
+  universe, so it does not depend on which source delivered the article; with a top-N universe a
+  later run (after coins joined) may find more mentions in the same article. Downstream, crypto
+  articles are scored with CryptoBERT, general ones with FinBERT. Title and summary are searched separately (no
   match spans the two) and together decide the category.
 """
 
@@ -179,7 +180,9 @@ class Tagger:
     def __init__(self, symbols: Sequence[Coin]):
         self.symbols = tuple(c.symbol for c in symbols)
         given = {c.symbol: c for c in symbols}
-        self._vocabulary = Vocabulary([*given.values(), *(c for c in UNIVERSE if c.symbol not in given)])
+        ids = {c.coingecko_id for c in symbols}  # a default coin under another key is the same coin
+        self._vocabulary = Vocabulary([*given.values(), *(c for c in UNIVERSE
+                                                          if c.symbol not in given and c.coingecko_id not in ids)])
         self._wanted = frozenset(self.symbols)
 
     def analyse(self, *texts: str | None) -> tuple[list[str], str]:

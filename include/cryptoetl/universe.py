@@ -86,7 +86,8 @@ def assign_keys(candidates: Iterable[tuple[str, str, str]], taken: Mapping[str, 
                 key = suffixed_key(ticker, coingecko_id)
             if key in owner:  # a SHA-1 prefix clash as well: longer digests until free
                 digest = hashlib.sha1(coingecko_id.encode()).hexdigest().upper()
-                key = next(k for n in range(5, 41) if (k := f"{ticker[:KEY_MAX - n - 1]}-{digest[:n]}") not in owner)
+                key = next(k for n in range(5, KEY_MAX)
+                           if (k := f"{ticker[:KEY_MAX - n - 1]}-{digest[:n]}") not in owner)
             owner[key], key_of[coingecko_id] = coingecko_id, key
         coins.append(Coin(key, coingecko_id, name or coingecko_id, ticker))
     return coins

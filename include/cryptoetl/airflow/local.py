@@ -233,7 +233,8 @@ def demo(days: int, port: dict[str, int], timeout: float) -> int:
     with _stack(port) as stack:
         local_watch.wait_for_dags(dag_ids())
         created = datetime.now(UTC)
-        local_watch.run_first(get_step(FIRST_STEP).dag_id, unpause=lambda dag: _airflow("dags", "unpause", dag))
+        local_watch.run_first(get_step(FIRST_STEP).dag_id, unpause=lambda dag: _airflow("dags", "unpause", dag),
+                              trigger=lambda dag: _airflow("dags", "trigger", dag))
         # Backfill first, unpause second: the scheduler then finds a run for every logical
         # date of the window and its catch-up (from CRYPTOETL_START_DATE) creates none twice.
         # Backfill runs of a paused DAG stay queued, so unpausing is what starts them.

@@ -177,22 +177,31 @@ def wait_for_dags(dag_ids: tuple[str, ...], timeout: float = 180) -> None:
     raise SystemExit(f"DAGs not parsed within {timeout:.0f}s; check `airflow dags list-import-errors`")
 
 
-def run_first(dag_id: str, *, unpause: Callable[[str], object], timeout: float = 900) -> None:
-    """Unpause ``dag_id`` (no catch-up: the scheduler runs its latest interval) and wait for that run."""
+def run_first(dag_id: str, *, unpause: Callable[[str], object], trigger: Callable[[str], object],
+              timeout: float = 900) -> None:
+    """Unpause ``dag_id`` (no catch-up: the scheduler runs its latest interval) and wait until its newest
+    run succeeded. A newest run that failed before (an earlier ``make run``) is triggered again, once."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     print(f"· {dag_id} first: the other DAGs load the coins of its snapshot")
     unpause(dag_id)
+    retried = False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with create_session() as session:
-            states = set(session.scalars(select(DagRun.state).where(DagRun.dag_id == dag_id)))
-        if "success" in states:
+            newest = session.scalars(select(DagRun.state).where(DagRun.dag_id == dag_id)
+                                     .order_by(DagRun.id.desc()).limit(1)).first()
+        if newest == "success":
             return
-        if "failed" in states:
-            raise SystemExit(f"{dag_id} failed; its log: make ui, or {os.environ['AIRFLOW_HOME']}/logs/dag_id={dag_id}")
+        if newest == "failed":
+            if retried:
+                raise SystemExit(f"{dag_id} failed; its log: make ui, or "
+                                 f"{os.environ['AIRFLOW_HOME']}/logs/dag_id={dag_id}")
+            print(f"· {dag_id}: its last run failed; triggering it again")
+            trigger(dag_id)
+            retried = True
         time.sleep(3)
     raise SystemExit(f"{dag_id} did not finish within {timeout:.0f}s")
 

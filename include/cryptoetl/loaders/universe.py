@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -25,12 +25,15 @@ from cryptoetl.warehouse import schema
 from cryptoetl.warehouse import universe as registry
 
 log = logging.getLogger(__name__)
+# The daily run of day D runs at D+1 00:00; its retries (and a late scheduler) within this still count.
+LATEST_DAY_SLACK = timedelta(hours=36)
 
 
 def coins_for(ctx: StepContext, interval: Interval) -> tuple[Coin, ...]:
     """The coins a step loads for ``interval``: the universe file's, or, with ``top:N``, every coin
     the snapshots tracked then (``warehouse.universe.tracked_coins``)."""
     if ctx.settings.universe_top is None:
+        registry.check_keys(ctx.engine, ctx.settings.symbols)  # a key never moves to another coin
         return ctx.settings.symbols
     return registry.tracked_coins(ctx.engine, interval.start, ctx.settings.universe_retain_days)
 
@@ -38,6 +41,10 @@ def coins_for(ctx: StepContext, interval: Interval) -> tuple[Coin, ...]:
 def run_universe(ctx: StepContext, interval: Interval) -> int:
     """Take the snapshot of ``interval``'s day, unless it was taken; the rows written."""
     day = interval.start.astimezone(UTC).date()
+    now = datetime.fromtimestamp(ctx.clock(), tz=UTC)
+    if interval.end < now - LATEST_DAY_SLACK:
+        raise UniverseError(f"universe: {interval} is not the latest day (now {now:%Y-%m-%d %H:%M} UTC): a "
+                            "snapshot is what CoinGecko says now, so a past day cannot be snapshotted")
     taken = registry.snapshot_taken(ctx.engine, day)
     if taken is not None:
         log.info("universe: the snapshot of %s was taken at %s UTC; a snapshot is never replaced", day, taken)
@@ -56,7 +63,7 @@ def run_universe(ctx: StepContext, interval: Interval) -> int:
             raise UniverseError(f"the universe file names ids that CoinGecko's /coins/markets does not list "
                                 f"(unknown or delisted): {unknown}; fix CRYPTOETL_UNIVERSE's file")
         market = [by_id[c.coingecko_id] for c in ctx.settings.symbols]
-    now = datetime.fromtimestamp(ctx.clock(), tz=UTC)
+    now = datetime.fromtimestamp(ctx.clock(), tz=UTC)  # after the calls: known from then on
     source = "sandbox-synthetic" if synthetic else "coingecko"
     with ctx.engine.begin() as conn:
         coins = registry.keys_for(conn, candidates) if top is not None else list(ctx.settings.symbols)
@@ -92,8 +99,9 @@ def _report(day, coins: Sequence[Coin], new: Sequence[Coin], previous: set[str],
         log.info("universe: left (their history stays): %s", ", ".join(left[:50]))
     if previous and joined:
         log.info("universe: joined: %s. Their history loads with: airflow backfill create --dag-id "
-                 "prices_coingecko --from-date <first day> --to-date %s --reprocess-behavior completed",
-                 ", ".join(joined[:50]), interval.start.date().isoformat())
+                 "prices_coingecko --from-date <first day> --to-date %s --reprocess-behavior completed; their "
+                 "news mentions with the same command for news_guardian and news_cryptopanic (RSS cannot "
+                 "go back)", ", ".join(joined[:50]), interval.start.date().isoformat())
     collisions = [c for c in new if c.symbol != c.ticker]
     if collisions:
         log.info("universe: tickers already held by another coin, keyed apart: %s",

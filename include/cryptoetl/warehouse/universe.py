@@ -40,9 +40,10 @@ def keys_for(conn: Connection, candidates: Iterable[tuple[str, str, str]]) -> li
     return assign_keys(candidates, taken)
 
 
-def register(conn: Connection, coins: Sequence[Coin], now: datetime) -> list[Coin]:
-    """Add the coins the registry lacks; the ones added. UniverseError when a coin's key belongs to
-    another id, or its id already has another key (a universe file edited so that keys would move)."""
+def check_keys(conn: Connection | Engine, coins: Sequence[Coin]) -> list[Coin]:
+    """The coins the registry lacks. UniverseError when a coin's key belongs to another id, or its id
+    already has another key (a universe file edited so that keys would move): every step checks a
+    file universe so, before it writes anything."""
     have = registered(conn)
     key_of = {coin.coingecko_id: key for key, coin in have.items()}
     new, problems = [], []
@@ -57,6 +58,12 @@ def register(conn: Connection, coins: Sequence[Coin], now: datetime) -> list[Coi
     if problems:
         raise UniverseError("warehouse keys never move to another coin: " + "; ".join(problems)
                             + ". Keep the universe file's rows in their first order, or remove the coin.")
+    return new
+
+
+def register(conn: Connection, coins: Sequence[Coin], now: datetime) -> list[Coin]:
+    """Add the coins the registry lacks (``check_keys`` first); the ones added."""
+    new = check_keys(conn, coins)
     if new:
         conn.execute(schema.coins.insert(), [
             {"symbol": c.symbol, "coingecko_id": c.coingecko_id, "ticker": c.ticker[:64], "name": c.name[:255],
@@ -73,10 +80,13 @@ def snapshot_taken(conn: Connection | Engine, day: date) -> datetime | None:
 
 def write_snapshot(conn: Connection, day: date, known_at: datetime, rows: Sequence[Mapping]) -> int:
     """Store the snapshot of ``day`` (rows: symbol, coingecko_id, market_cap_rank, market_cap, price,
-    total_volume, source) unless one is stored already; the rows written."""
+    total_volume, source) unless one is stored already; the rows written. A concurrent run of the
+    same day fails on the unique (snapshot_date, symbol) index instead of adding a second one."""
     if snapshot_taken(conn, day) is not None:
         return 0
-    known = to_naive_utc(known_at).replace(microsecond=0)
+    known = to_naive_utc(known_at)
+    if known.microsecond:  # up to the next second: never earlier than the call
+        known = known.replace(microsecond=0) + timedelta(seconds=1)
     conn.execute(schema.universe_snapshots.insert(),
                  [{**row, "known_at": known, "snapshot_date": day} for row in rows])
     return len(rows)

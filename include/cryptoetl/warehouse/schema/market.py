@@ -53,7 +53,8 @@ universe_snapshots = Table(
     Column("price", Double, comment="USD; NULL for a listing with no price yet"),
     Column("total_volume", Double, comment="USD, 24h"),
     Column("source", String(32), nullable=False, comment="coingecko | sandbox-synthetic"),
-    Index("ix_universe_snapshots_date", "snapshot_date"),
+    # one snapshot a day: a second run of the day (concurrent, or a retry) cannot add another
+    Index("ux_universe_snapshots_date_symbol", "snapshot_date", "symbol", unique=True),
     comment="The universe as CoinGecko's /coins/markets listed it once a day, with when it was known",
     **UTF8MB4,
 )

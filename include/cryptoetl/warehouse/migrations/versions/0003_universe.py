@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("price", sa.Float(53), comment="USD; NULL for a listing with no price yet"),
         sa.Column("total_volume", sa.Float(53), comment="USD, 24h"),
         sa.Column("source", sa.String(32), nullable=False, comment="coingecko | sandbox-synthetic"),
-        sa.Index("ix_universe_snapshots_date", "snapshot_date"),
+        sa.Index("ux_universe_snapshots_date_symbol", "snapshot_date", "symbol", unique=True),
         comment="The universe as CoinGecko's /coins/markets listed it once a day, with when it was known",
         **UTF8MB4)
     op.add_column("technical_indicators", sa.Column(
