@@ -11,7 +11,9 @@ server they skip locally; with CI=true they fail instead, so CI can never pass b
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 _HOME = Path(tempfile.mkdtemp(prefix="cryptoetl-test-airflow-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)  # each session's (and xdist worker's) own
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_HOME),
