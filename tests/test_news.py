@@ -220,6 +220,20 @@ def test_rss_feeds_serve_the_latest_items_before_now(sqlite_engine, news_sandbox
     assert feed_urls(production)[0] == ("coindesk", "https://www.coindesk.com/arc/outboundfeeds/rss/")
 
 
+def test_coindesk_summaries_survive_its_empty_content_and_dc_description(news_sandbox):
+    import urllib.request
+
+    url = news_sandbox.urls()["rss"] + "/coindesk.xml"
+    with urllib.request.urlopen(url) as resp:  # the sandbox serves the recorded shape
+        body = resp.read().decode()
+    assert "<content:encoded/><dc:description/></item>" in body
+    import feedparser
+
+    assert all(entry.summary == "" for entry in feedparser.parse(body).entries)  # what feedparser alone gives
+    items = rss().feed("coindesk", url)
+    assert items and all(i.summary and "<" not in i.summary for i in items)
+
+
 CLIENT_CALLS = {
     "guardian": ("/guardian/", lambda sb, **kw: guardian(sb, **kw).search(CRYPTO_Q, D[1], D[2])),
     "cryptopanic": ("/cryptopanic/", lambda sb, **kw: cryptopanic(sb, **kw).posts(D[3], D[3] + 6 * H)),

@@ -389,8 +389,12 @@ class RssApi:
                 f"<item><title>{escape(a.title)}</title><link>{escape(link)}</link>"
                 f'<guid isPermaLink="false">{escape(a.key)}</guid>'
                 f"<pubDate>{email.utils.format_datetime(a.published)}</pubDate>"
-                f"<description><![CDATA[{a.summary_html}]]></description>{categories}</item>")
-        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+                f"<description><![CDATA[{a.summary_html}]]></description>{categories}"
+                # CoinDesk's current feed, as recorded: empty content:encoded and dc:description after a
+                # filled description (feedparser then reports an empty summary)
+                + ("<content:encoded/><dc:description/>" if outlet == "coindesk" else "") + "</item>")
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" xmlns:content='
+                '"http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
                 f"<title>{escape(title)} (synthetic sandbox)</title><link>https://{domain}/</link>"
                 "<description>SYNTHETIC sandbox feed, not real news</description><language>en</language>"
                 f"<lastBuildDate>{email.utils.format_datetime(datetime.fromtimestamp(now, UTC))}</lastBuildDate>\n"

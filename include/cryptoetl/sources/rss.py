@@ -15,6 +15,7 @@ parseable ``pubDate`` (schema drift). A feed with no items is returned as an emp
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import UTC, datetime
 
 from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items
@@ -42,6 +43,14 @@ SPEC = SourceSpec(
 )
 
 
+# CoinDesk's current feed follows a filled <description> with an empty <content:encoded/> and an
+# empty <dc:description/>; feedparser keeps the last one it sees, so the summary came out empty.
+# Empty text elements carry nothing: they are dropped before parsing, and the description stands.
+EMPTY_TEXT_ELEMENTS = re.compile(
+    rb"<(content:encoded|dc:description)\s*/>|<(content:encoded|dc:description)(?:\s[^>]*)?>\s*"
+    rb"(?:<!\[CDATA\[\s*\]\]>)?\s*</\2\s*>")
+
+
 def feed_urls(settings) -> list[tuple[str, str]]:
     """(name, url) of every configured feed; ``{RSS_BASE_URL}/{name}.xml`` when the base is set."""
     base = SPEC.resolve(settings).base_url.rstrip("/")
@@ -62,7 +71,7 @@ class RssClient(HttpSource):
 
         resp = self.request("", url=url)
         where = f"rss feed {name!r} ({url})"
-        parsed = feedparser.parse(resp.body, response_headers={
+        parsed = feedparser.parse(EMPTY_TEXT_ELEMENTS.sub(b"", resp.body), response_headers={
             "content-type": resp.headers.get("Content-Type", "application/rss+xml")})
         # feedparser flags a CharacterEncodingOverride as "bozo" although the document parsed fine
         benign = feedparser.CharacterEncodingOverride
