@@ -47,7 +47,8 @@ CRYPTOPANIC_PREFIX = "/cryptopanic/api/developer/v2"
 RSS_PREFIX = "/rss"
 CRYPTOPANIC_PAGE_SIZE = 20
 CRYPTOPANIC_MAX_DELAY = 15 * 60  # CryptoPanic lists an article up to 15 min after publication
-RSS_ITEMS = 20
+RSS_ITEMS = 20  # items a feed serves; CoinDesk's end with the real feed's empty content:encoded, dc:description
+RSS_NAMESPACES = 'xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/"'
 GUARDIAN_MAX_PAGE_SIZE = 200
 
 COINS = (("BTC", "Bitcoin"), ("ETH", "Ethereum"), ("SOL", "Solana"), ("BNB", "BNB"), ("XRP", "XRP"),
@@ -390,11 +391,8 @@ class RssApi:
                 f'<guid isPermaLink="false">{escape(a.key)}</guid>'
                 f"<pubDate>{email.utils.format_datetime(a.published)}</pubDate>"
                 f"<description><![CDATA[{a.summary_html}]]></description>{categories}"
-                # CoinDesk's current feed, as recorded: empty content:encoded and dc:description after a
-                # filled description (feedparser then reports an empty summary)
                 + ("<content:encoded/><dc:description/>" if outlet == "coindesk" else "") + "</item>")
-        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" xmlns:content='
-                '"http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" {RSS_NAMESPACES}><channel>'
                 f"<title>{escape(title)} (synthetic sandbox)</title><link>https://{domain}/</link>"
                 "<description>SYNTHETIC sandbox feed, not real news</description><language>en</language>"
                 f"<lastBuildDate>{email.utils.format_datetime(datetime.fromtimestamp(now, UTC))}</lastBuildDate>\n"
