@@ -38,6 +38,11 @@ def write(tmp_path, body: str) -> Path:
     return path
 
 
+def file_settings(engine, tmp_path, rows: str):
+    """Settings for ``engine`` whose universe is a file of these CSV rows (after the header)."""
+    return replace(settings_for(engine), symbols=read_file(write(tmp_path, "coingecko_id,symbol,name\n" + rows)))
+
+
 def test_a_file_universe_keys_each_coin_by_ticker_and_colliding_tickers_apart(tmp_path):
     coins = read_file(write(tmp_path, "coingecko_id,symbol,name\nuniswap,uni,Uniswap\n"
                                       "universe-token,UNI,Universe Token\nbitcoin,\u00a0btc,Bitcoin\n"))
@@ -154,8 +159,7 @@ def test_membership_as_known_at_t_with_joins_leaves_and_collisions(engine):
 
 def test_a_file_universe_snapshot_checks_every_id_and_keeps_file_keys(engine, tmp_path):
     create_all(engine)
-    settings = replace(settings_for(engine), symbols=read_file(write(
-        tmp_path, "coingecko_id,symbol,name\nalpha,alp,Alpha\nalpha-clone,alp,Alpha Clone\nmissing-coin,mis,M\n")))
+    settings = file_settings(engine, tmp_path, "alpha,alp,Alpha\nalpha-clone,alp,Alpha Clone\nmissing-coin,mis,M\n")
     markets = ScriptedMarkets()
     markets.set(("alpha-clone", "alp", 400.0), ("alpha", "alp", 300.0))
     with pytest.raises(UniverseError, match=r"does not list \(unknown or delisted\): \['missing-coin'\]"):
@@ -303,12 +307,10 @@ def test_one_snapshot_a_day_and_only_of_the_latest_day(engine):
 
 def test_every_step_refuses_a_file_that_would_move_a_key(engine, tmp_path):
     create_all(engine)
-    settings = replace(settings_for(engine), symbols=read_file(write(
-        tmp_path, "coingecko_id,symbol,name\nuniswap,uni,Uniswap\nunicorn,uni,Unicorn\n")))
+    settings = file_settings(engine, tmp_path, "uniswap,uni,Uniswap\nunicorn,uni,Unicorn\n")
     markets = ScriptedMarkets()
     markets.set(("uniswap", "uni", 400.0), ("unicorn", "uni", 300.0))
     snapshot(engine, settings, markets, 0)
-    swapped = replace(settings, symbols=read_file(write(
-        tmp_path, "coingecko_id,symbol,name\nunicorn,uni,Unicorn\nuniswap,uni,Uniswap\n")))
+    swapped = file_settings(engine, tmp_path, "unicorn,uni,Unicorn\nuniswap,uni,Uniswap\n")
     with pytest.raises(UniverseError, match="keys never move"):
         coins_for(StepContext(swapped, engine), day(1))  # what prices, technical, features and news call first

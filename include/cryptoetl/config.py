@@ -308,16 +308,18 @@ def _universe(raw: str, wanted: tuple[str, ...]) -> dict[str, Any]:
     the file's coins to keep)."""
     try:
         top = universe.parse_top(raw)
-        if top is not None:
-            if wanted:
-                raise ConfigError("CRYPTOETL_SYMBOLS selects coins of a universe file; with "
-                                  f"CRYPTOETL_UNIVERSE={raw} the top {top} coins are loaded")
-            return {"universe_top": top, "symbols": ()}
-        coins = universe.read_file(raw) if raw else UNIVERSE
+        coins = UNIVERSE if top is not None or not raw else universe.read_file(raw)
+    except universe.UniverseError as exc:
+        raise ConfigError(f"CRYPTOETL_UNIVERSE: {exc}") from None
+    if top is not None:
+        if wanted:
+            raise ConfigError("CRYPTOETL_SYMBOLS selects coins of a universe file; with "
+                              f"CRYPTOETL_UNIVERSE={raw} the top {top} coins are loaded")
+        return {"universe_top": top, "symbols": ()}
+    try:
         return {"symbols": universe.select(coins, wanted) if wanted else coins}
     except universe.UniverseError as exc:
-        name = "CRYPTOETL_SYMBOLS" if "unknown symbols" in str(exc) else "CRYPTOETL_UNIVERSE"
-        raise ConfigError(f"{name}: {exc}") from None
+        raise ConfigError(f"CRYPTOETL_SYMBOLS: {exc}") from None
 
 
 def _key_list(raw: str, _name: str) -> tuple[str, ...]:

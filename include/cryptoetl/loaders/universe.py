@@ -15,13 +15,10 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
-
 from cryptoetl.intervals import Interval
-from cryptoetl.sources.coingecko import CoinGeckoClient, MarketCoin
+from cryptoetl.sources.coingecko import CoinGeckoClient, MarketCoin, source_label
 from cryptoetl.step import StepContext
 from cryptoetl.universe import Coin, UniverseError
-from cryptoetl.warehouse import schema
 from cryptoetl.warehouse import universe as registry
 
 log = logging.getLogger(__name__)
@@ -64,11 +61,11 @@ def run_universe(ctx: StepContext, interval: Interval) -> int:
                                 f"(unknown or delisted): {unknown}; fix CRYPTOETL_UNIVERSE's file")
         market = [by_id[c.coingecko_id] for c in ctx.settings.symbols]
     now = datetime.fromtimestamp(ctx.clock(), tz=UTC)  # after the calls: known from then on
-    source = "sandbox-synthetic" if synthetic else "coingecko"
+    source = source_label(synthetic)
     with ctx.engine.begin() as conn:
         coins = registry.keys_for(conn, candidates) if top is not None else list(ctx.settings.symbols)
         new = registry.register(conn, coins, now)
-        previous = _previous_members(conn, day)
+        previous = registry.members_before(conn, day)
         rows = [_snapshot_row(coin, m, source) for coin, m in zip(coins, market, strict=True)]
         written = registry.write_snapshot(conn, day, now, rows)
     _report(day, coins, new, previous, interval)
@@ -79,14 +76,6 @@ def _snapshot_row(coin: Coin, market: MarketCoin, source: str) -> dict:
     return {"symbol": coin.symbol, "coingecko_id": coin.coingecko_id, "market_cap_rank": market.rank,
             "market_cap": market.market_cap, "price": market.price, "total_volume": market.total_volume,
             "source": source}
-
-
-def _previous_members(conn, day) -> set[str]:
-    s = schema.universe_snapshots.c
-    last = conn.execute(select(func.max(s.known_at)).where(s.snapshot_date < day)).scalar()
-    if last is None:
-        return set()
-    return set(conn.execute(select(s.symbol).where(s.known_at == last)).scalars())
 
 
 def _report(day, coins: Sequence[Coin], new: Sequence[Coin], previous: set[str],

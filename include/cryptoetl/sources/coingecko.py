@@ -78,6 +78,11 @@ SPEC = SourceSpec(
 MARKETS_PAGE = 250  # /coins/markets' largest page
 
 
+def source_label(synthetic: bool) -> str:
+    """The ``source`` column of rows from CoinGecko, or from the sandbox (SYNTHETIC)."""
+    return "sandbox-synthetic" if synthetic else "coingecko"
+
+
 @dataclass(frozen=True)
 class MarketCoin:
     """One coin of ``/coins/markets``. A missing or zero market cap, and a missing price, are None."""
@@ -164,7 +169,7 @@ class CoinGeckoClient(HttpSource):
         frame["time"] = frame["ts"].dt.floor("h")
         frame = frame.sort_values("ts").drop_duplicates("time", keep="first")
         frame = frame[(frame["time"] >= pd.Timestamp(start)) & (frame["time"] < pd.Timestamp(end))]
-        frame["source"] = "sandbox-synthetic" if synthetic else "coingecko"
+        frame["source"] = source_label(synthetic)
         return frame[COLUMNS].reset_index(drop=True)
 
     @staticmethod

@@ -78,6 +78,14 @@ def snapshot_taken(conn: Connection | Engine, day: date) -> datetime | None:
         return db.execute(select(func.min(s.known_at)).where(s.snapshot_date == day)).scalar()
 
 
+def members_before(conn: Connection | Engine, day: date) -> set[str]:
+    """The keys of the latest snapshot taken for a day before ``day`` (empty before the first)."""
+    s = schema.universe_snapshots.c
+    with _connection(conn) as db:
+        last = db.execute(select(func.max(s.known_at)).where(s.snapshot_date < day)).scalar()
+        return set() if last is None else set(db.execute(select(s.symbol).where(s.known_at == last)).scalars())
+
+
 def write_snapshot(conn: Connection, day: date, known_at: datetime, rows: Sequence[Mapping]) -> int:
     """Store the snapshot of ``day`` (rows: symbol, coingecko_id, market_cap_rank, market_cap, price,
     total_volume, source) unless one is stored already; the rows written. A concurrent run of the
