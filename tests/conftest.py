@@ -47,10 +47,12 @@ MYSQL_URL = os.environ.get("CRYPTOETL_TEST_MYSQL_URL", "mysql+mysqldb://root@127
 
 @pytest.fixture(scope="session")
 def sandbox():
-    """One offline CoinGecko sandbox (synthetic data) for the session; faults reset per use."""
+    """One offline CoinGecko sandbox (synthetic data) for the session; faults reset per use. Its
+    clock is the real one while tests load fixed dates: without the 365-day plan limit, they keep
+    passing after those dates are a year old (tests of the limit build their own sandbox)."""
     from cryptoetl.sandbox.server import SandboxServer
 
-    with SandboxServer(port=0) as server:
+    with SandboxServer(port=0, plan_history=False) as server:
         yield server
 
 

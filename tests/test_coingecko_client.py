@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from helpers import utc
 
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.sandbox.server import SandboxServer
-from cryptoetl.sources.coingecko import CoinGeckoClient
+from cryptoetl.sources.coingecko import CoinGeckoClient, CoinGeckoGranularityError, CoinGeckoHistoryError, to_hours
 from cryptoetl.sources.http import SourceError, SourceRateLimited
 
 DAY1 = (utc(2026, 3, 1), utc(2026, 3, 2))
@@ -18,25 +19,61 @@ def client(sandbox, slept=None, **kwargs):
     return CoinGeckoClient(sandbox.base_url, rate_per_minute=60_000, sleep=sleep, **kwargs)
 
 
-def test_hourly_rows_are_aligned_complete_and_deterministic(sandbox_clean):
+def test_hourly_rows_follow_the_points_as_stamped_and_are_deterministic(sandbox_clean):
     one_day = client(sandbox_clean).market_chart_range("bitcoin", *DAY1)
     ten_days = client(sandbox_clean).market_chart_range("bitcoin", utc(2026, 2, 25), utc(2026, 3, 7))
-    assert len(one_day) == 24 and len(ten_days) == 240
-    assert (one_day["time"].dt.minute == 0).all() and one_day["time"].is_unique
-    assert one_day["time"].min() == DAY1[0] and one_day["time"].max() == utc(2026, 3, 1, 23)
+    assert (one_day["time"].dt.minute == 0).all() and one_day["time"].is_unique and ten_days["time"].is_unique
+    assert one_day["time"].min() >= DAY1[0] and one_day["time"].max() <= utc(2026, 3, 1, 23)
     same = one_day.merge(ten_days, on="time")
-    assert len(same) == 24 and (same["price_x"] == same["price_y"]).all()
+    assert len(same) == len(one_day) and (same["price_x"] == same["price_y"]).all()
     assert (one_day["source"] == "sandbox-synthetic").all()
+    # each row is the latest point stamped in (time - 55 min, time + 5 min]: never one from later
+    lag = ten_days["observed_at"] - ten_days["time"]
+    assert (lag > pd.Timedelta(minutes=-55)).all() and (lag <= pd.Timedelta(minutes=5)).all()
     # a 1-day interval is requested as >= 2 days so CoinGecko answers hourly, not 5-minutely
     req = sandbox_clean.requests[-2]
     assert int(req["query"]["to"]) - int(req["query"]["from"]) >= 2 * 86400
+
+
+def _points(*stamps: str) -> pd.DataFrame:
+    ts = pd.to_datetime(list(stamps), utc=True)
+    return pd.DataFrame({"ts": ts, "price": range(1, len(ts) + 1), "market_cap": 1.0, "total_volume": 2.0})
+
+
+def test_points_stand_for_the_hour_they_are_known_at():
+    points = _points("2026-03-01 00:00:30", "2026-03-01 01:04:59",  # on time: their own hour
+                     "2026-03-01 01:05:01", "2026-03-01 01:37:00",  # late: the next hour, the latest wins
+                     "2026-03-01 05:20:00")  # after a 3-hour hole
+    rows = to_hours(points, utc(2026, 3, 1), utc(2026, 3, 1, 8), "test")
+    assert rows["time"].dt.hour.tolist() == [0, 1, 2, 6]  # hours 3-5 stay missing: no fill
+    assert rows["price"].tolist() == [1, 2, 4, 5]
+    assert rows["observed_at"].tolist() == list(pd.to_datetime(
+        ["2026-03-01 00:00:30", "2026-03-01 01:04:59", "2026-03-01 01:37:00", "2026-03-01 05:20:00"], utc=True))
+
+
+def test_daily_points_are_never_stored_as_hourly_rows():
+    with SandboxServer(plan_history=False) as server, \
+            pytest.raises(CoinGeckoGranularityError, match="daily granularity"):
+        client(server).market_chart_range("bitcoin", utc(2023, 2, 1), utc(2023, 2, 5))  # before hourly data
+
+
+def test_a_range_beyond_the_plan_is_refused_before_and_by_coingecko():
+    with SandboxServer(now=lambda: utc(2026, 3, 10).timestamp()) as server:
+        old = (utc(2025, 1, 1), utc(2025, 1, 2))
+        before = len(server.requests)
+        with pytest.raises(CoinGeckoHistoryError, match="nothing was called"):
+            client(server).check_history(old[0], utc(2026, 3, 10))
+        assert len(server.requests) == before
+        with pytest.raises(CoinGeckoHistoryError, match="error 10012"):
+            client(server).market_chart_range("bitcoin", *old)
+        client(server, plan="pro").check_history(old[0], utc(2026, 3, 10))  # pro plans reach further
 
 
 def test_long_ranges_are_split_into_90_day_requests(sandbox_clean):
     before = len(sandbox_clean.requests)
     rows = client(sandbox_clean).market_chart_range("ethereum", utc(2025, 1, 1), utc(2025, 7, 20))
     spans = [int(r["query"]["to"]) - int(r["query"]["from"]) for r in sandbox_clean.requests[before:]]
-    assert len(rows) == 200 * 24 and rows["time"].is_unique
+    assert 0.95 * 200 * 24 <= len(rows) <= 200 * 24 and rows["time"].is_unique
     assert len(spans) == 3 and max(spans) <= 90 * 86400
 
 
@@ -66,9 +103,18 @@ def test_429_honours_retry_after(sandbox_clean):
 
 
 def test_persistent_429_gives_up_with_rate_limited(sandbox_clean):
-    sandbox_clean.set_faults([{"kind": "429", "count": -1}])
+    sandbox_clean.set_faults([{"kind": "429", "count": -1, "retry_after": 2}])
     with pytest.raises(SourceRateLimited, match="4 attempts"):
         client(sandbox_clean, max_retries=3).market_chart_range("bitcoin", *DAY1)
+
+
+def test_a_long_retry_after_is_handed_back_to_airflow_not_slept(sandbox_clean):
+    sandbox_clean.set_faults([{"kind": "429", "count": -1}])  # CoinGecko's own: Retry-After 119
+    slept, before = [], len(sandbox_clean.requests)
+    with pytest.raises(SourceRateLimited, match="Retry-After 119 s is longer than the 60 s") as info:
+        client(sandbox_clean, slept).market_chart_range("bitcoin", *DAY1)
+    assert slept == [] and len(sandbox_clean.requests) == before + 1
+    assert '"error_code": 429' in str(info.value)
 
 
 def test_500_is_retried_with_exponential_backoff(sandbox_clean):
@@ -101,7 +147,8 @@ def test_bad_payloads_fail_clearly_without_retry(sandbox_clean, kind, message):
 def test_empty_payload_is_an_empty_frame(sandbox_clean):
     sandbox_clean.set_faults([{"kind": "empty", "count": 1}])
     rows = client(sandbox_clean).market_chart_range("bitcoin", *DAY1)
-    assert rows.empty and list(rows.columns) == ["time", "price", "market_cap", "total_volume", "source"]
+    assert rows.empty and list(rows.columns) == ["time", "price", "market_cap", "total_volume", "source",
+                                                 "observed_at"]
 
 
 def test_unknown_coin_is_not_retried(sandbox_clean):

@@ -12,7 +12,7 @@ import requests
 from helpers import utc
 
 from cryptoetl.sandbox.coingecko import KNOWN_COINS
-from cryptoetl.sandbox.coingecko_market import PRE_PRICE_HOURS, WINDOW_HOURS, _block
+from cryptoetl.sandbox.coingecko_market import MAX_HOLE, PRE_PRICE_HOURS, WINDOW_HOURS, _block
 from cryptoetl.sandbox.common import DAY, HOUR
 from cryptoetl.sandbox.server import SandboxServer
 
@@ -33,7 +33,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def frozen():
-    with SandboxServer(now=lambda: NOW) as server:
+    with SandboxServer(now=lambda: NOW, plan_history=False) as server:
         yield server
 
 
@@ -41,7 +41,7 @@ def frozen():
 def moving():
     """A sandbox whose clock the test moves (listing times stay those of NOW's day)."""
     clock = Clock(NOW)
-    with SandboxServer(now=clock) as server:
+    with SandboxServer(now=clock, plan_history=False) as server:
         yield server, clock
 
 
@@ -140,7 +140,7 @@ def test_bad_requests_auth_and_faults():
         ok = requests.get(server.base_url + "/coins/markets", params={"vs_currency": "usd", "per_page": 3},
                           headers={"x-cg-demo-api-key": "CG-synthetic"}, timeout=30)
         assert ok.status_code == 200 and len(ok.json()) == 3 and ok.headers["X-Cryptoetl-Synthetic"] == "true"
-    with SandboxServer(now=lambda: NOW) as server:
+    with SandboxServer(now=lambda: NOW, plan_history=False) as server:
         get(server, "/coins/markets", expect=400)
         get(server, "/coins/markets", expect=400, vs_currency="usd", per_page=0)
         get(server, "/coins/markets", expect=400, vs_currency="usd", page="x")
@@ -209,15 +209,15 @@ def test_markets_price_is_the_charts_latest_point(frozen):
 def test_series_are_deterministic_whatever_was_asked_before_and_whatever_the_clock():
     coin = "synthetic-coin-17"
     lo, hi = NOW - 30 * DAY, NOW - 20 * DAY
-    with SandboxServer(now=lambda: NOW) as one:
+    with SandboxServer(now=lambda: NOW, plan_history=False) as one:
         chart(one, coin, NOW - 400 * DAY, NOW)  # fills caches with other ranges first
         chart(one, coin, NOW - 2 * DAY, NOW)
         first = chart(one, coin, lo, hi)
         markets = every_market(one)
     _block.cache_clear()
-    with SandboxServer(now=lambda: NOW + 60 * DAY) as other:
+    with SandboxServer(now=lambda: NOW + 60 * DAY, plan_history=False) as other:
         assert chart(other, coin, lo, hi) == first
-    with SandboxServer(now=lambda: NOW) as same:
+    with SandboxServer(now=lambda: NOW, plan_history=False) as same:
         assert every_market(same) == markets
 
 
@@ -227,7 +227,9 @@ def test_synthetic_coins_keep_the_automatic_granularity(frozen):
     hourly = chart(frozen, coin, NOW - 10 * DAY, NOW)["prices"]
     daily = chart(frozen, coin, NOW - 200 * DAY, NOW)["prices"]
     assert set(np.diff([t for t, _ in five_min])) == {300_000}
-    assert 239 <= len(hourly) <= 241 and all(0 <= t / 1000 % HOUR < 300 for t, _ in hourly)
+    gaps = np.diff([t for t, _ in hourly]) / 1000
+    # about hourly: holes of up to MAX_HOLE hours, points anywhere in their hour (see the quirks test)
+    assert 200 <= len(hourly) <= 241 and gaps.min() > 0 and gaps.max() <= (MAX_HOLE + 2) * HOUR
     assert 199 <= len(daily) <= 201 and all(t / 1000 % DAY == 0 for t, _ in daily)
 
 
@@ -240,7 +242,7 @@ def test_series_stay_lazy(frozen):
 
 
 def test_calls_are_counted_per_source_and_endpoint():
-    with SandboxServer(now=lambda: NOW) as server:
+    with SandboxServer(now=lambda: NOW, plan_history=False) as server:
         root = f"http://127.0.0.1:{server.port}/__sandbox__/stats"
         every_market(server)
         chart(server, "bitcoin", NOW - 2 * DAY, NOW)
@@ -254,3 +256,17 @@ def test_calls_are_counted_per_source_and_endpoint():
                                       "/coins/list": 1}
         assert stats["fred"] == {"/series": 1} and stats["total"] == pages + 3
         assert requests.delete(root, timeout=30).json() == {"total": 0}
+
+
+def test_points_are_stamped_anywhere_in_the_hour_with_holes_as_real_answers_are(frozen):
+    late, holes, points = 0, [], 0
+    for coin in ["bitcoin", "ethereum", *(f"synthetic-coin-{n}" for n in range(100, 112))]:
+        stamps = np.array([t for t, _ in chart(frozen, coin, NOW - 60 * DAY, NOW - 2 * DAY)["prices"]]) / 1000
+        minutes = stamps % HOUR / 60
+        late += int((minutes >= 5).sum())
+        points += len(stamps)
+        gaps = np.diff(stamps) / HOUR
+        holes += [round(g) - 1 for g in gaps if g > 1.9]
+        assert minutes.max() < 60 and gaps.min() > 0  # about one point an hour, never two at once
+    assert 0.05 < late / points < 0.5  # most points come just after the hour; a fifth of days later
+    assert holes and max(holes) <= MAX_HOLE + 1  # hours with no point at all, up to ~6 in a row

@@ -89,6 +89,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from cryptoetl.step import StepContext
+    from cryptoetl.warehouse.quota import WarehouseLimiter
 
     step = get_step(args.step)
     intervals = [parse_interval(text) for text in args.interval or []]
@@ -102,10 +103,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("run: " + "; ".join(f"--{name} applies to the {', '.join(options[name][1])} step only, "
                                                f"not {step.name!r}" for name in sorted(unknown)))
     engine = _checked_engine(settings, features=step.writes == "ml_features_materialized")
-    ctx = StepContext(settings=settings, engine=engine, options=frozenset(given))
+    ctx = StepContext(settings=settings, engine=engine, options=frozenset(given), limiter=WarehouseLimiter(engine))
     for interval in merge(intervals):
         began = time.monotonic()
-        rows = step.execute(ctx, interval)
+        try:
+            rows = step.execute(ctx, interval)
+        finally:
+            for client in ctx.clients.values():  # also when the step failed: the calls were spent
+                log.info("%s: %d API calls so far in this task", client.name, client.calls)
         # the work, apart from starting the process: `make bench`'s pipeline section reads this line
         log.info("%s %s: %d rows written in %.2fs; peak RSS %.0f MiB", step.name, interval, rows,
                  time.monotonic() - began, peak_rss_mib())

@@ -158,9 +158,9 @@ SENTIMENT_ENV: tuple[EnvSetting, ...] = (
     EnvSetting("CRYPTOETL_TORCH_THREADS", "torch_threads", _integer(1, 256), pod=True),
 )
 
-# A source's own settings: {PREFIX}_API_PLAN, _BASE_URL, _RATE_PER_MINUTE, _API_KEY (see
+# A source's own settings: {PREFIX}_API_PLAN, _BASE_URL, _RATE_PER_MINUTE, _MONTHLY_CALLS, _API_KEY (see
 # sources/spec.py). Settings keeps them raw; each source's spec resolves and validates its own.
-SOURCE_ENV = re.compile(r"^[A-Z][A-Z0-9_]*_(API_PLAN|BASE_URL|RATE_PER_MINUTE|API_KEY)$")
+SOURCE_ENV = re.compile(r"^[A-Z][A-Z0-9_]*_(API_PLAN|BASE_URL|RATE_PER_MINUTE|MONTHLY_CALLS|API_KEY)$")
 
 
 def is_secret_setting(name: str) -> bool:

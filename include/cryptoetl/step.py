@@ -42,6 +42,8 @@ class StepContext:
     ``models`` holds the sentiment models by role (``cryptobert``, ``finbert``), loaded on first use.
     ``clock`` is the wall clock in seconds since the epoch (a test passes a fixed one).
     ``options`` are the step options given on the command line (``Step.options``).
+    ``limiter`` shares each source's call slots with every other process (the CLI gives the
+    warehouse's, warehouse/quota.py); clients built here get it.
     """
 
     settings: Settings
@@ -50,10 +52,12 @@ class StepContext:
     models: dict[str, ModelHandle] = field(default_factory=dict)  # sentiment models by role
     clock: Callable[[], float] = time.time
     options: frozenset[str] = frozenset()
+    limiter: Any = None
 
     def client(self, cls: type[C]) -> C:
         if cls not in self.clients:
-            self.clients[cls] = cls.from_settings(self.settings)  # type: ignore[attr-defined]
+            kwargs = {} if self.limiter is None else {"limiter": self.limiter}
+            self.clients[cls] = cls.from_settings(self.settings, **kwargs)  # type: ignore[attr-defined]
         return self.clients[cls]
 
 

@@ -61,7 +61,8 @@ def source_steps(spec: SourceSpec) -> tuple[Step, ...]:
     """The steps that call a source, as its spec declares them."""
     return tuple(Step(name=s.step, run=s.run, writes=s.writes, profile=s.profile, task_id=s.task_id,
                       dag_id=s.dag_id, description=s.description, source=spec.name,
-                      pool=spec.name if spec.pool else None, backfillable=s.backfillable)
+                      pool=spec.name if spec.pool else None, backfillable=s.backfillable,
+                      options=tuple(StepOption(name, help) for name, help in s.options))
                  for s in spec.steps)
 
 

@@ -1,46 +1,120 @@
-"""The prices step: CoinGecko ``market_chart/range`` into ``price_data_real``, one interval at a time."""
+"""The prices step: CoinGecko ``market_chart/range`` into ``price_data_real``, one interval at a time.
+
+Three phases, so that history loads spend few calls and a failure loses nothing:
+
+1. **Plan, before any call.** The coins (``coins_for``), the aligned 90-day blocks whose points the
+   interval needs, and which of them the landing store (warehouse/landing.py) lacks. A range older
+   than the plan serves, or more calls than are left of the monthly budget, fails here.
+2. **Land.** Each missing block of each coin is fetched in one call and landed at once, in its own
+   transaction. A retry (or the next run of a backfill) finds it landed and does not pay again. A
+   block another run is fetching is waited for, not fetched twice.
+3. **Write the interval**, in ONE transaction, coin by coin from the landing store (``to_hours``), so
+   that memory holds one coin at a time. If anything fails, the interval keeps its previous rows.
+
+A coin with no points is fine (not listed yet), unless the interval already holds rows for it: an
+empty answer must never erase data that was loaded before. ``run prices --refetch`` ignores the
+landing store and calls CoinGecko again for every block the interval needs.
+"""
 
 from __future__ import annotations
 
 import logging
-
-import pandas as pd
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders.universe import coins_for
-from cryptoetl.sources.coingecko import CoinGeckoClient
+from cryptoetl.sources.coingecko import (
+    MAX_SPAN,
+    MIN_SPAN,
+    SPEC,
+    CoinGeckoClient,
+    block_starts,
+    points_needed,
+    source_label,
+    to_hours,
+)
 from cryptoetl.step import SourceDataMissing, StepContext
-from cryptoetl.warehouse import schema
+from cryptoetl.universe import Coin
+from cryptoetl.warehouse import landing, quota, schema
 from cryptoetl.warehouse.reads import read_frame
-from cryptoetl.warehouse.writes import replace_interval
+from cryptoetl.warehouse.writes import replace_interval_parts
 
 log = logging.getLogger(__name__)
+CLAIM_TTL = timedelta(minutes=10)  # a claim outlives a killed fetch this long at most
+POLL_SECONDS = 2.0  # how often a run waiting for another run's block asks again
 
 
 def run_prices(ctx: StepContext, interval: Interval) -> int:
-    """Fetch every coin of the universe (``coins_for``), then write them all in one transaction.
-
-    If any symbol fails, the task fails and nothing is written: a partial day would look
-    complete to everything downstream. Airflow retries the whole interval. A symbol with no
-    points is fine (not listed yet), unless the interval already holds rows for it: an empty
-    answer must never erase data that was loaded before.
-    """
     coins = coins_for(ctx, interval)
     client = ctx.client(CoinGeckoClient)
-    frames = []
+    now = datetime.fromtimestamp(ctx.clock(), UTC)
+    lo, hi = points_needed(interval.start, interval.end)
+    client.check_history(lo, now)
+    refetch = "refetch" in ctx.options
+    todo = landing.missing(ctx.engine, [c.coingecko_id for c in coins], block_starts(lo, min(hi, now)),
+                           MAX_SPAN, need_to=min(hi, now), fetch_to=now, refetch=refetch)
+    budget = SPEC.resolve(ctx.settings).monthly_calls
+    quota.check_budget(ctx.engine, SPEC.name, len(todo), budget, ctx.clock(), setting=SPEC.env_name("MONTHLY_CALLS"),
+                       what=f"prices {interval} ({len(coins)} coins, {len(todo)} blocks not landed yet)")
+    before = client.calls
+    _land(ctx, client, todo, refetch=refetch)
+    log.info("prices: %d coins, %d blocks to land, %d CoinGecko calls", len(coins), len(todo), client.calls - before)
+    return replace_interval_parts(ctx.engine, schema.price_data_real, _parts(ctx, coins, interval),
+                                  time_column="time", start=interval.start, end=interval.end)
+
+
+def _land(ctx: StepContext, client: CoinGeckoClient, todo: Sequence[landing.Fetch], *, refetch: bool) -> None:
+    """Fetch and land every block of ``todo``; wait for those another run is fetching."""
+    pending = list(todo)
+    while pending:
+        waiting = []
+        for fetch in pending:
+            now = datetime.fromtimestamp(ctx.clock(), UTC)
+            state = landing.claim(ctx.engine, fetch, now, CLAIM_TTL, refetch=refetch)
+            if state == "busy":
+                waiting.append(fetch)
+            elif state == "claimed":
+                _fetch_block(ctx, client, fetch, now)
+        if waiting:
+            log.info("prices: %d blocks are being fetched by another run; waiting for them", len(waiting))
+            time.sleep(POLL_SECONDS)
+            refetch = False  # what another run lands meanwhile is fresh enough
+        pending = waiting
+
+
+def _fetch_block(ctx: StepContext, client: CoinGeckoClient, fetch: landing.Fetch, now: datetime) -> None:
+    """One call for one claimed block, landed at once; the claim is released if anything fails."""
+    try:
+        call_lo = min(fetch.lo, fetch.hi - MIN_SPAN)
+        points, synthetic = client.chart_points(fetch.coingecko_id, call_lo, fetch.hi)
+        if points.empty and (landed := landing.count_points(ctx.engine, fetch.coingecko_id, call_lo, fetch.hi)):
+            raise SourceDataMissing(
+                f"prices: CoinGecko returned no points for {fetch.coingecko_id} in [{call_lo:%Y-%m-%d %H:%M}, "
+                f"{fetch.hi:%Y-%m-%d %H:%M}], but {landed} were landed before; refusing to erase them (rerun later)")
+    except BaseException:
+        landing.release(ctx.engine, [fetch])
+        raise
+    landing.land(ctx.engine, fetch, points, synthetic=synthetic, fetched_at=now, covered=(call_lo, fetch.hi))
+
+
+def _parts(ctx: StepContext, coins: Sequence[Coin], interval: Interval) -> Iterator[tuple[dict, object]]:
+    """(keys, rows) per coin, read from the landing store: one coin in memory at a time."""
+    lo, hi = points_needed(interval.start, interval.end)
     for coin in coins:
-        frame = client.market_chart_range(coin.coingecko_id, interval.start, interval.end)
-        frame = frame.dropna(subset=["price"])
-        if frame.empty:
-            existing = read_frame(ctx.engine, schema.price_data_real, time_column="time",
-                                  start=interval.start, end=interval.end, symbols=[coin.symbol])
-            if not existing.empty:
-                raise SourceDataMissing(
-                    f"prices: CoinGecko returned no points for {coin.symbol} in {interval}, but the warehouse "
-                    f"holds {len(existing)} rows there; refusing to erase them (rerun later)")
-            log.warning("prices: CoinGecko returned no points for %s in %s", coin.symbol, interval)
-            continue
-        frames.append(frame.assign(symbol=coin.symbol))
-    rows = pd.concat(frames, ignore_index=True) if frames else []
-    return replace_interval(ctx.engine, schema.price_data_real, rows, time_column="time", start=interval.start,
-                            end=interval.end, keys={"symbol": [coin.symbol for coin in coins]})
+        points, synthetic = landing.read_points(ctx.engine, coin.coingecko_id, lo, hi)
+        rows = to_hours(points, interval.start, interval.end, source_label(synthetic))
+        if rows.empty:
+            _refuse_erasing(ctx, coin, interval)
+            log.warning("prices: CoinGecko has no points for %s in %s", coin.symbol, interval)
+        yield {"symbol": [coin.symbol]}, rows.assign(symbol=coin.symbol)
+
+
+def _refuse_erasing(ctx: StepContext, coin: Coin, interval: Interval) -> None:
+    existing = read_frame(ctx.engine, schema.price_data_real, time_column="time", start=interval.start,
+                          end=interval.end, symbols=[coin.symbol])
+    if not existing.empty:
+        raise SourceDataMissing(
+            f"prices: CoinGecko returned no points for {coin.symbol} in {interval}, but the warehouse holds "
+            f"{len(existing)} rows there; refusing to erase them (rerun later)")

@@ -6,8 +6,12 @@ request and response shapes:
 
 - ``/ping``.
 - ``/coins/{id}/market_chart/range?vs_currency=&from=&to=`` with the automatic granularity:
-  <= 1 day -> 5-minute points, <= 90 days -> hourly points a few seconds after the hour, longer
-  -> daily points at 00:00. Nothing after the sandbox clock, nothing outside the coin's life
+  <= 1 day -> 5-minute points, <= 90 days -> about hourly points (stamped anywhere in the hour,
+  with holes: see coingecko_market.py), longer -> daily points at 00:00; and daily points for any
+  range that starts before ``HOURLY_SINCE``, as old ranges really come back. Without a pro key
+  (``require_key`` other than "pro"), a range starting more than 365 days before the clock is
+  refused as CoinGecko does: HTTP 401 with error 10012 (``plan_history=False`` lifts that).
+  Nothing after the sandbox clock, nothing outside the coin's life
   (before its listing hour, from its delisting hour on): an empty range is an empty list. An
   unknown id, or one not listed yet, is a 404.
 - ``/coins/markets?vs_currency=&order=market_cap_desc&per_page=&page=&ids=``: the coins listed
@@ -23,7 +27,9 @@ request and response shapes:
 - ``/coins/list``: id, symbol and name of every coin listed at the sandbox clock, by id
   (``status=inactive``: the delisted ones; ``include_platform=true`` adds empty ``platforms``).
 
-Values are in USD whatever ``vs_currency``. Demo/pro keys are checked (HTTP 401 without) when
+The "429" fault answers in CoinGecko's shape: ``{"status": {"error_code": 429, ...}}`` with
+``Retry-After: 119``, as the free plans do. Values are in USD whatever ``vs_currency``. Demo/pro
+keys are checked (HTTP 401 without) when
 the server is built with ``require_key="demo"|"pro"``. Faults: ``empty`` gives no records,
 ``drift`` renames ``prices`` (market_chart) or ``current_price`` (markets).
 """
@@ -41,10 +47,22 @@ __all__ = ["KNOWN_COINS", "LEVELS", "CoinGeckoApi"]
 
 PREFIX = "/api/v3"
 MAX_PER_PAGE = 250
+HOURLY_SINCE = EPOCH + 181 * DAY  # ranges starting earlier come back daily, however short
+RATE_LIMITED = {"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit. Please visit "
+                           "https://www.coingecko.com/en/api/pricing to subscribe to our API plans for higher rate "
+                           "limits. (synthetic sandbox)"}}
 
 
 def _iso(ts: float, ms: int = 0) -> str:
     return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms:03d}Z"
+
+
+def _beyond_history(now: float, days: int) -> dict:
+    """CoinGecko's answer to a range older than the plan serves (recorded real shape, HTTP 401)."""
+    return {"error": {"status": {"timestamp": _iso(now), "error_code": 10012, "error_message": (
+        f"Your request exceeds the allowed time range. Public API users are limited to querying historical "
+        f"data within the past {days} days. Upgrade to a paid plan to enjoy full historical data access: "
+        "https://www.coingecko.com/en/api/pricing. (synthetic sandbox)")}}}
 
 
 def _page_args(query) -> tuple[int, int]:
@@ -66,10 +84,11 @@ class CoinGeckoApi:
             Route("GET", rf"^{PREFIX}/ping$", self.ping, auth=self.auth),
             Route("GET", rf"^{PREFIX}/coins/(?P<coin>[^/]+)/market_chart/range$", self.market_chart_range,
                   auth=self.auth, empty=lambda body: {key: [] for key in body},
-                  drift=lambda body: {("price" if k == "prices" else k): v for k, v in body.items()}),
+                  drift=lambda body: {("price" if k == "prices" else k): v for k, v in body.items()},
+                  rate_limited=RATE_LIMITED, retry_after=119),
             Route("GET", rf"^{PREFIX}/coins/markets$", self.coins_markets, auth=self.auth, empty=lambda body: [],
                   drift=lambda body: [{("price" if k == "current_price" else k): v for k, v in item.items()}
-                                      for item in body]),
+                                      for item in body], rate_limited=RATE_LIMITED, retry_after=119),
             Route("GET", rf"^{PREFIX}/coins/list$", self.coins_list, auth=self.auth, empty=lambda body: []),
         ]
 
@@ -94,6 +113,8 @@ class CoinGeckoApi:
             return 400, {"error": "invalid or missing 'from'/'to' (UNIX seconds)"}
         if query.get("vs_currency") is None:
             return 400, {"error": "missing 'vs_currency'"}
+        if self.server.history_days is not None and lo < now - self.server.history_days * DAY:
+            return 401, _beyond_history(now, self.server.history_days)
         hi = min(hi, now)
         empty = {"prices": [], "market_caps": [], "total_volumes": []}
         if hi <= lo:
@@ -107,9 +128,10 @@ class CoinGeckoApi:
             grid = np.arange(np.ceil(lo / 300) * 300, hi + 1, 300)
             grid = grid[(grid >= ts[0]) & (grid <= ts[-1])]  # never before the first point or after the last
             ts, price, cap, vol = (grid, *(np.interp(grid, ts, arr) for arr in (price, cap, vol)))
-        elif span > 90 * DAY:  # daily at 00:00
-            keep = ((ts - EPOCH) // HOUR) % 24 == 0
-            ts, price, cap, vol = ts[keep] - (ts[keep] - EPOCH) % HOUR, price[keep], cap[keep], vol[keep]
+        elif span > 90 * DAY or lo < HOURLY_SINCE:  # daily at 00:00
+            day = (ts - EPOCH) // DAY  # each day's first point, stamped 00:00 (holes or not)
+            keep = np.concatenate(([True], np.diff(day) > 0))
+            ts, price, cap, vol = EPOCH + day[keep] * DAY, price[keep], cap[keep], vol[keep]
         inside = (ts >= lo) & (ts <= hi)
         ms = (ts[inside] * 1000).astype(np.int64).tolist()
         return 200, {

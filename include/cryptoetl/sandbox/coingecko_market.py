@@ -11,8 +11,12 @@ unknown (market cap 0, no rank); coins with no known volume; one ticker padded w
 space; coins sharing the ticker of a known coin (``KNOWN_TWINS``) or of another synthetic coin
 (``TWIN_GROUPS``). Everything but the listing times is independent of the clock.
 
-Series: every coin has an hourly point a few seconds after each hour from EPOCH over
-HORIZON_HOURS (``Market.hourly``), cut to its life [listed, delisted). The known coins keep
+Series: every coin has about one point an hour from EPOCH over HORIZON_HOURS (``Market.hourly``),
+cut to its life [listed, delisted). As in recorded real answers, the points are not on the hour:
+on most days a coin's points come seconds to minutes after it, but on ``LATE_DAYS`` of days
+they are stamped later in the hour, anywhere up to :59 (the minute drifts a little from hour to
+hour); and ``HOLE_DAYS`` of days lose a run of 1 to ``MAX_HOLE`` hours with no point at all.
+Which days, seeded per coin and day (``_quirks``), never depends on the request. The known coins keep
 their historical generation, one seeded random walk over the whole horizon each (kept in
 memory: ten of them). A synthetic coin's log price is a mean-reverting walk whose values every
 ``BLOCK`` hours are seeded per coin, with each block filled in from its own seed by a Brownian
@@ -28,7 +32,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from cryptoetl.sandbox.common import DAY, EPOCH, HORIZON_HOURS, HOUR, rng
+from cryptoetl.sandbox.common import DAY, EPOCH, HORIZON_HOURS, HOUR, rng, seed
 
 # Price level and circulating supply per known coin id.
 LEVELS = {"bitcoin": (60_000.0, 19.7e6), "ethereum": (3_000.0, 120e6), "solana": (150.0, 460e6),
@@ -55,6 +59,9 @@ ROLES = {"listed": 10, "delisted": 5, "unknown_supply": 8, "no_volume": 6, "padd
          "known_twins": len(KNOWN_TWINS), "twins": sum(TWIN_GROUPS)}
 
 SIGMA = 0.006  # hourly log-price volatility
+LATE_DAYS = 0.2  # share of a coin's days whose points are stamped late in the hour (:05 to :59)
+HOLE_DAYS = 0.04  # share of a coin's days with a hole of 1 to MAX_HOLE hours
+MAX_HOLE = 6
 BLOCK = 240  # hours per seeded block of a synthetic coin's walk
 N_BLOCKS = HORIZON_HOURS // BLOCK
 PHI = 0.9726  # pull of a synthetic walk back to its level per block: stationary sd ~0.4
@@ -166,6 +173,7 @@ class _Series:
     """(timestamp_s, price, market_cap, volume) at hour indexes; subclasses give the raw streams."""
 
     def __init__(self, coin: CoinSpec):
+        self.id = coin.id
         self.supply = coin.supply
         self.cap_supply = coin.supply if coin.supply_known else 0.0
 
@@ -177,9 +185,39 @@ class _Series:
         first, last = max(first_hour, 0), min(last_hour, HORIZON_HOURS - 1)
         idx = np.arange(first, last + 1)
         log_price, volume_noise, jitter = self._raw(first, last)
+        late, present = _quirks(self.id, idx)
         price = np.exp(log_price)
-        ts = EPOCH + idx * HOUR + jitter
-        return ts, price, price * self.cap_supply, price * self.supply * 0.03 * volume_noise
+        ts = EPOCH + idx * HOUR + np.where(late > 0, late, jitter)
+        return (ts[present], price[present], (price * self.cap_supply)[present],
+                (price * self.supply * 0.03 * volume_noise)[present])
+
+
+def _mix(key: str, x: np.ndarray) -> np.ndarray:
+    """A seeded hash of each integer of ``x`` (splitmix64), uniform over uint64: vectorised, so that
+    any range of hours costs no generator per day."""
+    with np.errstate(over="ignore"):
+        z = x.astype(np.uint64) + np.uint64(seed(key))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _quirks(coin_id: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For hour indexes ``idx``: the seconds past the hour of a late point (0: on time), and whether
+    the hour has a point at all (False inside a hole)."""
+    day = idx // 24
+    late_day = _mix(f"{coin_id}/late", day) % np.uint64(1000) < np.uint64(int(LATE_DAYS * 1000))
+    minute = 5 + (_mix(f"{coin_id}/late-minute", day) % np.uint64(50)).astype(np.int64)
+    drift = (_mix(f"{coin_id}/drift", idx) % np.uint64(540)).astype(np.int64)  # up to 9 more minutes
+    late = np.where(late_day, np.minimum(minute * 60 + drift, HOUR - 1), 0)
+    present = np.ones(len(idx), dtype=bool)
+    for back in (0, 1):  # a hole starting late on the day before can run into this one
+        d = day - back
+        holed = _mix(f"{coin_id}/hole", d) % np.uint64(1000) < np.uint64(int(HOLE_DAYS * 1000))
+        start = d * 24 + (_mix(f"{coin_id}/hole-start", d) % np.uint64(24)).astype(np.int64)
+        length = 1 + (_mix(f"{coin_id}/hole-length", d) % np.uint64(MAX_HOLE)).astype(np.int64)
+        present &= ~(holed & (idx >= start) & (idx < start + length))
+    return late, present
 
 
 class _WholeSeries(_Series):

@@ -45,6 +45,9 @@ class Route:
     drift: Callable | None = None
     # the query parameter carrying the API key, which the "403" fault echoes like a careless API
     key_param: str | None = None
+    # the "429" fault's body and default Retry-After, where the API has its own (CoinGecko's)
+    rate_limited: object = None
+    retry_after: int = 1
     regex: re.Pattern = field(init=False)
 
     def __post_init__(self):

@@ -53,10 +53,12 @@ class SandboxServer:
 
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, now: Callable[[], float] | None = None,
-                 require_key: str | None = None, timeout_sleep: float = 5.0):
+                 require_key: str | None = None, timeout_sleep: float = 5.0, plan_history: bool = True):
         self.host, self.port = host, port
         self.now = now or time.time
         self.require_key = require_key
+        # as the real plans: without a pro key, CoinGecko serves the last 365 days only (False: all)
+        self.history_days = 365 if plan_history and require_key != "pro" else None
         self.timeout_sleep = timeout_sleep
         self.requests: list[dict] = []
         self._faults: list[dict] = []
@@ -223,8 +225,8 @@ class SandboxServer:
         fault = self._take_fault(url.path)
         kind = fault["kind"] if fault else None
         if kind == "429":
-            return self._send(handler, 429, {"error": "Rate limit exceeded (synthetic sandbox)"},
-                              {"Retry-After": str(fault.get("retry_after", 1))})
+            body = route.rate_limited or {"error": "Rate limit exceeded (synthetic sandbox)"}
+            return self._send(handler, 429, body, {"Retry-After": str(fault.get("retry_after", route.retry_after))})
         if kind == "500":
             return self._send(handler, 500, {"error": "Internal Server Error (injected)"})
         if kind == "timeout":

@@ -6,11 +6,23 @@ The real production client. It reaches the offline sandbox only through its base
 - Auth: demo keys send ``x-cg-demo-api-key``, pro keys ``x-cg-pro-api-key`` (on the pro host,
   chosen by settings). The key never appears in a URL, a log line or an error message.
 - Granularity is automatic on CoinGecko's side: a range of a day or less returns 5-minute
-  points, 2-90 days hourly, longer daily. So we always ask for at least two days, split long
-  ranges into <= 90-day requests, bucket points by hour (first point wins) and trim to
-  [start, end).
-- Rate limits are per minute: calls are spaced 60/rate seconds apart, HTTP 429 honours
-  ``Retry-After``, 5xx/timeouts/connection errors retry with exponential backoff.
+  points, 2-90 days hourly, longer daily. So we always ask for at least two days and at most 90.
+  Old ranges can come back daily even so (hourly data does not reach back forever): daily points
+  are never stored as hourly rows, the fetch fails (``CoinGeckoGranularityError``).
+- Hourly points are stamped anywhere in their hour (up to :59), and hours can be missing (holes of
+  up to ~6 h). ``to_hours``: the row of hour ``H`` is the latest point stamped in
+  ``(H - 55 min, H + 5 min]``, with its own timestamp as ``observed_at``. So a price is never used
+  before it existed, except by at most ``LATE_BOUND`` (5 min) for points stamped just after the
+  hour; a point stamped at :37 stands for the next hour (the latest price known then); a missing
+  hour stays missing.
+- History loads go by aligned 90-day blocks (``block_starts``, ``chart_points``), which the prices
+  step lands in the warehouse (warehouse/landing.py) so that each block is paid for once.
+- Plans: the public and demo plans serve the last 365 days (``check_history`` refuses an older
+  range before any call; CoinGecko's own answer, HTTP 401 with error 10012, is explained too).
+- Rate limits are per minute: calls are spaced 60/rate seconds apart (shared by every process
+  through the warehouse, see sources/http.py), HTTP 429 (body ``{"status": {"error_code": 429,
+  ...}}``, ``Retry-After: 119`` on the free plans) fails the task for Airflow to retry rather
+  than sleep two minutes in a pool slot; 5xx/timeouts/connection errors retry with backoff.
 - A malformed payload is an error naming the coin and range; it is never half-loaded.
 - ``/coins/markets`` as it really answers: lower-case tickers, some padded with a non-breaking
   space; ``market_cap: 0`` and ``market_cap_rank: null`` for coins without a known circulating
@@ -23,10 +35,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from cryptoetl.sources.http import HttpSource, SourcePayloadError
+from cryptoetl.sources.http import EXCERPT_CHARS, HttpSource, SourceError, SourcePayloadError
 from cryptoetl.sources.spec import Plan, Pool, SourceSpec, SourceStep
 
 if TYPE_CHECKING:
@@ -34,20 +46,45 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["time", "price", "market_cap", "total_volume", "source"]
+COLUMNS = ["time", "price", "market_cap", "total_volume", "source", "observed_at"]
+POINT_COLUMNS = ["ts", "price", "market_cap", "total_volume"]
 MIN_SPAN = timedelta(days=2)
-MAX_SPAN = timedelta(days=90)
+MAX_SPAN = timedelta(days=90)  # the longest range CoinGecko answers hourly; also the landing block
+BLOCK_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # blocks are [EPOCH + k * MAX_SPAN, + MAX_SPAN)
+LATE_BOUND = timedelta(minutes=5)  # a point stamped up to this long after the hour stands for the hour
+DAILY_SPACING = timedelta(hours=12)  # points this far apart (median) are daily, not hourly
 SERIES = {"prices": "price", "market_caps": "market_cap", "total_volumes": "total_volume"}
+
+
+class CoinGeckoHistoryError(SourceError):
+    """The range is older than the plan serves (checked before calling, or CoinGecko's error 10012)."""
+
+
+class CoinGeckoGranularityError(SourcePayloadError):
+    """CoinGecko answered daily points for a range that must be hourly."""
+
+
+def block_starts(lo: datetime, hi: datetime) -> list[datetime]:
+    """The starts of the aligned 90-day blocks that overlap [lo, hi)."""
+    first = (lo - BLOCK_EPOCH) // MAX_SPAN
+    last = (hi - timedelta(microseconds=1) - BLOCK_EPOCH) // MAX_SPAN
+    return [BLOCK_EPOCH + k * MAX_SPAN for k in range(first, last + 1)]
+
+
+def points_needed(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The point timestamps [lo, hi) that the hours [start, end) are made of (see ``to_hours``)."""
+    return start - timedelta(hours=1), end
 
 
 SPEC = SourceSpec(
     name="coingecko",
     title="CoinGecko",
     # Documented per-minute limits; demo keys send x-cg-demo-api-key, pro keys x-cg-pro-api-key.
+    # Documented monthly allowances: demo 10,000 calls; pro (Analyst) 500,000; public none (rate only).
     plans={
-        "public": Plan("https://api.coingecko.com/api/v3", 5),
-        "demo": Plan("https://api.coingecko.com/api/v3", 30, needs_key=True),
-        "pro": Plan("https://pro-api.coingecko.com/api/v3", 500, needs_key=True),
+        "public": Plan("https://api.coingecko.com/api/v3", 5, history_days=365),
+        "demo": Plan("https://api.coingecko.com/api/v3", 30, needs_key=True, monthly_calls=10_000, history_days=365),
+        "pro": Plan("https://pro-api.coingecko.com/api/v3", 500, needs_key=True, monthly_calls=500_000),
     },
     steps=(
         SourceStep(
@@ -57,6 +94,7 @@ SPEC = SourceSpec(
             dag_id="prices_coingecko",
             task_id="load_prices",
             description="Hourly price, market cap and volume from CoinGecko market_chart/range",
+            options=(("refetch", "call CoinGecko again for every block the interval needs, even if landed"),),
         ),
         SourceStep(
             step="universe",
@@ -142,35 +180,50 @@ class CoinGeckoClient(HttpSource):
             found.update((c.coingecko_id, c) for c in coins)
         return found, synthetic
 
+    def check_history(self, start: datetime, now: datetime) -> None:
+        """Refuse, before any call, a range older than the plan serves (public and demo: 365 days)."""
+        plan = SPEC.plans.get(self.plan or "public")
+        days = plan.history_days if plan else None
+        if days is not None and start < now - timedelta(days=days):
+            raise CoinGeckoHistoryError(
+                f"coingecko: the {self.plan or 'public'} plan serves the last {days} days only, and "
+                f"{start:%Y-%m-%d %H:%M} is older: nothing was called. Load that range with a pro key "
+                f"(COINGECKO_API_PLAN=pro) or start later (CRYPTOETL_START_DATE)")
+
+    def final_error(self, shown: str, status: int, body: str) -> SourceError:
+        code = _error_code(body)
+        if code == 10012:
+            return CoinGeckoHistoryError(
+                f"{shown}: HTTP {status}, CoinGecko error 10012: the range is beyond the plan's history "
+                f"(the public and demo plans serve the last 365 days): {body[:EXCERPT_CHARS]}")
+        return super().final_error(shown, status, body)
+
+    def chart_points(self, coin_id: str, lo: datetime, hi: datetime) -> tuple[pd.DataFrame, bool]:
+        """One ``market_chart/range`` call: every point in [lo, hi) as stamped (columns ts, price,
+        market_cap, total_volume), and whether it was synthetic. The range is widened to two days
+        (shorter ones come back in 5-minute points) and must not exceed 90 (longer ones are daily)."""
+        lo = min(lo, hi - MIN_SPAN)
+        if hi - lo > MAX_SPAN:
+            raise ValueError(f"a market_chart/range call spans at most {MAX_SPAN.days} days, got [{lo}, {hi})")
+        body, synthetic = self.get(f"/coins/{coin_id}/market_chart/range",
+                                   {"vs_currency": "usd", "from": int(lo.timestamp()), "to": int(hi.timestamp())})
+        return self._parse(body, coin_id, lo, hi), synthetic
+
     def market_chart_range(self, coin_id: str, start: datetime, end: datetime) -> pd.DataFrame:
-        """Hourly rows in [start, end): time (UTC, hour start), price, market_cap, total_volume, source."""
+        """Hourly rows in [start, end) (``to_hours``), fetched in <= 90-day calls without landing them.
+        Columns: time (UTC hour), price, market_cap, total_volume, source, observed_at."""
         import pandas as pd  # here, not at import: the registry reads SPEC at DAG parse time
 
         if start >= end:
             raise ValueError(f"empty range [{start}, {end})")
-        request_start = min(start, end - MIN_SPAN)
-        points: list[pd.DataFrame] = []
-        synthetic = False
-        chunk_start = request_start
-        while chunk_start < end:
-            chunk_end = min(chunk_start + MAX_SPAN, end)
-            if chunk_end - chunk_start < MIN_SPAN:  # keep the last chunk hourly too
-                chunk_start = chunk_end - MIN_SPAN
-            body, synthetic = self.get(
-                f"/coins/{coin_id}/market_chart/range",
-                {"vs_currency": "usd", "from": int(chunk_start.timestamp()), "to": int(chunk_end.timestamp())},
-            )
-            points.append(self._parse(body, coin_id, chunk_start, chunk_end))
-            chunk_start = chunk_end
-        frame = pd.concat(points, ignore_index=True) if points else pd.DataFrame()
-        if frame.empty:
-            return pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS}).astype(
-                {"time": "datetime64[ns, UTC]", "source": "object"})
-        frame["time"] = frame["ts"].dt.floor("h")
-        frame = frame.sort_values("ts").drop_duplicates("time", keep="first")
-        frame = frame[(frame["time"] >= pd.Timestamp(start)) & (frame["time"] < pd.Timestamp(end))]
-        frame["source"] = source_label(synthetic)
-        return frame[COLUMNS].reset_index(drop=True)
+        lo, hi = points_needed(start, end)
+        frames, synthetic = [], False
+        while lo < hi:
+            chunk_hi = min(lo + MAX_SPAN, hi)
+            points, synthetic = self.chart_points(coin_id, lo, chunk_hi)
+            frames.append(points)
+            lo = chunk_hi
+        return to_hours(pd.concat(frames, ignore_index=True), start, end, source_label(synthetic))
 
     @staticmethod
     def _parse(body: object, coin_id: str, lo: datetime, hi: datetime) -> pd.DataFrame:
@@ -193,7 +246,46 @@ class CoinGeckoClient(HttpSource):
             raise SourcePayloadError(f"{where}: 'prices' contains null values")
         merged = merged.reset_index()
         merged["ts"] = pd.to_datetime(merged["ms"].astype("int64"), unit="ms", utc=True)
-        return merged.drop(columns="ms")
+        merged = merged.sort_values("ts")
+        spacing = merged["ts"].diff().median()
+        if len(merged) >= 3 and spacing >= pd.Timedelta(DAILY_SPACING):
+            raise CoinGeckoGranularityError(
+                f"{where}: CoinGecko answered points {spacing} apart (daily granularity) for a range it should "
+                "answer hourly; hourly data does not reach this far back. Nothing is stored: daily points are "
+                "never stored as hourly rows")
+        return merged[POINT_COLUMNS].reset_index(drop=True)
+
+
+def to_hours(points: pd.DataFrame, start: datetime, end: datetime, source: str) -> pd.DataFrame:
+    """Hourly rows in [start, end) from points as stamped: hour ``H`` takes the latest point stamped in
+    (H - 1 h + LATE_BOUND, H + LATE_BOUND], keeping its timestamp as ``observed_at``. Each point stands
+    for one hour at most; an hour with no point has no row."""
+    import pandas as pd
+
+    if points.empty:
+        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
+        return empty.astype({"time": "datetime64[ns, UTC]", "observed_at": "datetime64[ns, UTC]", "source": "object"})
+    frame = points.sort_values("ts").drop_duplicates("ts", keep="last")
+    frame = frame.assign(time=(frame["ts"] - pd.Timedelta(LATE_BOUND)).dt.ceil("h"), observed_at=frame["ts"])
+    frame = frame.drop_duplicates("time", keep="last")
+    frame = frame[(frame["time"] >= pd.Timestamp(start)) & (frame["time"] < pd.Timestamp(end))]
+    return frame.assign(source=source)[COLUMNS].reset_index(drop=True)
+
+
+def _error_code(body: str) -> int | None:
+    """CoinGecko's error code, if the body is one of its error shapes: ``{"status": {"error_code": N}}``
+    (429) or ``{"error": {"status": {"error_code": N, ...}}}`` (10012 and other 4xx)."""
+    import json
+
+    try:
+        node = json.loads(body)
+    except ValueError:
+        return None
+    for key in ("error", "status"):
+        if isinstance(node, dict) and isinstance(node.get(key), dict):
+            node = node[key]
+    code = node.get("error_code") if isinstance(node, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def _market_items(body: object, page: int) -> list[dict]:

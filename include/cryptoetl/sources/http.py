@@ -6,10 +6,14 @@ its endpoints. This base:
 - builds the client from the settings (``from_settings``): base URL, plan, rate and key, the key
   checked here, once, with a message naming the setting when the plan needs one;
 
-- spaces calls to the source's documented per-minute limit (client side, per process; the
-  Airflow pool of the source caps how many processes call at once);
+- spaces calls to the source's per-minute limit: with a ``limiter`` (the CLI gives every step the
+  warehouse's, warehouse/quota.py) the slots are shared by every process and pod, so two tasks
+  together keep the plan's rate; without one, per process;
+- counts its calls (``calls``; the CLI logs them per task);
 - on HTTP 429 waits for ``Retry-After`` (seconds or an HTTP date), else backs off
-  exponentially; 5xx, timeouts and connection errors back off exponentially too;
+  exponentially; 5xx, timeouts and connection errors back off exponentially too. A wait longer
+  than ``max_wait`` is not slept: the task fails with ``SourceRateLimited`` at once and Airflow
+  retries it after its retry delay, so no task holds its pool slot asleep for minutes;
 - never puts a secret in an error: its key is registered with the process's redactor
   (cryptoetl/redaction.py) and every ``SourceError`` redacts its message when it is built, so
   a key echoed by the server (a 403 body, a ``next`` link, a truncated page) is masked, in
@@ -30,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from cryptoetl import __version__
 from cryptoetl.redaction import redact, register
@@ -57,6 +61,15 @@ class SourceRateLimited(SourceError):
 
 class SourcePayloadError(SourceError):
     """The answer arrived but does not have the documented shape (malformed or drifted)."""
+
+
+class CallLimiter(Protocol):
+    """Shares a source's call slots between processes (warehouse/quota.py implements it)."""
+
+    def reserve(self, source: str, min_interval: float) -> float:
+        """Book the next call slot of ``source``, ``min_interval`` seconds after the previous one,
+        and count the call; the seconds to wait before calling."""
+        ...
 
 
 class SourceDataGap(SourceError):
@@ -98,8 +111,9 @@ class HttpSource:
     secret_params: tuple[str, ...] = ("api_key", "apikey", "api-key", "auth_token", "key")
 
     def __init__(self, base_url: str, *, api_key: str | None = None, plan: str | None = None,
-                 rate_per_minute: float = 60, timeout: float = 30.0,
-                 max_retries: int = 5, backoff_base: float = 1.0, headers: Mapping[str, str] | None = None,
+                 rate_per_minute: float = 60, timeout: float = 30.0, max_retries: int = 5,
+                 backoff_base: float = 1.0, max_wait: float = 60.0, limiter: CallLimiter | None = None,
+                 headers: Mapping[str, str] | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
@@ -109,6 +123,9 @@ class HttpSource:
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
+        self.max_wait = max_wait  # the longest sleep on one Retry-After; longer waits go back to Airflow
+        self.limiter = limiter
+        self.calls = 0  # HTTP requests sent by this client
         self.min_interval = 60.0 / rate_per_minute if rate_per_minute > 0 else 0.0
         self.sleep, self.clock = sleep, clock
         import requests  # here, not at import: the registry reads every SPEC at DAG parse time
@@ -135,6 +152,12 @@ class HttpSource:
         return {k: ("***" if k.lower() in self.secret_params else v) for k, v in (params or {}).items()}
 
     def _throttle(self) -> None:
+        self.calls += 1
+        if self.limiter is not None:
+            wait = self.limiter.reserve(self.name, self.min_interval)
+            if wait > 0:
+                self.sleep(wait)
+            return
         if self._last_call is not None and self.min_interval:
             # A backoff sleep since the last call counts as spacing, even when ``sleep`` is a
             # test double that lets no clock time pass.
@@ -147,6 +170,10 @@ class HttpSource:
 
     def _backoff(self, attempt: int) -> float:
         return min(self.backoff_base * 2**attempt, 60.0)
+
+    def final_error(self, shown: str, status: int, body: str) -> SourceError:
+        """The error for a final (4xx) answer; a client overrides it to explain its API's codes."""
+        return SourceError(f"{shown}: HTTP {status}: {body[:EXCERPT_CHARS].replace(chr(10), ' ')}")
 
     # -- requests ---------------------------------------------------------------------------
     def request(self, path: str, params: Mapping[str, Any] | None = None, *, url: str | None = None) -> Response:
@@ -171,14 +198,18 @@ class HttpSource:
                     return Response(200, resp.content, resp.headers, synthetic)
                 excerpt = resp.text[:EXCERPT_CHARS].replace("\n", " ")
                 if resp.status_code == 429:
-                    wait = retry_after_seconds(resp.headers.get("Retry-After"))
-                    wait = self._backoff(attempt) if wait is None else wait
+                    asked = retry_after_seconds(resp.headers.get("Retry-After"))
+                    wait = self._backoff(attempt) if asked is None else asked
                     last_problem = f"HTTP 429 {excerpt}"
+                    if wait > self.max_wait:
+                        raise SourceRateLimited(
+                            f"{shown}: HTTP 429, Retry-After {wait:.0f} s is longer than the {self.max_wait:.0f} s "
+                            f"a task may sleep; failing now so that Airflow retries the task later: {excerpt}")
                 elif resp.status_code >= 500:
                     wait = self._backoff(attempt)
                     last_problem = f"HTTP {resp.status_code} {excerpt}"
                 else:
-                    raise SourceError(f"{shown}: HTTP {resp.status_code}: {excerpt}")
+                    raise self.final_error(shown, resp.status_code, resp.text)
             if attempt == self.max_retries:
                 break
             log.warning("%s: %s; retry %d/%d in %.1fs", shown, last_problem[:120], attempt + 1,

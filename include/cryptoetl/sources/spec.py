@@ -24,18 +24,21 @@ from dataclasses import dataclass, field
 
 from cryptoetl.config import ConfigError, Settings
 
-SETTING_SUFFIXES = ("API_PLAN", "BASE_URL", "RATE_PER_MINUTE")  # forwarded to pods; the key is not
+SETTING_SUFFIXES = ("API_PLAN", "BASE_URL", "RATE_PER_MINUTE", "MONTHLY_CALLS")  # forwarded to pods; the key is not
 KEY_SUFFIX = "API_KEY"
 DEFAULT_PLAN = "default"  # the plan name of a source that has only one
 
 
 @dataclass(frozen=True)
 class Plan:
-    """One API plan: its host, its documented per-minute call limit, and whether it needs a key."""
+    """One API plan: its host, its documented per-minute call limit, whether it needs a key, its
+    monthly call allowance (None: none documented) and how many days back it serves (None: all)."""
 
     host: str
     rate_per_minute: float
     needs_key: bool = False
+    monthly_calls: int | None = None
+    history_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class SourceSettings:
     api_key: str | None
     needs_key: bool
     key_use: str = ""
+    monthly_calls: int | None = None  # the monthly budget: {PREFIX}_MONTHLY_CALLS, default the plan's
+    history_days: int | None = None
 
     def __repr__(self) -> str:  # never print the key
         key = "***" if self.api_key else None
@@ -92,6 +97,7 @@ class SourceStep:
     # their DAG does not catch up and cannot be backfilled; each run stores what the source has now.
     backfillable: bool = True
     profile: str = "io-small"  # key of config.RESOURCE_PROFILES
+    options: tuple[tuple[str, str], ...] = ()  # (flag, help) of `python -m cryptoetl run STEP --flag`
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,10 @@ class SourceSpec:
             raise ConfigError(f"{self.env_name('RATE_PER_MINUTE')}={raw_rate!r} is not a number") from None
         if not rate > 0:
             raise ConfigError(f"{self.env_name('RATE_PER_MINUTE')} must be > 0 (got {raw_rate})")
+        raw_budget = get("MONTHLY_CALLS")
+        if raw_budget is not None and not (raw_budget.isdigit() and int(raw_budget) > 0):
+            raise ConfigError(f"{self.env_name('MONTHLY_CALLS')}={raw_budget!r}: give a whole number of calls > 0")
         return SourceSettings(name=self.name, plan=plan_name, base_url=(get("BASE_URL") or plan.host).rstrip("/"),
                               rate_per_minute=rate, api_key=get(KEY_SUFFIX), needs_key=plan.needs_key,
-                              key_use=self.key_use)
+                              key_use=self.key_use, history_days=plan.history_days,
+                              monthly_calls=int(raw_budget) if raw_budget is not None else plan.monthly_calls)

@@ -8,11 +8,13 @@ Conventions (see docs/DATA_DICTIONARY.md for every column):
   age or count column sits beside the value.
 - No load timestamps: rerunning an interval must leave the table byte-for-byte identical.
 
-The tables live in submodules by family (``core``: shared types; ``market``; ``news``; ``features``);
+The tables live in submodules by family (``core``: shared types; ``market``; ``news``; ``features``;
+``landing``: raw API landing and quota bookkeeping);
 this package exports all of them, so ``schema.price_data_real`` and the like are the names to use.
 """
 
 from cryptoetl.warehouse.schema.core import *  # noqa: F403
 from cryptoetl.warehouse.schema.features import *  # noqa: F403
+from cryptoetl.warehouse.schema.landing import *  # noqa: F403
 from cryptoetl.warehouse.schema.market import *  # noqa: F403
 from cryptoetl.warehouse.schema.news import *  # noqa: F403

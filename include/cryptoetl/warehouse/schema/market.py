@@ -20,10 +20,13 @@ price_data_real = Table(
     metadata,
     _symbol(),
     _hour(),
-    Column("price", Double, nullable=False, comment="USD, first CoinGecko point in the hour"),
+    Column("price", Double, nullable=False, comment="USD, the latest CoinGecko point known at `time` "
+           "(stamped at most 5 minutes after it)"),
     Column("market_cap", Double, comment="USD"),
     Column("total_volume", Double, comment="USD, trailing 24h as reported by CoinGecko"),
     Column("source", String(32), nullable=False, comment="coingecko | sandbox-synthetic"),
+    Column("observed_at", DateTime(), comment="UTC, the point's own CoinGecko timestamp (NULL on rows "
+           "loaded before schema 0004)"),
     Index("ix_price_data_real_time", "time"),
     comment="Hourly CoinGecko market data, one row per symbol per hour",
     **UTF8MB4,

@@ -1,0 +1,137 @@
+"""Quota-aware history loads: landed 90-day blocks, shared call slots, the monthly budget and the
+plan's history limit, through the prices step against the sandbox (synthetic data)."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+from helpers import dump, settings_for, utc
+from sqlalchemy import select
+
+from cryptoetl.intervals import Interval
+from cryptoetl.sandbox.server import SandboxServer
+from cryptoetl.sources.coingecko import CoinGeckoClient, CoinGeckoHistoryError
+from cryptoetl.sources.http import SourceError
+from cryptoetl.step import StepContext
+from cryptoetl.steps import get_step
+from cryptoetl.warehouse import landing, quota, schema
+
+NOW = utc(2026, 3, 20, 0, 30)
+CHART = ("coingecko", "/coins/{coin}/market_chart/range")
+
+
+def context(engine, sandbox, source_env=None, options=(), **client_kwargs):
+    settings = settings_for(engine, sandbox, source_env=source_env)
+    client = CoinGeckoClient(sandbox.base_url, rate_per_minute=60_000, sleep=lambda s: None, **client_kwargs)
+    return StepContext(settings=settings, engine=engine, clients={CoinGeckoClient: client},
+                       clock=NOW.timestamp, options=frozenset(options))
+
+
+def chart_calls(sandbox) -> int:
+    return sandbox.stats().get(CHART[0], {}).get(CHART[1], 0)
+
+
+def days(first, n):
+    return [Interval(utc(2026, 1, 1) + (first + i) * (utc(2026, 1, 2) - utc(2026, 1, 1)),
+                     utc(2026, 1, 1) + (first + i + 1) * (utc(2026, 1, 2) - utc(2026, 1, 1))) for i in range(n)]
+
+
+def test_a_day_by_day_history_load_pays_each_block_once_and_equals_one_run(engine, sandbox_clean):
+    ctx = context(engine, sandbox_clean)
+    sandbox_clean.reset_stats()
+    runs = days(40, 30)  # 2026-02-10 .. 2026-03-12: crosses a 90-day block boundary (2026-03-08)
+    for interval in runs:
+        get_step("prices").execute(ctx, interval)
+    coins = len(ctx.settings.symbols)
+    assert chart_calls(sandbox_clean) <= coins * (math.ceil(30 / 90) + 1)
+    day_by_day = dump(engine, schema.price_data_real)
+    get_step("prices").execute(ctx, Interval(runs[0].start, runs[-1].end))  # the same range in one run
+    assert dump(engine, schema.price_data_real) == day_by_day and len(day_by_day) > 0.9 * coins * 30 * 24
+    assert chart_calls(sandbox_clean) <= coins * 2  # and read from the landing store, not called again
+
+
+def test_a_retry_does_not_pay_again_for_the_coins_already_landed(sqlite_engine, sandbox_clean):
+    ctx = context(sqlite_engine, sandbox_clean, max_retries=0)
+    sandbox_clean.set_faults([{"kind": "500", "count": -1, "path_contains": "/solana/"}])
+    sandbox_clean.reset_stats()
+    with pytest.raises(SourceError, match="HTTP 500"):
+        get_step("prices").execute(ctx, days(70, 1)[0])
+    assert dump(sqlite_engine, schema.price_data_real) == []  # no partial interval
+    first = chart_calls(sandbox_clean)
+    sandbox_clean.set_faults([])
+    get_step("prices").execute(ctx, days(70, 1)[0])
+    assert chart_calls(sandbox_clean) - first == 1  # only solana's block: bitcoin's and ethereum's were landed
+    assert {row[0] for row in dump(sqlite_engine, schema.price_data_real)} == {c.symbol for c in ctx.settings.symbols}
+
+
+def test_the_monthly_budget_refuses_a_run_before_any_call(sqlite_engine, sandbox_clean):
+    ctx = context(sqlite_engine, sandbox_clean, source_env={"COINGECKO_MONTHLY_CALLS": "4"})
+    before = len(sandbox_clean.requests)
+    with pytest.raises(quota.BudgetExceeded, match=r"needs 6 calls, and 0 of the 4-call monthly budget "
+                                                     r"\(COINGECKO_MONTHLY_CALLS\)") as info:
+        get_step("prices").execute(ctx, Interval(utc(2026, 3, 1), utc(2026, 3, 10)))  # 3 coins x 2 blocks
+    assert "Nothing was called" in str(info.value) and len(sandbox_clean.requests) == before
+
+
+def test_a_range_beyond_the_plan_fails_before_any_call(sqlite_engine):
+    with SandboxServer(now=NOW.timestamp) as server:
+        ctx = context(sqlite_engine, server)
+        with pytest.raises(CoinGeckoHistoryError, match="public plan serves the last 365 days"):
+            get_step("prices").execute(ctx, Interval(utc(2025, 3, 1), utc(2025, 3, 2)))
+        assert server.requests == []
+
+
+def test_the_call_count_is_kept_per_month_and_logged(sqlite_engine, sandbox_clean, caplog):
+    ctx = context(sqlite_engine, sandbox_clean)
+    ctx.clients[CoinGeckoClient].limiter = quota.WarehouseLimiter(sqlite_engine, clock=NOW.timestamp)
+    with caplog.at_level("INFO"):
+        get_step("prices").execute(ctx, days(70, 1)[0])
+    assert quota.calls_this_month(sqlite_engine, "coingecko", NOW.timestamp()) == 3
+    assert "3 CoinGecko calls" in caplog.text
+
+
+def test_call_slots_are_shared_by_every_limiter_of_the_warehouse(engine):
+    """Two processes (two limiters, two connections) at 600 calls a minute: 0.1 s apart together."""
+    limiters = [quota.WarehouseLimiter(engine, clock=lambda: 1000.0) for _ in range(2)]
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def book(limiter):
+        for _ in range(5):
+            wait = limiter.reserve("coingecko", 0.1)
+            with lock:
+                waits.append(round(wait, 6))
+
+    threads = [threading.Thread(target=book, args=(limiter,)) for limiter in limiters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(waits) == [round(0.1 * i, 6) for i in range(10)]  # every slot once, none shared
+    assert quota.calls_this_month(engine, "coingecko", 1000.0) == 10
+
+
+def test_a_block_being_fetched_by_another_run_is_waited_for_not_fetched_again(sqlite_engine):
+    fetch = landing.Fetch("bitcoin", utc(2026, 2, 13), utc(2026, 2, 13), utc(2026, 3, 1))
+    assert landing.claim(sqlite_engine, fetch, NOW, quota_ttl()) == "claimed"
+    assert landing.claim(sqlite_engine, fetch, NOW, quota_ttl()) == "busy"
+    import pandas as pd
+
+    points = pd.DataFrame({"ts": pd.to_datetime(["2026-02-20 10:01"], utc=True), "price": [1.0],
+                           "market_cap": [2.0], "total_volume": [None]})
+    landing.land(sqlite_engine, fetch, points, synthetic=True, fetched_at=NOW, covered=(fetch.lo, fetch.hi))
+    assert landing.claim(sqlite_engine, fetch, NOW, quota_ttl()) == "done"
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(select(schema.coingecko_chart_blocks.c.claimed_until)).scalar() is None
+    # a claim left by a killed run expires
+    other = landing.Fetch("ethereum", fetch.block_start, fetch.lo, fetch.hi)
+    assert landing.claim(sqlite_engine, other, NOW, quota_ttl()) == "claimed"
+    assert landing.claim(sqlite_engine, other, NOW + 2 * quota_ttl(), quota_ttl()) == "claimed"
+
+
+def quota_ttl():
+    from cryptoetl.loaders.prices import CLAIM_TTL
+
+    return CLAIM_TTL
