@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.engine import to_naive_utc
 from cryptoetl.warehouse.retry import retry_transient
+from cryptoetl.warehouse.writes import insert_if_absent
 
 points_t, blocks_t = schema.coingecko_chart_points, schema.coingecko_chart_blocks
 
@@ -77,22 +77,16 @@ def claim(engine: Engine, fetch: Fetch, now: datetime, ttl: timedelta, *, refetc
         with engine.begin() as conn:
             free = or_(blocks_t.c.claimed_until.is_(None), blocks_t.c.claimed_until <= naive_now)
             undone = True if refetch else or_(blocks_t.c.fetched_to.is_(None), blocks_t.c.fetched_to < need)
-            taken = conn.execute(update(blocks_t).where(key, free, undone).values(claimed_until=until)).rowcount
-            if taken:
+            if conn.execute(update(blocks_t).where(key, free, undone).values(claimed_until=until)).rowcount:
                 return "claimed"
-            row = conn.execute(select(blocks_t.c.fetched_to, blocks_t.c.claimed_until).where(key)).first()
-            if row is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(blocks_t).values(coingecko_id=fetch.coingecko_id,
-                                                             block_start=to_naive_utc(fetch.block_start),
-                                                             claimed_until=until))
-                    return "claimed"
-                except IntegrityError:  # another run inserted it first
-                    return "busy"
-            if not refetch and row.fetched_to is not None and row.fetched_to >= need:
-                return "done"
-            return "busy"
+            row = conn.execute(select(blocks_t.c.fetched_to).where(key)).first()
+        if row is None:  # never seen: insert it unclaimed (in its own transaction), then claim it
+            insert_if_absent(engine, blocks_t, {"coingecko_id": fetch.coingecko_id,
+                                  "block_start": to_naive_utc(fetch.block_start)})
+            return attempt()
+        if not refetch and row.fetched_to is not None and row.fetched_to >= need:
+            return "done"
+        return "busy"
 
     return retry_transient(attempt, what=f"claim {fetch.coingecko_id} block {fetch.block_start:%Y-%m-%d}")
 

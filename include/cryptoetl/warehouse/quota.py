@@ -16,10 +16,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, case, insert, literal, select, update
-from sqlalchemy.exc import IntegrityError
 
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.retry import retry_transient
+from cryptoetl.warehouse.writes import insert_if_absent
 
 rate_t, calls_t = schema.api_rate, schema.api_calls
 
@@ -37,21 +37,18 @@ class WarehouseLimiter:
 
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time):
         self.engine, self.clock = engine, clock
+        self._known: set[str] = set()  # sources whose api_rate row exists
 
     def reserve(self, source: str, min_interval: float) -> float:
+        if source not in self._known:
+            insert_if_absent(self.engine, rate_t, {"source": source, "next_call_at": 0.0})
+            self._known.add(source)
+
         def book() -> float:
             now = self.clock()
             with self.engine.begin() as conn:
                 slot = case((rate_t.c.next_call_at > now, rate_t.c.next_call_at), else_=literal(now))
-                booked = conn.execute(update(rate_t).where(rate_t.c.source == source)
-                                      .values(next_call_at=slot + min_interval)).rowcount
-                if not booked:
-                    try:
-                        with conn.begin_nested():
-                            conn.execute(insert(rate_t).values(source=source, next_call_at=now + min_interval))
-                    except IntegrityError:  # another process inserted it first: book after it
-                        conn.execute(update(rate_t).where(rate_t.c.source == source)
-                                     .values(next_call_at=slot + min_interval))
+                conn.execute(update(rate_t).where(rate_t.c.source == source).values(next_call_at=slot + min_interval))
                 next_at = conn.execute(select(rate_t.c.next_call_at).where(rate_t.c.source == source)).scalar_one()
                 _count(conn, source, month_of(now))
             return max(next_at - min_interval - now, 0.0)
@@ -62,7 +59,7 @@ class WarehouseLimiter:
 def _count(conn, source: str, month: str) -> None:
     counted = conn.execute(update(calls_t).where(calls_t.c.source == source, calls_t.c.month == month)
                            .values(calls=calls_t.c.calls + 1)).rowcount
-    if not counted:  # under the api_rate row lock: no other booker of this source races here
+    if not counted:  # under the api_rate row's lock: no other booker of this source inserts it now
         conn.execute(insert(calls_t).values(source=source, month=month, calls=1))
 
 

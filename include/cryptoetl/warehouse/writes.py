@@ -212,3 +212,18 @@ def _replace_in_place(conn: Connection, table: Table, part: _Part) -> tuple[int,
         deleted = conn.execute(delete(table).where(*part.where)).rowcount
         mysql_insert(conn, "INSERT", table, columns, values)
     return deleted, len(values)
+
+
+def insert_if_absent(engine: Engine, table: Table, row: Mapping) -> None:
+    """Insert ``row`` in its own transaction unless another process already did (a duplicate key
+    is fine). No savepoint: a deadlock rolls back the whole transaction, its savepoints with it."""
+    from sqlalchemy.exc import IntegrityError
+
+    def attempt() -> None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(table).values(**row))
+        except IntegrityError:
+            pass
+
+    retry_transient(attempt, what=f"insert into {table.name}")
