@@ -2,10 +2,11 @@
 ### news_cryptopanic
 
 Loads CryptoPanic posts **published in the data interval** (daily, 00:00–24:00 UTC) into
-**`crypto_news`** (+ `crypto_news_mentions`, `crypto_news_sightings`). A post's article id is
-the sha256 of its canonical `original_url`, so an article also delivered by the Guardian or an
-RSS feed is stored once; CryptoPanic has the lowest priority (guardian > rss > cryptopanic), so
-the stored copy does not depend on the order the DAGs ran in.
+**`crypto_news`** (+ `crypto_news_mentions`, `crypto_news_sightings`). Real posts carry no
+`original_url`, only CryptoPanic's page, the publisher's domain and the title: a post is the same
+article as a Guardian or RSS one with the same domain and normalised title within 6 hours (the
+story rule, `loaders/news.py`), and is then stored once; CryptoPanic has the lowest priority
+(guardian > rss > cryptopanic), so the stored copy does not depend on the order the DAGs ran in.
 
 **Backfill:** `airflow backfill create --dag-id news_cryptopanic --from-date 2026-01-01 --to-date 2026-01-31`.
 The API has no date filter: the client pages back from the newest post until it passes the

@@ -14,8 +14,10 @@ from sqlalchemy import delete, func, select
 from cryptoetl.config import UNIVERSE, ConfigError
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders import news as loader
-from cryptoetl.news_tagging import CRYPTO, GENERAL, Tagger, article_id, canonical_url, clean_text
+from cryptoetl.news_tagging import CRYPTO, GENERAL, NewsItem, Tagger, article_id, canonical_url, clean_text
 from cryptoetl.sandbox.common import EPOCH
+from cryptoetl.sandbox.cryptopanic import CRYPTOPANIC_OUTLETS, CryptoPanicApi, _post
+from cryptoetl.sandbox.news import articles_between
 from cryptoetl.sources.cryptopanic import CryptoPanicClient, CryptoPanicHistoryError
 from cryptoetl.sources.guardian import GuardianClient, GuardianQuery, default_queries
 from cryptoetl.sources.http import SourceError, SourcePayloadError, SourceRateLimited
@@ -194,12 +196,41 @@ def test_cryptopanic_follows_next_without_leaking_the_token(news_sandbox):
     assert all(r["query"]["auth_token"] == CP_KEY and r["path"].endswith("/posts/") for r in made)
     assert items and all(D[2] <= i.published_at < D[3] for i in items)
     assert len({i.article_id for i in items}) == len(items)
-    assert all("utm_" not in i.url and "cryptopanic.com" not in i.url for i in items)  # original_url, cleaned
-    assert any(i.summary is None for i in items)  # no description -> NULL, never ''
+    # the real posts' shape: CryptoPanic's own page (tracking parameter dropped), the publisher's
+    # domain, no description (NULL, never '')
+    assert all(i.url.startswith("https://cryptopanic.com/news/") and "mtm_" not in i.url for i in items)
+    assert {i.domain for i in items} == {"coindesk.com", "cointelegraph.com", "decrypt.co", "theguardian.com"}
+    assert all(i.summary is None for i in items)
     # pages stop once past the interval start: asking for a later day needs fewer pages
     before = len(news_sandbox.requests)
     cryptopanic(news_sandbox).posts(D[3], D[4])
     assert len(news_sandbox.requests) - before < len(made)
+
+
+def test_cryptopanic_sandbox_serves_the_real_post_shape(news_sandbox):
+    url = news_sandbox.urls()["cryptopanic"] + "/posts/"
+    page = requests.get(url, params={"auth_token": CP_KEY, "public": "true", "kind": "news"}, timeout=5).json()
+    assert set(page) == {"count", "next", "previous", "results"} and page["count"] >= len(page["results"]) == 20
+    posts = page["results"]
+    assert not any("original_url" in p or "description" in p for p in posts)
+    assert any("currencies" in p for p in posts) and any("currencies" not in p for p in posts)
+    assert all(p["source"]["domain"] == p["domain"] and p["url"].startswith("https://cryptopanic.com/news/")
+               and {"kind", "votes", "slug", "created_at"} <= set(p) for p in posts)
+
+
+def test_cryptopanic_uses_original_url_and_description_when_a_plan_sends_them():
+    post = {"id": 7, "title": "Bitcoin &amp; Ether rally", "published_at": "2026-03-06T10:00:00Z",
+            "url": "https://cryptopanic.com/news/7/x?mtm_campaign=API-OFA", "domain": "coindesk.com",
+            "original_url": "https://www.coindesk.com/markets/a/?utm_source=cryptopanic", "description": "<p>Up.</p>"}
+    _, item = CryptoPanicClient._item(post, "test", False)
+    assert (item.url, item.summary, item.domain, item.title) == ("https://coindesk.com/markets/a", "Up.", None,
+                                                                 "Bitcoin & Ether rally")
+    del post["original_url"], post["description"]
+    post["source"] = {"title": "CoinDesk", "region": "en", "domain": "www.coindesk.com", "path": None}
+    _, item = CryptoPanicClient._item(post, "test", False)
+    assert (item.url, item.summary, item.domain) == ("https://cryptopanic.com/news/7/x", None, "coindesk.com")
+    post["source"], post["domain"] = {"domain": "reddit.com/r/x"}, "r/bitcoin"  # no publisher domain
+    assert CryptoPanicClient._item(post, "test", False)[1].domain is None
 
 
 def test_cryptopanic_history_that_ends_too_early_is_an_error(news_sandbox):
@@ -334,6 +365,14 @@ def test_each_source_is_idempotent(engine, news_sandbox):
         assert snapshot(engine) == once
 
 
+def cryptopanic_truth(start, end) -> dict[str, str]:
+    """The sandbox's own record of which article each CryptoPanic post stands for: {id of the post's
+    CryptoPanic URL: id of the publisher's URL}, for the articles published in [start - 1 h, end)."""
+    lo, hi = (start - H).timestamp(), end.timestamp()
+    return {article_id(CryptoPanicApi._render(_post(a))["url"]): article_id(a.url)
+            for a in articles_between(CRYPTOPANIC_OUTLETS, lo, hi)}
+
+
 def test_articles_from_several_sources_are_stored_once_whatever_the_order(engine, news_sandbox):
     ctx = context(engine, news_sandbox)
     steps = ("news_guardian", "news_cryptopanic", "news_rss")
@@ -348,15 +387,48 @@ def test_articles_from_several_sources_are_stored_once_whatever_the_order(engine
     by_article: dict[str, set[str]] = {}
     for source, aid, *_ in sightings:
         by_article.setdefault(aid, set()).add(source)
-    shared = {aid: s for aid, s in by_article.items() if len(s) > 1}
-    assert {"guardian", "cryptopanic"} in shared.values() and {"rss:coindesk", "cryptopanic"} in shared.values()
-    assert [row[0] for row in news] == sorted(by_article)  # one row per article
     stored = {row[0]: row[2] for row in news}
-    for aid, sources in shared.items():
-        assert stored[aid] == min(sources, key=loader.source_priority)
+    # Posts carry only CryptoPanic's URL: an article both CryptoPanic and the Guardian or a feed
+    # delivered is stored once, under the publisher's URL, from the publisher's copy.
+    truth = cryptopanic_truth(D[2], D[4])
+    posts = [aid for aid, sources in by_article.items() if sources == {"cryptopanic"}]
+    absorbed = {aid: truth[aid] for aid in posts if truth[aid] in by_article}
+    alone = [aid for aid in posts if truth[aid] not in by_article]
+    assert {next(iter(by_article[a])) for a in absorbed.values()} >= {"guardian", "rss:coindesk", "rss:cointelegraph"}
+    assert alone  # e.g. Decrypt's articles: only CryptoPanic carries them
+    assert not set(absorbed) & set(stored) and set(absorbed.values()) <= set(stored)
+    assert all(stored[a] != "cryptopanic" for a in absorbed.values())
+    assert set(alone) <= set(stored) and all(stored[a] == "cryptopanic" for a in alone)
+    assert set(stored) == set(by_article) - set(absorbed)  # one row per article
+    for aid, sources in by_article.items():
+        if aid in stored:
+            assert stored[aid] == min(sources, key=loader.source_priority)
     assert {row[0] for row in mentions} <= set(stored)  # mentions only for stored articles
     assert {row[1] for row in mentions} <= {"BTC", "ETH", "SOL"}
     assert all(row[7] for row in news) and all(row[4] != "" for row in news)  # synthetic label, no ''
+
+
+def test_story_rule_matches_domain_title_and_window_only():
+    base = {"published_at": utc(2026, 3, 6, 12).replace(tzinfo=None), "summary": None, "is_synthetic": True,
+            "is_trimmed": False}
+
+    def sighting(source, url, title, domain, minutes=0):
+        key = NewsItem(url=url, published_at=NOW, title=title, summary=None, domain=domain).story_key
+        return {**base, "source": source, "article_id": article_id(url), "url": canonical_url(url), "title": title,
+                "story_key": key, "published_at": base["published_at"] + timedelta(minutes=minutes)}
+
+    title, cp = "SEC Drops Case&mdash;UNI Soars!", "https://cryptopanic.com/news"
+    publisher = sighting("rss:coindesk", "https://www.coindesk.com/markets/a/", title, None)
+    same = sighting("cryptopanic", f"{cp}/1/x?mtm_campaign=API-OFA", "SEC drops case - UNI soars",
+                    "www.CoinDesk.com", minutes=-300)
+    other_domain = sighting("cryptopanic", f"{cp}/2/x", title, "decrypt.co")
+    too_late = sighting("cryptopanic", f"{cp}/3/x", title, "coindesk.com", minutes=6 * 60 + 1)
+    stored = loader.stored_rows([publisher, same, other_domain, too_late])
+    assert set(stored) == {publisher["article_id"], other_domain["article_id"], too_late["article_id"]}
+    assert stored[publisher["article_id"]]["source"] == "rss:coindesk"
+    # without the publisher's copy, the post is an article of its own; order never matters
+    assert set(loader.stored_rows([too_late, same])) == {same["article_id"], too_late["article_id"]}
+    assert loader.stored_rows([same, publisher]) == loader.stored_rows([publisher, same])
 
 
 class _DroppingGuardian(GuardianClient):
@@ -375,27 +447,31 @@ def test_reloading_a_source_never_deletes_another_sources_articles(engine, news_
     run(ctx, "news_guardian", D[2], D[3])
     run(ctx, "news_cryptopanic", D[2], D[3])
     news, mentions, sightings = snapshot(engine)
-    sources = {}
-    for source, aid, *_ in sightings:
-        sources.setdefault(aid, set()).add(source)
-    shared = sorted(a for a, s in sources.items() if s == {"guardian", "cryptopanic"})
-    guardian_only = sorted(a for a, s in sources.items() if s == {"guardian"})
+    truth = {publisher: post for post, publisher in cryptopanic_truth(D[2], D[3]).items()}
+    loaded = {(source, aid) for source, aid, *_ in sightings}
+    guardian = sorted(aid for source, aid in loaded if source == "guardian")
+    shared = [a for a in guardian if ("cryptopanic", truth.get(a)) in loaded]
+    guardian_only = [a for a in guardian if ("cryptopanic", truth.get(a)) not in loaded]
     assert shared and guardian_only
+    stored = {row[0] for row in news}
+    assert set(shared) <= stored and not {truth[a] for a in shared} & stored
 
     run(ctx, "news_cryptopanic", D[2], D[3])  # a reload of CryptoPanic leaves the Guardian's rows alone
     assert snapshot(engine) == [news, mentions, sightings]
 
     # the Guardian drops a shared and a Guardian-only article: the shared one falls back to
-    # CryptoPanic's copy (with its own mentions), the other one is gone with its mentions
+    # CryptoPanic's copy (under its URL, with its own mentions), the other one is gone with its mentions
     dropping = _DroppingGuardian(news_sandbox.urls()["guardian"], api_key=GU_KEY, drop=[shared[0], guardian_only[0]],
                                  **fast())
     run(StepContext(ctx.settings, engine, clients={GuardianClient: dropping}), "news_guardian", D[2], D[3])
     after = {row[0]: row for row in dump(engine, schema.crypto_news)}
-    assert after[shared[0]][2] == "cryptopanic" and guardian_only[0] not in after
-    assert len(after) == len(news) - 1
+    assert shared[0] not in after and after[truth[shared[0]]][2] == "cryptopanic"
+    assert guardian_only[0] not in after and len(after) == len(news) - 1
     tagger = Tagger(ctx.settings.symbols)
     expected_mentions = sorted((aid, s) for aid, row in after.items() for s in tagger.mentions(row[3], row[4]))
     assert dump(engine, schema.crypto_news_mentions) == expected_mentions
+    run(ctx, "news_guardian", D[2], D[3])  # the Guardian serves it again: stored once, the Guardian's copy
+    assert snapshot(engine) == [news, mentions, sightings]
 
 
 @pytest.mark.parametrize("step,path", [("news_guardian", "/guardian/"), ("news_cryptopanic", "/cryptopanic/"),

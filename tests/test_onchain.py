@@ -12,10 +12,10 @@ from sqlalchemy import delete, text
 
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.intervals import Interval
-from cryptoetl.sandbox.onchain import PRO_ONLY
+from cryptoetl.sandbox.onchain import PRO_ONLY, QUERY_TIMEOUT, SERVER_BUSY
 from cryptoetl.sandbox.server import SandboxServer
 from cryptoetl.sources.blockchain_info import BlockchainInfoClient
-from cryptoetl.sources.etherscan import EtherscanAuthError, EtherscanClient, EtherscanPlanError
+from cryptoetl.sources.etherscan import EtherscanAuthError, EtherscanBusyError, EtherscanClient, EtherscanPlanError
 from cryptoetl.sources.http import SourceDataGap, SourceError, SourcePayloadError, SourceRateLimited
 from cryptoetl.step import StepContext
 from cryptoetl.steps import get_step
@@ -256,11 +256,71 @@ def test_http_200_rate_limit_answers_are_retried_with_backoff(sb):
     assert len(sb.requests) == before + 1  # retrying within the task cannot help
 
 
-def test_other_notok_answers_are_final(sb):
+def _stats_query(day: date, action: str = "dailytx") -> dict:
+    return {"chainid": "1", "module": "stats", "action": action, "startdate": day.isoformat(),
+            "enddate": day.isoformat(), "sort": "asc", "apikey": PRO_KEY}
+
+
+def test_sandbox_answers_transient_notok_now_and_then_by_default(sb):
+    url, api = sb.urls()["etherscan"], sb.apis["EtherscanApi"]
+    queries = [_stats_query(date(2026, 1, 1 + d), action) for d in range(20)
+               for action in ("dailytx", "dailygasused")]
+    first = [requests.get(url, params=q, timeout=5).json() for q in queries]
+    again = [requests.get(url, params=q, timeout=5).json() for q in queries]
+    transient = [a for a in first if a["status"] == "0"]
+    assert transient and len(transient) < len(queries) / 2  # now and then
+    shapes = [{k: a[k] for k in ("message", "result")} for a in transient]  # the two recorded shapes
+    assert {"message": "NOTOK", "result": QUERY_TIMEOUT} in shapes
+    assert {"message": SERVER_BUSY, "result": None} in shapes
+    assert all(a["status"] == "1" for a in again)  # transient: the same query answers when asked again
+    api.clear_errors()  # deterministic: the same queries, the same transient answers
+    assert [requests.get(url, params=q, timeout=5).json() for q in queries] == first
+    api.clear_errors()
+    api.transient_every = 0
+    try:
+        assert all(requests.get(url, params=q, timeout=5).json()["status"] == "1" for q in queries)
+    finally:
+        api.transient_every = 8
+
+
+def test_transient_notok_answers_are_retried_within_the_task(sb):
+    slept = []
     before = len(sb.requests)
-    with pytest.raises(SourceError, match="chainid"):
-        eth(sb, chain_id=5).daily_stat("dailytx", D1, D6)
-    assert len(sb.requests) == before + 1
+    metrics, _ = eth(sb, slept=slept).daily_metrics(date(2026, 1, 1), date(2026, 2, 1))  # 8 calls, default sandbox
+    answers = len(sb.requests) - before
+    backoffs = [s for s in slept if s >= 0.5]  # not the client's call spacing
+    assert answers > len(metrics) == 8 and backoffs == [1.0] * (answers - 8)  # each transient: one retry, one backoff
+    assert all(len(values) == 31 for values in metrics.values())
+    api = sb.apis["EtherscanApi"]
+    api.inject_error(SERVER_BUSY, count=2, action="dailytx")
+    slept.clear()
+    assert len(eth(sb, slept=slept, backoff_base=1.0).daily_stat("dailytx", D1, D6)[0]) == 5
+    assert [s for s in slept if s >= 0.5][:2] == [1.0, 2.0]  # exponential backoff
+
+
+@pytest.mark.parametrize("answer", [QUERY_TIMEOUT, SERVER_BUSY])
+def test_a_transient_answer_that_persists_fails_naming_it(sb, answer):
+    sb.apis["EtherscanApi"].inject_error(answer, count=-1)
+    before = len(sb.requests)
+    with pytest.raises(EtherscanBusyError, match="giving up after 3 attempts") as info:
+        eth(sb, max_retries=2).daily_stat("dailytx", D1, D6)
+    assert answer[:30] in str(info.value) and len(sb.requests) == before + 3
+    assert PRO_KEY not in str(info.value)
+
+
+def test_other_notok_answers_are_final(sb):
+    sb.apis["EtherscanApi"].transient_every = 0
+    try:
+        before = len(sb.requests)
+        with pytest.raises(SourceError, match="chainid"):
+            eth(sb, chain_id=5).daily_stat("dailytx", D1, D6)
+        assert len(sb.requests) == before + 1
+        sb.apis["EtherscanApi"].inject_error("Error! Invalid date format, use yyyy-MM-dd", count=-1)
+        with pytest.raises(SourceError, match="Invalid date format") as info:
+            eth(sb).daily_stat("dailytx", D1, D6)
+        assert len(sb.requests) == before + 2 and not isinstance(info.value, EtherscanBusyError)
+    finally:
+        sb.apis["EtherscanApi"].transient_every = 8
 
 
 def test_eth_429_honours_retry_after(sb):

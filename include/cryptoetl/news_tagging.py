@@ -6,6 +6,11 @@ mentions and the crypto/general category.
   ``fbclid``, Guardian's ``CMP`` ...), remaining parameters sorted, no trailing slash. So the
   same article delivered by the Guardian API, CryptoPanic and an RSS feed, with or without
   ``?utm_source=...``, is one row.
+- **Story keys.** An item whose URL is not the publisher's (a CryptoPanic post without
+  ``original_url``: its URL is CryptoPanic's own page) carries the publisher's ``domain``.
+  ``story_key`` is the sha256 of that domain (else the URL's host) and the normalised title
+  (``title_key``: HTML entities decoded, NFKC, case-folded, every run of non-alphanumeric
+  characters one space), which is what ``loaders/news.py`` matches such an item on.
 - **Mentions.** Which configured coins an article's title and summary mention, as warehouse keys
   (``Coin.symbol``). The rules below are implemented in ``news_tagging_rules``, where the lists
   and thresholds they name live.
@@ -73,6 +78,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,10 +102,15 @@ class NewsItem:
     title: str
     summary: str | None
     synthetic: bool = False
+    domain: str | None = None  # the publisher's domain when ``url`` is not the publisher's (an aggregator's page)
 
     @property
     def article_id(self) -> str:
         return article_id(self.url)
+
+    @property
+    def story_key(self) -> str:
+        return story_key(self.domain or url_domain(self.url), self.title)
 
 
 # -- URLs ----------------------------------------------------------------------------------
@@ -137,6 +148,32 @@ def canonical_url(url: str) -> str:
 def article_id(url: str) -> str:
     """sha256 hex of the canonical URL: 64 characters, stable across sources and runs."""
     return hashlib.sha256(canonical_url(url).encode()).hexdigest()
+
+
+def url_domain(url: str) -> str:
+    """The host of ``url`` as ``canonical_url`` writes it: lower case, without ``www.``."""
+    return urlsplit(canonical_url(url)).netloc.split(":")[0]
+
+
+def clean_domain(domain: str) -> str:
+    """A publisher domain as an API reports it ("www.CoinDesk.com."), in ``url_domain``'s form."""
+    host = domain.strip().lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def title_key(title: str) -> str:
+    """The title as compared across sources: "SEC Drops Uniswap Case&mdash;UNI Soars!" and
+    "sec drops uniswap case - uni soars" are the same key."""
+    text = unicodedata.normalize("NFKC", html.unescape(title)).casefold()
+    return _NOT_ALNUM.sub(" ", text).strip()
+
+
+def story_key(domain: str, title: str) -> str:
+    """sha256 hex of the publisher's domain and the normalised title (see the module docstring)."""
+    return hashlib.sha256(f"{clean_domain(domain)}\n{title_key(title)}".encode()).hexdigest()
 
 
 # -- text ------------------------------------------------------------------------------------

@@ -5,9 +5,35 @@ How the three sources share one article table
 Every source writes its own copy of each article to ``crypto_news_sightings`` (key: source,
 article_id; the id is the sha256 of the canonical URL, so the same article from two sources
 or two runs has one id). ``crypto_news`` and ``crypto_news_mentions`` are then rebuilt, in the
-same transaction, for exactly the articles whose sightings changed: each article's stored row
-is its sighting from the highest-priority source (guardian, then rss:<feed>, then cryptopanic;
-ties by source name). Hence:
+same transaction, for exactly the articles whose sightings changed (and the stories below): each
+article's stored row is its sighting from the highest-priority source (guardian, then rss:<feed>,
+then cryptopanic; ties by source name).
+
+**The story rule** (articles without the publisher's URL). Real CryptoPanic posts carry no
+``original_url``: only CryptoPanic's own page, the publisher's domain and the title. Such a
+sighting (its URL on an aggregator's host, ``AGGREGATOR_HOSTS``) is *floating*; every other one is
+*anchored* by the publisher's URL. Each sighting stores a ``story_key``: sha256 of the publisher's
+domain (a floating sighting's reported domain, else its URL's host, ``www.`` dropped) and the
+normalised title (``news_tagging.title_key``: entities decoded, NFKC, case-folded, punctuation
+and spacing ignored). A floating sighting is the same article as an anchored one when their
+``story_key`` is equal and their ``published_at`` are at most ``STORY_WINDOW`` (6 hours) apart:
+then it adds no row (the anchored article's row stands, and outranks it anyway); otherwise it is
+stored as its own article, under its CryptoPanic URL. A rebuild reads every sighting sharing a
+story key with a changed sighting, so whether a floating sighting is absorbed depends only on
+the set of sightings, never on which source ran first.
+
+*False-merge risk:* two different articles of the same publisher with the same headline within
+6 hours (a recurring "Bitcoin price today" column, a correction republished under the old
+headline) make a CryptoPanic post of one of them absorbed by the other: the post is not stored,
+and the article it stood for counts once instead of twice. The risk is bounded by requiring the
+same domain (two publishers sharing a wire headline never merge) and the window; it never
+merges two anchored articles (their URLs differ), only drops a CryptoPanic-only copy. The
+converse miss: a publisher that edits the headline after CryptoPanic listed it, or a post
+whose ``domain`` is not the publisher's URL host (a syndicated copy), stays a second row.
+Sightings written before revision 0004 have no story key: they match by URL only until their
+interval is loaded again.
+
+Hence:
 
 - (a) a rerun of one source's interval replaces that source's sightings of the interval with
   the same rows: nothing changes (idempotent);
@@ -47,6 +73,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, delete, insert, select, text
 
@@ -70,6 +98,8 @@ CRYPTOPANIC = CryptoPanicClient.spec.name
 RSS_PREFIX = f"{RssClient.spec.name}:"  # + the feed's name
 LOCK_NAME = "cryptoetl.crypto_news"
 LOCK_TIMEOUT_SECONDS = 600
+AGGREGATOR_HOSTS = frozenset({"cryptopanic.com"})  # a sighting whose URL is here is floating (story rule)
+STORY_WINDOW = timedelta(hours=6)
 
 
 def source_priority(source: str) -> tuple[int, str]:
@@ -128,10 +158,13 @@ def run_news_rss(ctx: StepContext, interval: Interval) -> int:
 
 def _upsert_feeds(ctx: StepContext, fetched: list[tuple[str, list[NewsItem]]], tagger: Tagger) -> int:
     written = 0
+    keys: set[str] = set()
     with _news_transaction(ctx.engine) as conn:
         for source, items in fetched:
-            written += _upsert_sightings(conn, source, items)
-        _rebuild(conn, {i.article_id for _, items in fetched for i in items}, tagger)
+            count, replaced_keys = _upsert_sightings(conn, source, items)
+            written += count
+            keys |= replaced_keys | {i.story_key for i in items}
+        _rebuild(conn, {i.article_id for _, items in fetched for i in items}, tagger, keys)
     return written
 
 
@@ -167,7 +200,7 @@ def _sighting_rows(source: str, items: Iterable[NewsItem]) -> tuple[list[dict], 
         rows.setdefault(item.article_id, {
             "source": source, "article_id": item.article_id, "published_at": published, "title": title,
             "summary": summary, "url": url, "is_synthetic": bool(item.synthetic),
-            "is_trimmed": title_cut or summary_cut})
+            "is_trimmed": title_cut or summary_cut, "story_key": item.story_key})
     return (sorted(rows.values(), key=lambda r: r["article_id"]),
             sorted(quarantined.values(), key=lambda r: r["article_id"]))
 
@@ -186,6 +219,9 @@ def _replace_source_interval(ctx: StepContext, source: str, items: Sequence[News
                 raise SourceDataMissing(
                     f"news {source}: the source returned no articles for {interval}, but the warehouse holds "
                     "its articles there; refusing to erase them (rerun later)")
+        keys = set(conn.execute(select(sightings.c.story_key).distinct().where(  # before they are replaced
+            sightings.c.source == source, sightings.c.published_at >= lo, sightings.c.published_at < hi,
+            sightings.c.story_key.is_not(None))).scalars())
         for table, table_rows in ((sightings, rows), (schema.crypto_news_quarantine, quarantined)):
             replace_interval(conn, table, table_rows, time_column="published_at", start=interval.start,
                              end=interval.end, keys={"source": [source]})
@@ -195,47 +231,101 @@ def _replace_source_interval(ctx: StepContext, source: str, items: Sequence[News
         affected = set(conn.execute(select(news.c.article_id).where(
             news.c.source == source, news.c.published_at >= lo, news.c.published_at < hi)).scalars())
         affected |= {r["article_id"] for r in rows}
-        _rebuild(conn, affected, tagger)
+        _rebuild(conn, affected, tagger, keys | {r["story_key"] for r in rows})
     log.info("news %s: %d articles in %s%s", source, len(rows), interval,
              f", {len(quarantined)} quarantined (crypto_news_quarantine)" if quarantined else "")
     return len(rows)
 
 
-def _upsert_sightings(conn: Connection, source: str, items: Sequence[NewsItem]) -> int:
+def _upsert_sightings(conn: Connection, source: str, items: Sequence[NewsItem]) -> tuple[int, set[str]]:
+    """Upsert ``source``'s sightings of ``items``: (rows written, story keys of the rows replaced)."""
     rows, quarantined = _sighting_rows(source, items)
-    for table, table_rows in ((schema.crypto_news_sightings, rows), (schema.crypto_news_quarantine, quarantined)):
+    sightings = schema.crypto_news_sightings
+    replaced: set[str] = set()
+    for chunk in chunks([r["article_id"] for r in rows]):
+        replaced |= set(conn.execute(select(sightings.c.story_key).where(
+            sightings.c.source == source, sightings.c.article_id.in_(chunk), sightings.c.story_key.is_not(None))
+        ).scalars())
+    for table, table_rows in ((sightings, rows), (schema.crypto_news_quarantine, quarantined)):
         for chunk in chunks([r["article_id"] for r in table_rows]):
             conn.execute(delete(table).where(table.c.source == source, table.c.article_id.in_(chunk)))
         if table_rows:
             conn.execute(insert(table), table_rows)
-    return len(rows)
+    return len(rows), replaced
 
 
-def _rebuild(conn: Connection, article_ids: Iterable[str], tagger: Tagger) -> None:
-    """Make crypto_news and crypto_news_mentions of ``article_ids`` match their sightings."""
-    news, mentions, sightings = schema.crypto_news, schema.crypto_news_mentions, schema.crypto_news_sightings
-    for chunk in chunks(sorted(set(article_ids))):
-        found = conn.execute(select(sightings).where(sightings.c.article_id.in_(chunk))).mappings().all()
-        best: dict[str, dict] = {}
-        for row in found:
-            current = best.get(row["article_id"])
-            if current is None or source_priority(row["source"]) < source_priority(current["source"]):
-                best[row["article_id"]] = dict(row)
+def _rebuild(conn: Connection, article_ids: Iterable[str], tagger: Tagger, story_keys: Iterable[str] = ()) -> None:
+    """Make crypto_news and crypto_news_mentions of ``article_ids``, and of every article sharing one
+    of ``story_keys`` (the story rule), match their sightings."""
+    news, mentions = schema.crypto_news, schema.crypto_news_mentions
+    found = _related_sightings(conn, set(article_ids), {k for k in story_keys if k})
+    stored = stored_rows(found)
+    ids = set(article_ids) | {row["article_id"] for row in found}
+    for chunk in chunks(sorted(ids)):
         conn.execute(delete(mentions).where(mentions.c.article_id.in_(chunk)))
         conn.execute(delete(news).where(news.c.article_id.in_(chunk)))
-        news_rows, mention_rows = [], []
-        for aid in sorted(best):
-            row = best[aid]
-            symbols, category = tagger.analyse(row["title"], row["summary"])
-            news_rows.append({"article_id": aid, "published_at": row["published_at"], "source": row["source"],
-                              "title": row["title"], "summary": row["summary"], "url": row["url"],
-                              "category": category, "is_synthetic": bool(row["is_synthetic"]),
-                              "is_trimmed": bool(row["is_trimmed"])})
-            mention_rows += [{"article_id": aid, "symbol": s} for s in symbols]
-        if news_rows:
-            conn.execute(insert(news), news_rows)
-        if mention_rows:
-            conn.execute(insert(mentions), mention_rows)
+    news_rows, mention_rows = [], []
+    for aid in sorted(stored):
+        row = stored[aid]
+        symbols, category = tagger.analyse(row["title"], row["summary"])
+        news_rows.append({"article_id": aid, "published_at": row["published_at"], "source": row["source"],
+                          "title": row["title"], "summary": row["summary"], "url": row["url"],
+                          "category": category, "is_synthetic": bool(row["is_synthetic"]),
+                          "is_trimmed": bool(row["is_trimmed"])})
+        mention_rows += [{"article_id": aid, "symbol": s} for s in symbols]
+    for chunk in chunks(news_rows):
+        conn.execute(insert(news), chunk)
+    for chunk in chunks(mention_rows):
+        conn.execute(insert(mentions), chunk)
+
+
+def _related_sightings(conn: Connection, article_ids: set[str], keys: set[str]) -> list[dict]:
+    """Every sighting of ``article_ids`` and of the story ``keys``, closed over: all sightings of each
+    article found, and all sightings sharing a floating sighting's key (so ``stored_rows`` sees
+    every anchored sighting a floating one could match)."""
+    sightings = schema.crypto_news_sightings
+    found: dict[tuple[str, str], dict] = {}
+    done_ids: set[str] = set()
+    done_keys: set[str] = set()
+    while article_ids - done_ids or keys - done_keys:
+        pending = ((sightings.c.story_key, keys - done_keys), (sightings.c.article_id, article_ids - done_ids))
+        for column, values in pending:
+            for chunk in chunks(sorted(values)):
+                for row in conn.execute(select(sightings).where(column.in_(chunk))).mappings():
+                    found[(row["source"], row["article_id"])] = dict(row)
+        done_ids |= article_ids
+        done_keys |= keys
+        article_ids = done_ids | {row["article_id"] for row in found.values()}
+        keys = done_keys | {row["story_key"] for row in found.values() if row["story_key"] and is_floating(row)}
+    return list(found.values())
+
+
+def is_floating(sighting: dict) -> bool:
+    """The sighting's URL is an aggregator's page, not the publisher's (see the story rule)."""
+    return urlsplit(sighting["url"]).hostname in AGGREGATOR_HOSTS
+
+
+def stored_rows(sightings: Iterable[dict]) -> dict[str, dict]:
+    """The crypto_news row (as its best sighting) of each article these sightings make, by article
+    id: a pure function of the set of sightings (the story rule in the module docstring)."""
+    anchored: dict[str, list[dict]] = {}
+    floating: list[dict] = []
+    for row in sightings:
+        if is_floating(row):
+            floating.append(row)
+        else:
+            anchored.setdefault(row["article_id"], []).append(row)
+    by_key: dict[str, list[dict]] = {}
+    for group in anchored.values():
+        for row in group:
+            if row["story_key"]:
+                by_key.setdefault(row["story_key"], []).append(row)
+    groups = dict(anchored)
+    for row in floating:
+        same_story = by_key.get(row["story_key"] or "", [])
+        if not any(abs(row["published_at"] - other["published_at"]) <= STORY_WINDOW for other in same_story):
+            groups.setdefault(row["article_id"], []).append(row)
+    return {aid: min(group, key=lambda r: source_priority(r["source"])) for aid, group in groups.items()}
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Sandbox news APIs: Guardian Open Platform, CryptoPanic and RSS feeds. ALL DATA HERE IS SYNTHETIC.
+"""Sandbox news APIs: Guardian Open Platform and RSS feeds (CryptoPanic: ``sandbox/cryptopanic.py``),
+and the synthetic articles all three serve. ALL DATA HERE IS SYNTHETIC.
 
 Every article is generated from templates and seeded per (outlet, hour) on the ``EPOCH`` grid,
 so an article never depends on which ranges were asked before. Titles end in "(synthetic)"
@@ -10,8 +11,9 @@ and summaries say "Synthetic sandbox text ... Not real news." Outlets:
   market, business and economy news): what the Guardian search serves.
 
 CryptoPanic aggregates coindesk, cointelegraph, decrypt and guardian-crypto a few minutes after
-publication, pointing ``original_url`` at the same article (sometimes with ``utm_*`` tracking
-parameters), so the same article reaches the warehouse through two or three sources.
+publication, with the same title and the publisher's domain but only its own URL (like the real
+API: no ``original_url``), so the same article reaches the warehouse through two or three
+sources under different URLs.
 
 Endpoints (real request/response shapes):
 
@@ -20,14 +22,11 @@ Endpoints (real request/response shapes):
   ``from-date``/``to-date`` are UTC dates (to-date inclusive) or ISO timestamps; ``q`` is a
   list of terms/phrases joined by OR; no ``api-key`` -> 401 ``{"message": "No API key found in
   request"}``; a page past the last -> 400.
-- ``GET /cryptopanic/api/developer/v2/posts/?auth_token=&public=true&kind=news&page=``: newest
-  first, 20 per page, ``{"next": url|null, "previous": url|null, "results": [...]}``; ``next``
-  carries the auth_token like the real API; no token -> 401.
 - ``GET /rss/{feed}.xml`` (``coindesk``, ``cointelegraph``): RSS 2.0 with the latest 20 items.
 
 Nothing after ``server.now()`` is ever served. Faults: ``empty`` empties the results/items,
-``drift`` renames ``webPublicationDate`` (Guardian), ``published_at`` (CryptoPanic) or
-``pubDate`` (RSS); ``malformed`` (server side) truncates the body, i.e. broken JSON or XML.
+``drift`` renames ``webPublicationDate`` (Guardian) or ``pubDate`` (RSS); ``malformed`` (server
+side) truncates the body, i.e. broken JSON or XML.
 """
 
 from __future__ import annotations
@@ -37,16 +36,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from cryptoetl.sandbox.common import EPOCH, HORIZON_HOURS, HOUR, Route, rng, seed
 
 GUARDIAN_PREFIX = "/guardian"
-CRYPTOPANIC_PREFIX = "/cryptopanic/api/developer/v2"
 RSS_PREFIX = "/rss"
-CRYPTOPANIC_PAGE_SIZE = 20
-CRYPTOPANIC_MAX_DELAY = 15 * 60  # CryptoPanic lists an article up to 15 min after publication
 RSS_ITEMS = 20  # items a feed serves; CoinDesk's end with the real feed's empty content:encoded, dc:description
 RSS_NAMESPACES = 'xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/"'
 GUARDIAN_MAX_PAGE_SIZE = 200
@@ -64,7 +59,6 @@ OUTLETS = {
     "guardian-business": (0.35, "The Guardian", "theguardian.com"),
 }
 GUARDIAN_OUTLETS = ("guardian-crypto", "guardian-business")
-CRYPTOPANIC_OUTLETS = ("coindesk", "cointelegraph", "decrypt", "guardian-crypto")
 RSS_FEEDS = {"coindesk": "coindesk", "cointelegraph": "cointelegraph"}
 
 CRYPTO_TITLES = (
@@ -261,99 +255,6 @@ class GuardianApi:
         return 200, {"response": {"status": "ok", "userTier": "developer", "total": total,
                                   "startIndex": (page - 1) * size + 1, "pageSize": size, "currentPage": page,
                                   "pages": pages, "orderBy": order, "results": results}}
-
-
-# -- CryptoPanic --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Post:
-    published: int
-    post_id: int
-    article: Article
-
-
-def _post(article: Article) -> _Post:
-    s = seed("cryptopanic/" + article.key)
-    return _Post(article.ts + 60 + s % (CRYPTOPANIC_MAX_DELAY - 60), 10_000_000 + s % 90_000_000, article)
-
-
-class CryptoPanicApi:
-    def __init__(self, server):
-        self.server = server
-
-    def routes(self) -> list[Route]:
-        return [Route("GET", rf"^{CRYPTOPANIC_PREFIX}/posts/?$", self.posts, auth=self.auth,
-                      key_param="auth_token", empty=lambda body: {**body, "next": None, "results": []},
-                      drift=lambda body: {**body, "results": [
-                          {("published" if k == "published_at" else k): v for k, v in r.items()}
-                          for r in body.get("results", [])]})]
-
-    def auth(self, query, headers):
-        if not query.get("auth_token"):
-            return 401, {"status": "Incomplete", "info": "Missing auth_token (synthetic sandbox)"}
-        return None
-
-    def _newest_first(self, need: int) -> tuple[list[_Post], bool]:
-        """The ``need`` newest posts before now, and whether older ones exist."""
-        now = self.server.now()
-        hour = min(int((now - EPOCH) // HOUR), HORIZON_HOURS - 1)
-        posts: list[_Post] = []
-        while hour >= 0:
-            posts += [p for o in CRYPTOPANIC_OUTLETS for a in articles_in_hour(o, hour)
-                      if (p := _post(a)).published <= now]
-            # every post published at or after this threshold has been collected
-            threshold = EPOCH + hour * HOUR + CRYPTOPANIC_MAX_DELAY
-            if sum(p.published >= threshold for p in posts) > need:
-                break
-            hour -= 1
-        posts.sort(key=lambda p: (p.published, p.post_id), reverse=True)
-        return posts[:need], len(posts) > need
-
-    def posts(self, query):
-        try:
-            page = int(query.get("page", 1))
-        except ValueError:
-            return 404, {"detail": "Invalid page."}
-        if page < 1:
-            return 404, {"detail": "Invalid page."}
-        kind = query.get("kind", "all")
-        if kind not in ("news", "media", "all"):
-            return 400, {"status": "Incomplete", "info": f"invalid kind {kind!r}"}
-        posts, more = self._newest_first(page * CRYPTOPANIC_PAGE_SIZE)
-        if kind == "media":
-            posts, more = [], False
-        chunk = posts[(page - 1) * CRYPTOPANIC_PAGE_SIZE:]
-        if not chunk and page > 1:
-            return 404, {"detail": "Invalid page."}
-        base = f"{self.server.root_url}{CRYPTOPANIC_PREFIX}/posts/?"
-        nxt = base + urlencode({**query, "page": page + 1}) if more else None
-        prev = base + urlencode({**query, "page": page - 1}) if page > 1 else None
-        return 200, {"next": nxt, "previous": prev, "results": [self._render(p) for p in chunk]}
-
-    @staticmethod
-    def _render(p: _Post) -> dict:
-        a = p.article
-        s = seed("cryptopanic-shape/" + a.key)
-        original = a.url + ("?utm_source=cryptopanic&utm_medium=referral" if s % 3 == 0 else "")
-        _, title, domain = OUTLETS[a.outlet]
-        slug = _slug(a.title)[:60]
-        return {
-            "id": p.post_id,
-            "slug": slug,
-            "title": a.title,
-            "description": _plain(a.summary_html) if s % 4 else None,
-            "published_at": _iso(p.published),
-            "created_at": _iso(p.published),
-            "kind": "news",
-            "source": {"title": title, "region": "en", "domain": domain, "type": "feed"},
-            "original_url": original,
-            "url": f"https://cryptopanic.com/news/{p.post_id}/{slug}",
-            "image": None,
-            "instruments": [{"code": a.coin[0], "title": a.coin[1]}] if a.coin else [],
-            "votes": {"negative": s % 5, "positive": s % 7, "important": s % 3, "liked": 0, "disliked": 0,
-                      "lol": 0, "toxic": 0, "saved": 0, "comments": 0},
-            "panic_score": None,
-        }
 
 
 # -- RSS ---------------------------------------------------------------------------------------

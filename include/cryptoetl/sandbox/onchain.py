@@ -22,7 +22,14 @@ before|after&apikey=`` (free). Errors are Etherscan's: HTTP 200 with ``{"status"
 endpoint. Contact us to upgrade to API Pro."`` (free key, PRO action). Sandbox keys: any key
 starting ``sandbox-pro`` is a PRO key, ``sandbox-free`` a free key, anything else is invalid.
 ``EtherscanApi.inject_error(result, count)`` makes the next calls answer an HTTP-200 error such as
-``"Max calls per sec rate limit reached (3/sec)"``, as Etherscan does. Faults: ``empty`` -> "No
+``"Max calls per sec rate limit reached (3/sec)"``, as Etherscan does. **By default** about one
+request in ``TRANSIENT_EVERY`` (chosen by a seed of its query, the key left out) gets one of
+Etherscan's transient answers on its first attempt, and the real answer when asked again:
+``{"status": "0", "message": "NOTOK", "result": "Query Timeout occured. Please select a smaller
+result dataset"}`` or ``{"status": "0", "message": "Unexpected error, timeout or server too busy.
+Please try again later", "result": null}`` (the wordings and shapes of recorded answers), so every
+demo run exercises the client's retry. ``transient_every = 0`` turns it off; ``clear_errors()``
+also forgets which requests were asked (each one's next attempt is a first attempt again). Faults: ``empty`` -> "No
 data found" (stats) / "No closest block found" (blocks), ``drift`` renames the value fields.
 """
 
@@ -30,11 +37,12 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 from datetime import UTC, date, datetime
 
 import numpy as np
 
-from cryptoetl.sandbox.common import DAY, EPOCH, HORIZON_DAYS, Route, rng
+from cryptoetl.sandbox.common import DAY, EPOCH, HORIZON_DAYS, Route, rng, seed
 
 BLOCKCHAIN_PREFIX = "/blockchain"
 ETHERSCAN_PREFIX = "/etherscan/v2/api"
@@ -179,6 +187,9 @@ BAD_KEY = "Invalid API Key (#err2)|sandbox"
 _STATS_ACTIONS = ("dailytx", "dailynewaddress", "dailytxnfee", "dailyavggasprice", "dailyblkcount",
                   "dailyavgblocksize", "dailygasused", "dailynetutilization")
 _DATE_KEYS = ("UTCDate", "unixTimeStamp")
+TRANSIENT_EVERY = 8
+QUERY_TIMEOUT = "Query Timeout occured. Please select a smaller result dataset"
+SERVER_BUSY = "Unexpected error, timeout or server too busy. Please try again later"
 
 
 def _notok(result: str, message: str = "NOTOK") -> tuple[int, dict]:
@@ -211,6 +222,8 @@ class EtherscanApi:
         self._series: dict[str, np.ndarray] | None = None
         self._lock = threading.Lock()
         self._errors: list[dict] = []
+        self.transient_every = TRANSIENT_EVERY
+        self._attempts: Counter[str] = Counter()
 
     def series(self) -> dict[str, np.ndarray]:
         with self._lock:
@@ -227,6 +240,22 @@ class EtherscanApi:
     def clear_errors(self) -> None:
         with self._lock:
             self._errors = []
+            self._attempts.clear()
+
+    def transient_answer(self, query) -> tuple[int, dict] | None:
+        """Etherscan's transient answer if this is the first attempt of a request the seed picks."""
+        if not self.transient_every:
+            return None
+        request = "&".join(f"{k}={v}" for k, v in sorted(query.items()) if k != "apikey")
+        with self._lock:
+            self._attempts[request] += 1
+            first = self._attempts[request] == 1
+        pick = seed("etherscan-transient/" + request)
+        if not first or pick % self.transient_every:
+            return None
+        if pick // self.transient_every % 2:
+            return _notok(QUERY_TIMEOUT)
+        return 200, {"status": "0", "message": SERVER_BUSY, "result": None}
 
     def _take_error(self, action: str | None) -> str | None:
         with self._lock:
@@ -274,6 +303,8 @@ class EtherscanApi:
     def api(self, query):
         if (injected := self._take_error(query.get("action"))) is not None:
             return _notok(injected)
+        if (transient := self.transient_answer(query)) is not None:
+            return transient
         if query.get("chainid") != "1":
             return _notok("Missing or unsupported chainid parameter (required for v2 api), please see "
                           "https://api.etherscan.io/v2/chainlist for the list of supported chainids")

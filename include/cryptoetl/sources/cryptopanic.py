@@ -14,8 +14,15 @@ The real production client; it reaches the offline sandbox only through ``CRYPTO
   (new posts shift older ones onto the next page while paging). If the feed ends (``next`` is
   null) before reaching ``start``, the plan's history does not cover the interval and the
   client raises ``CryptoPanicHistoryError`` rather than return a partial interval.
-- The article URL is ``original_url`` (the publisher's URL, so an article also delivered by
-  RSS or the Guardian gets the same id); posts without it fall back to the CryptoPanic URL.
+- The real posts (developer plan, API v2) carry no ``original_url`` and no ``description``;
+  ``currencies`` is often absent. They do carry ``domain`` and ``source`` (``{"title", "region",
+  "domain", "path", "type"}``), the publisher's, and the page carries ``count``. So a post's URL
+  is CryptoPanic's own page (``url``, its ``mtm_campaign`` tracking parameter dropped), its
+  summary is NULL, and the item carries the publisher's domain (``source.domain``, else
+  ``domain``): ``loaders/news.py`` matches it on that domain and its title to the same article
+  delivered by the Guardian or an RSS feed (the story rule, documented there). When a plan does
+  send ``original_url`` (and ``description``), they are used: the article is then identified by
+  the publisher's URL like any other source's.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
-from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items, utc_seconds
+from cryptoetl.news_tagging import NewsItem, canonical_url, clean_domain, clean_text, unique_items, utc_seconds
 from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError
 from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec, SourceStep
 
@@ -44,7 +51,7 @@ SPEC = SourceSpec(
             description="CryptoPanic posts published in the interval",
         ),
     ),
-    sandbox="cryptoetl.sandbox.news:CryptoPanicApi",
+    sandbox="cryptoetl.sandbox.cryptopanic:CryptoPanicApi",
     sandbox_path="/cryptopanic/api/developer/v2",
     sandbox_env={"CRYPTOPANIC_API_KEY": "sandbox-demo-key"},
     pool=Pool(1, "Concurrent CryptoPanic tasks (the client spaces calls to the plan's limit)."),
@@ -136,5 +143,16 @@ class CryptoPanicClient(HttpSource):
         title = clean_text(post["title"])
         if title is None:
             raise SourcePayloadError(f"{where}: post {post.get('id')!r} has a blank title")
+        domain = None if post.get("original_url") else _publisher_domain(post)
         return post["id"], NewsItem(url=url, published_at=utc_seconds(published), title=title,
-                                    summary=clean_text(post.get("description")), synthetic=synthetic)
+                                    summary=clean_text(post.get("description")), synthetic=synthetic, domain=domain)
+
+
+def _publisher_domain(post: dict) -> str | None:
+    """The publisher's domain of a post: ``source.domain``, else the post's ``domain``; None when
+    neither is a domain (old posts of Reddit or Twitter sources name "r/..." or "@...")."""
+    source = post.get("source")
+    for value in ((source or {}).get("domain") if isinstance(source, dict) else None, post.get("domain")):
+        if isinstance(value, str) and "." in value and "/" not in value and not value.startswith("@"):
+            return clean_domain(value)
+    return None

@@ -33,12 +33,24 @@ Every call is ``GET {base}?chainid=1&module=...&action=...&apikey=KEY`` and answ
   final ``EtherscanPlanError`` naming ETHERSCAN_API_PLAN. An invalid key is a final
   ``EtherscanAuthError`` naming ETHERSCAN_API_KEY. The key never appears in an error or log.
 
-**Errors come back as HTTP 200** with ``status "0"``: "Max calls per sec rate limit reached"
-(or "Max rate limit reached") is retried with exponential backoff and ends as
-``SourceRateLimited``; a daily-limit message fails at once (it resets at 00:00 UTC, so
-retrying within the task is useless). "No data found" style answers with an empty list are an
-empty result; anything else is a final ``SourceError``. HTTP 429, 5xx and timeouts are
-handled by ``HttpSource`` like for every source.
+**Errors come back as HTTP 200** with ``status "0"``, the reason in ``result`` (``message``
+"NOTOK") or in ``message`` (``result`` null). Transient answers are retried within the task with
+exponential backoff, at most ``max_retries`` times, then fail naming the answer:
+
+- "Max calls per sec rate limit reached (3/sec)", "Max rate limit reached, please use API Key for
+  higher rate limit": ends as ``SourceRateLimited``;
+- "Query Timeout occured. Please select a smaller result dataset" and "Unexpected error, timeout
+  or server too busy. Please try again later" (the documentation also writes "Unexpected err,
+  timeout occurred or server too busy"): Etherscan's servers were busy, the same query answers
+  on a later attempt (recorded in pcko1/etherscan-python#31, RevokeCash/revoke.cash#80, and
+  https://docs.etherscan.io/etherscan-v2/support/common-error-messages); ends as
+  ``EtherscanBusyError``. One call asks at most a few days of one statistic, so a smaller
+  dataset is not what helps.
+
+A daily-limit message fails at once (it resets at 00:00 UTC, so retrying within the task is
+useless). "No data found" style answers with an empty list are an empty result; anything else
+(a bad key, a bad parameter, a PRO endpoint) is a final ``SourceError``. HTTP 429, 5xx and
+timeouts are handled by ``HttpSource`` like for every source.
 
 ``daily_metrics`` returns every metric of the plan for every day of [first, end) or raises
 (``SourceDataGap`` when a day is absent): nothing is ever half-loaded.
@@ -103,6 +115,23 @@ class EtherscanPlanError(SourceError):
     """The key's plan does not include the endpoint (PRO endpoint with a free key)."""
 
 
+class EtherscanBusyError(SourceError):
+    """Etherscan kept answering "Query Timeout" / "server too busy" after every retry."""
+
+
+# Etherscan's transient HTTP-200 answers (lower case): its servers were busy, ask again.
+BUSY_MARKERS = ("query timeout", "server too busy", "timeout occurred", "timeout occured")
+
+
+def _transient(low: str) -> type[SourceError] | None:
+    """The error a transient answer ends as after every retry; None if the answer is not transient."""
+    if "rate limit" in low and not ("daily" in low or "per day" in low):
+        return SourceRateLimited
+    if any(marker in low for marker in BUSY_MARKERS):
+        return EtherscanBusyError
+    return None
+
+
 def _number(value: Any, where: str) -> float:
     """Etherscan sends numbers as JSON numbers or decimal strings."""
     if isinstance(value, bool):
@@ -137,11 +166,10 @@ class EtherscanClient(HttpSource):
     def call(self, module: str, action: str, **params: Any) -> tuple[Any, bool]:
         """``result`` of a successful answer and whether it was labelled synthetic.
 
-        Etherscan reports errors with HTTP 200 and ``status "0"``: rate limits are retried
-        with exponential backoff, everything else is final."""
+        Etherscan reports errors with HTTP 200 and ``status "0"``: transient ones (rate limits,
+        query timeouts, busy servers) are retried with exponential backoff, everything else is final."""
         query = {"chainid": self.chain_id, "module": module, "action": action, **params, "apikey": self.api_key}
         where = f"etherscan {module}/{action} {self._redact(params)}"
-        last = ""
         for attempt in range(self.max_retries + 1):
             body, synthetic = self.get_json("", query)
             if not isinstance(body, dict) or "status" not in body or "result" not in body:
@@ -153,28 +181,33 @@ class EtherscanClient(HttpSource):
                 return result, synthetic
             text = result if isinstance(result, str) else message
             low = text.lower()
-            if "rate limit" in low:
-                if "daily" in low or "per day" in low:
-                    raise SourceRateLimited(f"{where}: daily call limit reached ({text}); it resets at "
-                                               "00:00 UTC, retrying now cannot help")
-                last = text
-                if attempt == self.max_retries:
-                    break
-                wait = self._backoff(attempt)
-                log.warning("%s: %s; retry %d/%d in %.1fs", where, text[:120], attempt + 1, self.max_retries, wait)
-                self.sleep(wait)
-                self._slept_since_call += wait  # counts as spacing before the next call
-                continue
-            if "invalid api key" in low or "missing/invalid api key" in low:
-                raise EtherscanAuthError(f"{where}: Etherscan rejected the key ({text.split('|')[0]}); "
-                                         "check ETHERSCAN_API_KEY")
-            if "api pro endpoint" in low:
-                raise EtherscanPlanError(f"{where}: this is a PRO endpoint and the key's plan does not include it; "
-                                         "set ETHERSCAN_API_PLAN=free (block counts only) or upgrade the key")
-            if isinstance(result, list) and not result and message.lower().startswith("no "):
-                return [], synthetic  # "No data found" / "No transactions found"
-            raise SourceError(f"{where}: {message}: {text[:200]}")
-        raise SourceRateLimited(f"{where}: giving up after {self.max_retries + 1} attempts: {last}")
+            if (error := _transient(low)) is None:
+                return self._final(where, text, result, message), synthetic
+            if attempt == self.max_retries:
+                raise error(f"{where}: giving up after {self.max_retries + 1} attempts: Etherscan kept answering "
+                            f"{text[:200]!r}")
+            wait = self._backoff(attempt)
+            log.warning("%s: %s; retry %d/%d in %.1fs", where, text[:120], attempt + 1, self.max_retries, wait)
+            self.sleep(wait)
+            self._slept_since_call += wait  # counts as spacing before the next call
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    @staticmethod
+    def _final(where: str, text: str, result: Any, message: str) -> list:
+        """A non-transient ``status "0"`` answer: ``[]`` for "No data found", else the final error."""
+        low = text.lower()
+        if "rate limit" in low:
+            raise SourceRateLimited(f"{where}: daily call limit reached ({text}); it resets at "
+                                    "00:00 UTC, retrying now cannot help")
+        if "invalid api key" in low or "missing/invalid api key" in low:
+            raise EtherscanAuthError(f"{where}: Etherscan rejected the key ({text.split('|')[0]}); "
+                                     "check ETHERSCAN_API_KEY")
+        if "api pro endpoint" in low:
+            raise EtherscanPlanError(f"{where}: this is a PRO endpoint and the key's plan does not include it; "
+                                     "set ETHERSCAN_API_PLAN=free (block counts only) or upgrade the key")
+        if isinstance(result, list) and not result and message.lower().startswith("no "):
+            return []  # "No data found" / "No transactions found"
+        raise SourceError(f"{where}: {message}: {text[:200]}")
 
     # -- endpoints ---------------------------------------------------------------------------
     def daily_stat(self, action: str, first: date, end: date) -> tuple[dict[date, float], bool]:

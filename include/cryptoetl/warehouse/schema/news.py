@@ -67,8 +67,12 @@ crypto_news_sightings = Table(
     Column("url", String(URL_MAX_CHARS), nullable=False, comment="canonical URL"),
     Column("is_synthetic", Boolean, nullable=False),
     _is_trimmed(),
+    Column("story_key", String(64),
+           comment="sha256 of the publisher's domain and the normalised title (story rule, loaders/news.py); "
+                   "NULL in rows written before revision 0004"),
     Index("ix_crypto_news_sightings_published_at", "published_at"),
     Index("ix_crypto_news_sightings_article_id", "article_id"),
+    Index("ix_crypto_news_sightings_story_key", "story_key"),
     comment="Each source's copy of each article; a source's run replaces its own rows for its interval",
     **UTF8MB4,
 )
