@@ -30,7 +30,7 @@ same domain (two publishers sharing a wire headline never merge) and the window;
 merges two anchored articles (their URLs differ), only drops a CryptoPanic-only copy. The
 converse miss: a publisher that edits the headline after CryptoPanic listed it, or a post
 whose ``domain`` is not the publisher's URL host (a syndicated copy), stays a second row.
-Sightings written before revision 0004 have no story key: they match by URL only until their
+Sightings written before revision 0005 have no story key: they match by URL only until their
 interval is loaded again.
 
 Hence:

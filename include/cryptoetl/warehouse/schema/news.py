@@ -69,7 +69,7 @@ crypto_news_sightings = Table(
     _is_trimmed(),
     Column("story_key", String(64),
            comment="sha256 of the publisher's domain and the normalised title (story rule, loaders/news.py); "
-                   "NULL in rows written before revision 0004"),
+                   "NULL in rows written before revision 0005"),
     Index("ix_crypto_news_sightings_published_at", "published_at"),
     Index("ix_crypto_news_sightings_article_id", "article_id"),
     Index("ix_crypto_news_sightings_story_key", "story_key"),

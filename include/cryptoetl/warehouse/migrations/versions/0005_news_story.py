@@ -6,8 +6,8 @@ Rows written before this revision keep NULL there: they are matched by URL only,
 their interval is loaded again (a rerun of the news DAGs over that window fills it). Pure DDL, so
 ``migrate --sql`` prints it whole.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
 COMMENT = ("sha256 of the publisher's domain and the normalised title (story rule, loaders/news.py); "
-           "NULL in rows written before revision 0004")
+           "NULL in rows written before revision 0005")
 
 
 def upgrade() -> None:
