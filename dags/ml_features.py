@@ -3,8 +3,9 @@
 
 Rebuilds **`ml_features_materialized`**: one row per symbol per hour with a price, 70 features,
 every value knowable at that hour: price, market cap, volume, 1h/24h/7d returns, every technical
-indicator, every FRED series as of its release (with its age), the last completed on-chain day,
-and news sentiment (CryptoBERT, FinBERT) over 24 h and 7 d. This is the table ML engineers
+indicator, every FRED series as of its release (with its age), the latest on-chain day its source
+has published (the day's end + a publication delay), and news sentiment (CryptoBERT, FinBERT)
+over 24 h and 7 d. This is the table ML engineers
 query; see docs/DATA_DICTIONARY.md for every column and its timing rule.
 
 **Triggered by** the asset events of `technical_indicators` (which follow every price load),

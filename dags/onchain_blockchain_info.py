@@ -9,8 +9,9 @@ output volume (BTC), fees (BTC and USD), miners' revenue (USD), hash rate (TH/s)
 average block size (bytes). Metrics blockchain.info does not have (gas, new addresses, block
 count) stay NULL. ETH rows are never touched.
 
-**Interval:** daily `[00:00, 24:00)` UTC. A day's totals are final only after it ends:
-`complete_at` (view: `available_at`) is the next midnight. Intervals must be midnight-aligned;
+**Interval:** daily `[00:00, 24:00)` UTC. The source publishes and revises a day's totals
+hours after it ends: `complete_at` (view: `available_at`), from which features use the day, is
+the next midnight + `PUBLICATION_DELAY` (6 h, `sources/blockchain_info.py`). Intervals must be midnight-aligned;
 a manual run reaching into today loads only the days that have ended.
 
 **Backfill:** `airflow backfill create --dag-id onchain_blockchain_info --from-date 2026-01-01 --to-date 2026-01-31`

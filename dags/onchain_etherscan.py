@@ -17,8 +17,9 @@ A free key with `ETHERSCAN_API_PLAN=pro` fails with a message naming `ETHERSCAN_
 an invalid key fails with one naming `ETHERSCAN_API_KEY`. ETH has no hash rate, difficulty
 or USD fees here: NULL, never 0.
 
-**Interval:** daily `[00:00, 24:00)` UTC. A day's totals are final only after it ends:
-`complete_at` (view: `available_at`) is the next midnight. Intervals must be midnight-aligned;
+**Interval:** daily `[00:00, 24:00)` UTC. The source publishes and revises a day's totals
+hours after it ends: `complete_at` (view: `available_at`), from which features use the day, is
+the next midnight + `PUBLICATION_DELAY` (6 h, `sources/etherscan.py`). Intervals must be midnight-aligned;
 a manual run reaching into today loads only the days that have ended.
 
 **Backfill:** `airflow backfill create --dag-id onchain_etherscan --from-date 2026-01-01 --to-date 2026-01-31`

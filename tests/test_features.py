@@ -4,8 +4,9 @@ The audit recomputes every feature of every (symbol, hour) row in plain Python f
 rows that were knowable at that hour (``known_at <= T``, ``complete_at <= T``, ``published_at <= T``)
 and compares with what the set-based SQL rebuild wrote, on SQLite and on MariaDB. The data is
 tiny, SYNTHETIC, and built to hit the edges: revisions known later than newer observations, a
-vintage known at an odd hour, NULL macro values, values older than the age caps, on-chain gaps,
-articles published exactly on an hour boundary, mentions of one symbol only.
+vintage known at an odd hour, NULL macro values, values older than the age caps, on-chain gaps and
+days usable only from their publication delay (one at an odd minute), articles published exactly
+on an hour boundary, mentions of one symbol only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from cryptoetl.config import UNIVERSE
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders.technical import run_technical
+from cryptoetl.sources import blockchain_info, etherscan
 from cryptoetl.step import StepContext
 from cryptoetl.steps import get_step
 from cryptoetl.warehouse import features, schema
@@ -72,19 +74,26 @@ def _macro_rows() -> list[dict]:
     ]
 
 
+def _published(day: date, delay: timedelta) -> datetime:
+    """When an on-chain day becomes usable, as the loader stores it: the next midnight + the delay."""
+    return datetime.combine(day + timedelta(days=1), datetime.min.time()) + delay
+
+
 def _onchain_rows() -> list[dict]:
     out = []
     for k in range(-3, DAYS):
-        if k in (3, 4):  # a two-day gap for BTC: the last completed day carries forward, older
+        if k in (3, 4):  # a two-day gap for BTC: the latest published day carries forward, older
             continue
         day = T0.date() + timedelta(days=k)
+        # day 6 usable at an odd minute (as if written under a longer delay): from the next hour on
+        delay = blockchain_info.PUBLICATION_DELAY + (timedelta(minutes=30) if k == 6 else timedelta())
         out.append({"symbol": "BTC", "date": day, "data_source": "blockchain.info-sandbox-synthetic",
                     "is_synthetic": True, "transaction_count": 300_000.0 + k, "hash_rate": 6e8 + k,
-                    "complete_at": datetime.combine(day + timedelta(days=1), datetime.min.time())})
+                    "complete_at": _published(day, delay)})
     day = T0.date() - timedelta(days=1)  # ETH: one day only, too old after 7 days
     out.append({"symbol": "ETH", "date": day, "data_source": "etherscan-pro-sandbox-synthetic",
                 "is_synthetic": True, "transaction_count": 1.2e6, "block_count": 7100.0,
-                "complete_at": datetime.combine(day + timedelta(days=1), datetime.min.time())})
+                "complete_at": _published(day, etherscan.PUBLICATION_DELAY)})
     return out
 
 
@@ -180,11 +189,10 @@ def _expected_row(raw: dict[str, pd.DataFrame], symbol: str, t: datetime) -> dic
             if best.known_at > t - timedelta(days=features.MACRO_MAX_AGE_DAYS):
                 out[value_col] = best.value
                 out[age_col] = (t - datetime.combine(best.observation_date, datetime.min.time())) / timedelta(days=1)
-    onchain = raw["onchain"]
-    day_start = t.replace(hour=0)
-    done = onchain[(onchain.symbol == symbol) & (onchain.complete_at <= day_start)]
-    best = done.sort_values("date").iloc[-1] if not done.empty else None
-    if best is not None and best.complete_at <= day_start - timedelta(days=features.ONCHAIN_MAX_AGE_DAYS):
+    onchain = raw["onchain"]  # a day is usable from its complete_at: its end + the source's delay
+    usable = onchain[(onchain.symbol == symbol) & (onchain.complete_at <= t)]
+    best = usable.sort_values("date").iloc[-1] if not usable.empty else None
+    if best is not None and best.complete_at <= t - timedelta(days=features.ONCHAIN_MAX_AGE_DAYS):
         best = None
     for name, _ in schema.ONCHAIN_METRIC_COLUMNS:
         out[f"onchain_{name}"] = None if best is None or pd.isna(best[name]) else best[name]
@@ -279,6 +287,27 @@ def test_values_follow_their_release_time_not_their_period(warehouse):
     assert (got["sent_cryptobert_sym_7d_count"] == 0).all() and got["sent_cryptobert_sym_7d_mean"].isna().all()
 
 
+def test_an_onchain_day_is_used_only_from_its_publication_delay_after_it_ends(warehouse):
+    """BTC day 5 ends at midnight but is usable only from midnight + blockchain.info's delay: until
+    then the hours use day 2 (days 3 and 4 are missing); day 6, usable at an odd minute, is used
+    from the next hour."""
+    features.rebuild(warehouse, LO, HI, SYMBOLS)
+    got = _frame(warehouse, schema.ml_features_materialized)
+    got = got[got.symbol == "BTC"].assign(time=lambda f: f.time.map(_ts)).set_index("time")
+    delay = blockchain_info.PUBLICATION_DELAY
+    assert timedelta(hours=1) <= delay < timedelta(days=1)
+    day5_end = T0 + timedelta(days=6)
+    for hour in (day5_end, day5_end + delay - timedelta(hours=1)):  # ended, not yet published
+        assert got.loc[hour, "onchain_transaction_count"] == pytest.approx(300_002.0), hour
+        assert got.loc[hour, "onchain_age_days"] == pytest.approx((hour - (T0 + timedelta(days=2))) / timedelta(days=1))
+    published = day5_end + delay
+    assert got.loc[published, "onchain_transaction_count"] == pytest.approx(300_005.0)
+    assert got.loc[published, "onchain_age_days"] == pytest.approx(1 + delay / timedelta(days=1))
+    day6_published = T0 + timedelta(days=7) + delay + timedelta(minutes=30)
+    assert got.loc[day6_published - timedelta(minutes=30), "onchain_transaction_count"] == pytest.approx(300_005.0)
+    assert got.loc[day6_published + timedelta(minutes=30), "onchain_transaction_count"] == pytest.approx(300_006.0)
+
+
 def test_later_revisions_do_not_leak_into_earlier_hours(warehouse):
     features.rebuild(warehouse, LO, HI, SYMBOLS)
     before = _frame(warehouse, schema.ml_features_materialized).assign(time=lambda f: f.time.map(_ts))
@@ -339,7 +368,7 @@ def test_lookahead_per_input_is_what_each_feature_family_states():
     assert features.LOOKAHEAD_HOURS == {
         "price_data_real": 0, "technical_indicators": 0,  # only their own hour
         "macro_indicators": 120 * 24,  # a value is used for up to MACRO_MAX_AGE_DAYS
-        "crypto_onchain_data": 8 * 24,  # ONCHAIN_MAX_AGE_DAYS, plus the day a row hour looks back to
+        "crypto_onchain_data": 8 * 24,  # ONCHAIN_MAX_AGE_DAYS after a publication delay of up to 24 h
         "crypto_sentiment_data": 168, "crypto_news": 168,  # the 7-day window
     }
 

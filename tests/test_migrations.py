@@ -250,6 +250,41 @@ def test_upgrade_of_a_populated_warehouse_adds_the_column_and_keeps_every_row(em
     assert migrate.upgrade(engine, config=config) == []
 
 
+def _alembic(engine, fn, revision: str) -> None:
+    with engine.connect() as conn:
+        config = migrate.alembic_config()
+        config.attributes["connection"] = conn
+        fn(config, revision)
+        conn.commit()
+
+
+def test_0004_moves_stored_onchain_days_to_their_publication_delay_and_back(empty):
+    """Rows written under the old rule (usable from the next midnight) are moved to the next midnight
+    + their source's delay, as the loader now writes them; other sources' rows are left alone."""
+    from cryptoetl.sources import blockchain_info, etherscan
+
+    engine = empty()
+    _alembic(engine, command.upgrade, "0003")
+    day = T0.date()
+    midnight = T0 + timedelta(days=1)
+    rows = [{"symbol": symbol, "date": day, "data_source": source, "is_synthetic": False, "complete_at": midnight}
+            for symbol, source in (("BTC", "blockchain.info"), ("ETH", "etherscan-free"), ("XMR", "bench-sandbox"))]
+    with engine.begin() as conn:
+        conn.execute(schema.crypto_onchain_data.insert(), rows)
+
+    def complete_at() -> dict:
+        table = schema.crypto_onchain_data
+        with engine.connect() as conn:
+            return {s: (c if isinstance(c, datetime) else datetime.fromisoformat(str(c)))
+                    for s, c in conn.execute(select(table.c.symbol, table.c.complete_at))}
+
+    assert migrate.upgrade(engine) == [f"upgraded the schema from revision 0003 to {migrate.head_revision()}"]
+    assert complete_at() == {"BTC": midnight + blockchain_info.PUBLICATION_DELAY,
+                             "ETH": midnight + etherscan.PUBLICATION_DELAY, "XMR": midnight}
+    _alembic(engine, command.downgrade, "0003")
+    assert complete_at() == dict.fromkeys(("BTC", "ETH", "XMR"), midnight)
+
+
 def test_custom_macro_series_gets_its_columns_from_migrate_and_the_rebuild_fills_them(empty, cli_env, tmp_path,
                                                                                          monkeypatch, capsys):
     import json

@@ -3,23 +3,25 @@ clients with every fault kind, and the onchain_btc / onchain_eth steps on SQLite
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import importlib
+from datetime import date, datetime, timedelta
 
 import pytest
 import requests
 from helpers import dump, settings_for, utc
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
 
 from cryptoetl.config import ConfigError, Settings
 from cryptoetl.intervals import Interval
 from cryptoetl.sandbox.onchain import PRO_ONLY, QUERY_TIMEOUT, SERVER_BUSY
 from cryptoetl.sandbox.server import SandboxServer
+from cryptoetl.sources import blockchain_info, etherscan
 from cryptoetl.sources.blockchain_info import BlockchainInfoClient
 from cryptoetl.sources.etherscan import EtherscanAuthError, EtherscanBusyError, EtherscanClient, EtherscanPlanError
 from cryptoetl.sources.http import SourceDataGap, SourceError, SourcePayloadError, SourceRateLimited
 from cryptoetl.step import StepContext
 from cryptoetl.steps import get_step
-from cryptoetl.warehouse import schema
+from cryptoetl.warehouse import features, schema
 
 PRO_KEY = "sandbox-pro-0123456789"
 FREE_KEY = "sandbox-free-0123456789"
@@ -419,7 +421,9 @@ def test_missing_metrics_are_null_never_zero_and_rows_are_labelled(engine, sb):
     assert eth_row["data_source"] == "etherscan-pro-sandbox-synthetic" and eth_row["is_synthetic"]
     assert all(eth_row[c] is None for c in BTC_ONLY) and all(btc_row[c] is None for c in ETH_ONLY)
     assert all(btc_row[c] > 0 for c in BTC_ONLY) and all(eth_row[c] > 0 for c in ETH_ONLY)
-    assert btc_row["complete_at"] == eth_row["complete_at"] == datetime(2026, 3, 2)
+    # usable from the next midnight + each source's publication delay
+    assert btc_row["complete_at"] == datetime(2026, 3, 2) + blockchain_info.PUBLICATION_DELAY
+    assert eth_row["complete_at"] == datetime(2026, 3, 2) + etherscan.PUBLICATION_DELAY
 
 
 def test_eth_free_plan_writes_block_counts_and_nulls_without_touching_btc(sqlite_engine, sb):
@@ -434,6 +438,48 @@ def test_eth_free_plan_writes_block_counts_and_nulls_without_touching_btc(sqlite
         assert column(sqlite_engine, name, "ETH") == [None] * 5
 
 
+def test_features_use_a_loaded_day_only_from_its_source_publication_delay(engine, sb):
+    """Through the loader: each source's day D is stored with complete_at = D+1 + its delay, and
+    the features of an hour before that still show day D-1 (with its age); from it, day D."""
+    load(context(engine, sb), [DAYS[0], DAYS[1]])  # 03-01 and 03-02
+    start, end = datetime(2026, 3, 3), datetime(2026, 3, 4)
+    prices = [{"symbol": symbol, "time": start + timedelta(hours=h), "price": 1.0, "market_cap": None,
+               "total_volume": None, "source": "sandbox-synthetic"} for symbol in ("BTC", "ETH") for h in range(24)]
+    with engine.begin() as conn:
+        conn.execute(schema.price_data_real.insert(), prices)
+    features.rebuild(engine, start, end, ["BTC", "ETH"])
+    onchain = {(r["symbol"], r["date"]): r for r in (r._mapping for r in _rows(engine))}
+    table = schema.ml_features_materialized
+    for symbol, delay in (("BTC", blockchain_info.PUBLICATION_DELAY), ("ETH", etherscan.PUBLICATION_DELAY)):
+        assert timedelta(hours=1) <= delay < timedelta(days=1)
+        assert onchain[symbol, date(2026, 3, 2)]["complete_at"] == start + delay
+        with engine.connect() as conn:
+            got = {(r.time if isinstance(r.time, datetime) else datetime.fromisoformat(str(r.time))): r
+                   for r in conn.execute(select(table.c.time, table.c.onchain_transaction_count,
+                                                table.c.onchain_age_days).where(table.c.symbol == symbol))}
+        for hour in (start, start + delay - timedelta(hours=1)):  # day 03-02 has ended, not yet published
+            assert got[hour].onchain_transaction_count == onchain[symbol, date(2026, 3, 1)]["transaction_count"]
+            assert got[hour].onchain_age_days == pytest.approx(2 + (hour - start) / timedelta(days=1))
+        for hour in (start + delay, end - timedelta(hours=1)):
+            assert got[hour].onchain_transaction_count == onchain[symbol, date(2026, 3, 2)]["transaction_count"]
+            assert got[hour].onchain_age_days == pytest.approx(1 + (hour - start) / timedelta(days=1))
+
+
+def test_every_onchain_source_states_a_publication_delay_the_features_cover():
+    """A source writing crypto_onchain_data defines its PUBLICATION_DELAY once, next to its SPEC; the
+    features' lookahead after an on-chain change covers delays up to ONCHAIN_MAX_DELAY_HOURS."""
+    from cryptoetl.sources import registry
+    from cryptoetl.warehouse.features import onchain as onchain_features
+
+    writers = [spec for spec in registry.sources() if any(s.writes == TABLE.name for s in spec.steps)]
+    assert {spec.name for spec in writers} >= {"blockchain_info", "etherscan"}
+    for spec in writers:
+        delay = importlib.import_module(f"cryptoetl.sources.{spec.name}").PUBLICATION_DELAY
+        assert timedelta(0) < delay <= timedelta(hours=onchain_features.ONCHAIN_MAX_DELAY_HOURS), spec.name
+    assert onchain_features.LOOKAHEAD_HOURS[TABLE.name] == \
+        onchain_features.ONCHAIN_MAX_AGE_DAYS * 24 + onchain_features.ONCHAIN_MAX_DELAY_HOURS
+
+
 def test_onchain_metrics_view_returns_the_rows(engine, sb):
     load(context(engine, sb), [DAYS[0], DAYS[1]])
     with engine.connect() as conn:
@@ -441,7 +487,7 @@ def test_onchain_metrics_view_returns_the_rows(engine, sb):
             f"SELECT * FROM {schema.ONCHAIN_VIEW} ORDER BY symbol, date"))]
     assert [(r["symbol"], str(r["date"])[:10]) for r in rows] == [
         ("BTC", "2026-03-01"), ("BTC", "2026-03-02"), ("ETH", "2026-03-01"), ("ETH", "2026-03-02")]
-    assert str(rows[0]["available_at"]).startswith("2026-03-02 00:00")
+    assert str(rows[0]["available_at"]).startswith(str(datetime(2026, 3, 2) + blockchain_info.PUBLICATION_DELAY))
     assert rows[0]["hash_rate"] > 0 and rows[2]["hash_rate"] is None
     assert "complete_at" not in rows[0] and {c.name for c in TABLE.columns} - {"complete_at"} <= set(rows[0])
 
@@ -454,7 +500,8 @@ def test_interval_reaching_into_today_stores_only_completed_days(sqlite_engine, 
     rows = [r._mapping for r in _rows(sqlite_engine)]
     assert [str(r["date"]) for r in rows if r["symbol"] == "BTC"] == ["2026-03-01", "2026-03-02", "2026-03-03"]
     assert [r["data_source"].split("-")[1] for r in rows if r["symbol"] == "ETH"] == ["pro"] * 3 + ["free"] * 2
-    assert max(r["complete_at"] for r in rows if r["data_source"].startswith("blockchain")) <= datetime(2026, 3, 4)
+    assert max(r["complete_at"] for r in rows if r["data_source"].startswith("blockchain")) == \
+        datetime(2026, 3, 4) + blockchain_info.PUBLICATION_DELAY
     before = dump(sqlite_engine, TABLE)
     assert load(ctx, [Interval(utc(2026, 3, 4), utc(2026, 3, 6))]) == 0  # no day has ended
     assert dump(sqlite_engine, TABLE) == before

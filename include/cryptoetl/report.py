@@ -27,7 +27,7 @@ def feature_families() -> dict[str, list[str]]:
         "technical indicators": list(schema.TECHNICAL_COLUMNS),
         f"macro ({len(schema.MACRO_FEATURE_COLUMNS)} series, as of release)":
             [value for _, value, _ in schema.MACRO_FEATURE_COLUMNS],
-        "on-chain (last completed day)": list(schema.ONCHAIN_FEATURE_COLUMNS),
+        "on-chain (latest published day)": list(schema.ONCHAIN_FEATURE_COLUMNS),
         "news sentiment (24h / 7d)": [c for c in schema.SENTIMENT_FEATURE_COLUMNS if c.endswith("_mean")],
     }
 

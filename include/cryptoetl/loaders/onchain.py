@@ -6,9 +6,12 @@ keys={"symbol": [SYMBOL]})``: a BTC load never touches ETH rows and vice versa.
 
 **Interval semantics.** On-chain totals are daily, so an interval must start and end at
 00:00 UTC (the DAGs' daily runs always do); anything else is a ``ConfigError`` naming the
-interval. A day's totals are final only after the day ends: every row carries
-``complete_at`` = the next midnight (the view ``onchain_metrics`` calls it ``available_at``),
-and a day that has not ended by the step's clock is never stored. An interval reaching into
+interval. A day that has not ended by the step's clock is never stored. The sources publish
+and revise a day's totals hours after it ends, so every row carries ``complete_at`` = the next
+midnight + the source's ``PUBLICATION_DELAY`` (``sources/blockchain_info.py``,
+``sources/etherscan.py``; the view ``onchain_metrics`` calls it ``available_at``): features use
+the day from then on, never earlier. The daily run for day D starts at midnight, before that
+time: the row is stored then and used only from its ``complete_at``. An interval reaching into
 today (a manual CLI run) loads and replaces only its completed days, [start, last midnight),
 and leaves the rest untouched with a warning; an interval with no completed day writes
 nothing and returns 0.
@@ -41,6 +44,7 @@ from datetime import UTC, date, datetime, timedelta
 from cryptoetl.config import ConfigError
 from cryptoetl.intervals import Interval, midnight
 from cryptoetl.loaders.universe import coins_for
+from cryptoetl.sources import blockchain_info, etherscan
 from cryptoetl.sources.blockchain_info import BlockchainInfoClient
 from cryptoetl.sources.etherscan import EtherscanClient
 from cryptoetl.step import StepContext
@@ -72,7 +76,7 @@ def completed_days(interval: Interval, now: float, step: str) -> tuple[date, dat
 
 
 def _load(ctx: StepContext, interval: Interval, *, step: str, symbol: str, client_class: type,
-          source_label: Callable[[object], str]) -> int:
+          source_label: Callable[[object], str], delay: timedelta) -> int:
     if symbol not in {coin.symbol for coin in coins_for(ctx, interval)}:
         log.warning("%s: %s is not in the universe; nothing to load", step, symbol)
         return 0
@@ -87,7 +91,7 @@ def _load(ctx: StepContext, interval: Interval, *, step: str, symbol: str, clien
     for offset in range((end - first).days):
         day = first + timedelta(days=offset)
         row = {"symbol": symbol, "date": day, "data_source": label, "is_synthetic": synthetic,
-               "complete_at": midnight(day + timedelta(days=1))}
+               "complete_at": midnight(day + timedelta(days=1)) + delay}
         row.update({column: values[day] for column, values in metrics.items()})
         rows.append(row)
     return replace_interval(ctx.engine, schema.crypto_onchain_data, rows, time_column="date",
@@ -97,10 +101,10 @@ def _load(ctx: StepContext, interval: Interval, *, step: str, symbol: str, clien
 def run_onchain_btc(ctx: StepContext, interval: Interval) -> int:
     """BTC daily totals from blockchain.info charts for the completed days of ``interval``."""
     return _load(ctx, interval, step="onchain_btc", symbol="BTC", client_class=BlockchainInfoClient,
-                 source_label=lambda _client: "blockchain.info")
+                 source_label=lambda _client: "blockchain.info", delay=blockchain_info.PUBLICATION_DELAY)
 
 
 def run_onchain_eth(ctx: StepContext, interval: Interval) -> int:
     """ETH daily totals from the Etherscan v2 API (what the plan allows) for the completed days."""
     return _load(ctx, interval, step="onchain_eth", symbol="ETH", client_class=EtherscanClient,
-                 source_label=lambda client: f"etherscan-{client.plan}")
+                 source_label=lambda client: f"etherscan-{client.plan}", delay=etherscan.PUBLICATION_DELAY)

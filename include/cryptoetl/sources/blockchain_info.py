@@ -49,6 +49,18 @@ from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec, SourceS
 
 log = logging.getLogger(__name__)
 
+# A day's totals may be used from the day's end (00:00 UTC) plus this delay: the row's
+# ``complete_at`` (loaders/onchain.py), from which features use it. blockchain.info documents no
+# publication time for its daily charts. What is known: a Bitcoin block mined after midnight may
+# carry a timestamp of the day before (anything above the median of the last 11 blocks, about an
+# hour back), so a day's totals move after midnight; the charts have also lagged by days at times
+# (github.com/blockchain/api-v1-client-python/issues/181). Providers that document it publish a
+# day 30-60 min after midnight (CryptoQuant: "the safe time ... would be an hour after the day").
+# 6 h is a conservative margin over that, not a measurement. Rows keep the delay they were
+# written with: after a change, reload the history (or move the stored values in a revision, as
+# migrations/versions/0004 did) and rebuild the features.
+PUBLICATION_DELAY = timedelta(hours=6)
+
 
 SPEC = SourceSpec(
     name="blockchain_info",

@@ -81,6 +81,15 @@ PRO_ACTIONS: dict[str, tuple[str, str, float]] = {
     "dailynetutilization": ("networkUtilization", "network_utilization", 1.0),
 }
 FREE_COLUMNS = ("block_count",)
+# A day's totals may be used from the day's end (00:00 UTC) plus this delay: the row's
+# ``complete_at`` (loaders/onchain.py), from which features use it. Etherscan documents no time at
+# which its daily statistics include the day before. Ethereum itself settles fast (a block's time
+# is its 12 s slot; finality after two epochs, about 13 min), and a provider that documents its
+# Ethereum daily statistics has them by 00:30 UTC (Nodit). 6 h, as for blockchain.info, is a
+# conservative margin for Etherscan's daily batch, not a measurement. Rows keep the delay they were
+# written with: after a change, reload the history (or move the stored values in a revision, as
+# migrations/versions/0004 did) and rebuild the features.
+PUBLICATION_DELAY = timedelta(hours=6)
 
 
 SPEC = SourceSpec(

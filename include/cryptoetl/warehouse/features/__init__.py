@@ -2,13 +2,13 @@
 
 The rows of an interval [lo, hi) are rebuilt in one transaction, entirely inside the warehouse:
 no fact row travels to Python (only the hour calendar of the interval is sent). Small session
-temporary tables hold the per-hour and per-day context first, so that the final INSERT ... SELECT
+temporary tables hold the per-hour context first, so that the final INSERT ... SELECT
 joins each price row to a handful of primary-key lookups. One module per part, each with its
 point-in-time rule (every value knowable at the row's ``time`` T, the hour start):
 
-``calendar``   ``tmp_feat_hours`` / ``tmp_feat_days``: the hours and days the context covers.
+``calendar``   ``tmp_feat_hours``: the hours the context covers.
 ``macro``      ``tmp_feat_macro``: per hour, every macro series as of that hour, and its age.
-``onchain``    ``tmp_feat_onchain``: per symbol and day, the last completed on-chain day.
+``onchain``    ``tmp_feat_onchain``: per symbol and hour, the latest on-chain day its source had published.
 ``sentiment``  ``tmp_feat_sent_*``: per (scope, model, hour), trailing-window counts and means.
 ``universe``   ``tmp_feat_snap``: per hour, the universe snapshot known then (the coin's rank).
 ``select``     the final INSERT ... SELECT (prices and indicators join it directly).

@@ -16,9 +16,6 @@ class Dialect:
         # SQLAlchemy stores SQLite DATETIMEs as 'YYYY-MM-DD HH:MM:SS.ffffff' text; compare like with like.
         return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else value
 
-    def param_day(self, value: datetime):
-        return value.strftime("%Y-%m-%d") if self.sqlite else value.date()
-
     def plus_hours_expr(self, column: str, hours_expr: str) -> str:
         if self.sqlite:
             return f"(strftime('%Y-%m-%d %H:%M:%S', {column}, '+' || {hours_expr} || ' hours') || '.000000')"
@@ -34,9 +31,6 @@ class Dialect:
         if self.sqlite:
             return f"(strftime('%Y-%m-%d %H:00:00', {column}, '+3599.999 seconds') || '.000000')"
         return f"CAST(DATE_FORMAT({column} + INTERVAL 3599 SECOND, '%Y-%m-%d %H:00:00') AS DATETIME)"
-
-    def day_of(self, column: str) -> str:
-        return f"date({column})" if self.sqlite else f"DATE({column})"
 
     def days_between(self, later: str, earlier: str) -> str:
         if self.sqlite:  # whole seconds, so the result is exact

@@ -1,7 +1,9 @@
-"""On-chain features: per symbol and day, the last completed on-chain day (``tmp_feat_onchain``).
+"""On-chain features: per symbol and hour, the latest on-chain day usable then (``tmp_feat_onchain``).
 
-Point in time: the symbol's latest day with ``complete_at`` <= the start of T's day (on-chain days
-complete at midnight), if it completed within ``ONCHAIN_MAX_AGE_DAYS``; age = T minus that day.
+Point in time: at hour T, the symbol's latest day with ``complete_at`` <= T, if that day became
+usable within ``ONCHAIN_MAX_AGE_DAYS`` before T; age = T minus the start of that day.
+``complete_at`` is the day's end plus its source's publication delay (set by the loader,
+``loaders/onchain.py``), so a day is never used before its source has published it.
 """
 
 from __future__ import annotations
@@ -10,19 +12,22 @@ from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.features.dialect import Dialect
 
 ONCHAIN_MAX_AGE_DAYS = 7
-# A day's values are current for at most ONCHAIN_MAX_AGE_DAYS after it completes, and a row hour
-# uses the day current at the start of its own day: a change reaches one more day ahead.
-LOOKAHEAD_HOURS = {"crypto_onchain_data": (ONCHAIN_MAX_AGE_DAYS + 1) * 24}
+# The longest publication delay the lookahead below covers: complete_at is at most this long after
+# the day's end (tests/test_onchain.py checks every on-chain source's delay against it).
+ONCHAIN_MAX_DELAY_HOURS = 24
+# A day [D, D+1) is used from its complete_at (D+1 + delay) for at most ONCHAIN_MAX_AGE_DAYS, and it
+# ends the previous day's use: a change of it reaches that far past the end of its interval.
+LOOKAHEAD_HOURS = {"crypto_onchain_data": ONCHAIN_MAX_AGE_DAYS * 24 + ONCHAIN_MAX_DELAY_HOURS}
 TEMP_TABLES = ("tmp_feat_onchain_cand", "tmp_feat_onchain")
 
 
 def context_statements(d: Dialect) -> list[tuple[str, bool]]:
-    """(statement, needs the :symbols expansion) in execution order; parameters :hi, :onchain_lo."""
+    """(statement, needs the :symbols expansion) in execution order; parameters :lo, :hi, :onchain_lo."""
     dt, day = d.datetime_type, d.date_type
     stmts: list[tuple[str, bool]] = []
 
-    # Each day is current from its complete_at until the next day completes (at most
-    # ONCHAIN_MAX_AGE_DAYS); a row hour uses the day current at the start of its own day.
+    # Each day is current from its complete_at until the next day's complete_at (at most
+    # ONCHAIN_MAX_AGE_DAYS); a row hour uses the day current at that hour.
     metrics = [name for name, _ in schema.ONCHAIN_METRIC_COLUMNS]
     metric_cols = ", ".join(f"{name} DOUBLE" for name in metrics)
     names = ", ".join(metrics)
@@ -36,10 +41,10 @@ FROM (SELECT symbol, date, complete_at, {names},
              LEAD(complete_at) OVER (PARTITION BY symbol ORDER BY date) AS next_complete
       FROM crypto_onchain_data WHERE symbol IN :symbols AND complete_at < :hi) chain
 WHERE complete_at > :onchain_lo""", True))
-    stmts.append((d.create_temp("tmp_feat_onchain", f"symbol VARCHAR(16) NOT NULL, day {day} NOT NULL, "
-                                f"date {day} NOT NULL, {metric_cols}, PRIMARY KEY (symbol, day)"), False))
-    stmts.append((f"""INSERT INTO tmp_feat_onchain (symbol, day, date, {names})
-SELECT c.symbol, dd.day, c.date, {', '.join(f'c.{n}' for n in metrics)}
-FROM tmp_feat_onchain_cand c {d.straight_join()} tmp_feat_days dd
-WHERE dd.day_start >= c.valid_from AND dd.day_start < c.valid_to""", False))
+    stmts.append((d.create_temp("tmp_feat_onchain", f"symbol VARCHAR(16) NOT NULL, time {dt} NOT NULL, "
+                                f"date {day} NOT NULL, {metric_cols}, PRIMARY KEY (symbol, time)"), False))
+    stmts.append((f"""INSERT INTO tmp_feat_onchain (symbol, time, date, {names})
+SELECT c.symbol, h.time, c.date, {', '.join(f'c.{n}' for n in metrics)}
+FROM tmp_feat_onchain_cand c {d.straight_join()} tmp_feat_hours h
+WHERE h.time >= {d.greatest('c.valid_from', ':lo')} AND h.time < c.valid_to""", False))
     return stmts

@@ -50,7 +50,7 @@ SELECT {select_list}
 FROM price_data_real p
 LEFT JOIN technical_indicators t ON t.symbol = p.symbol AND t.time = p.time
 LEFT JOIN tmp_feat_macro m ON m.time = p.time
-LEFT JOIN tmp_feat_onchain o ON o.symbol = p.symbol AND o.day = {d.day_of('p.time')}
+LEFT JOIN tmp_feat_onchain o ON o.symbol = p.symbol AND o.time = p.time
 LEFT JOIN tmp_feat_sent_sym ss ON ss.symbol = p.symbol AND ss.time = p.time
 LEFT JOIN tmp_feat_sent_all sa ON sa.time = p.time
 LEFT JOIN tmp_feat_snap ks ON ks.time = p.time

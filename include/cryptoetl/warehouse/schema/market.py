@@ -157,7 +157,8 @@ crypto_onchain_data = Table(
     Column("is_synthetic", Boolean, nullable=False, comment="true when loaded from the offline sandbox"),
     *(Column(name, Double, comment=comment) for name, comment in ONCHAIN_METRIC_COLUMNS),
     Column("complete_at", DateTime(), nullable=False,
-           comment="UTC end of the day (next midnight): when the totals are final and may be used"),
+           comment="UTC time from which the totals may be used: the next midnight + the source's "
+                   "publication delay"),
     comment="Daily on-chain totals, one row per coin per completed UTC day",
     **UTF8MB4,
 )
