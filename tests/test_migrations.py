@@ -258,7 +258,7 @@ def _alembic(engine, fn, revision: str) -> None:
         conn.commit()
 
 
-def test_0004_moves_stored_onchain_days_to_their_publication_delay_and_back(empty):
+def test_0006_moves_stored_onchain_days_to_their_publication_delay_and_back(empty):
     """Rows written under the old rule (usable from the next midnight) are moved to the next midnight
     + their source's delay, as the loader now writes them; other sources' rows are left alone."""
     from cryptoetl.sources import blockchain_info, etherscan

@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 # day 30-60 min after midnight (CryptoQuant: "the safe time ... would be an hour after the day").
 # 6 h is a conservative margin over that, not a measurement. Rows keep the delay they were
 # written with: after a change, reload the history (or move the stored values in a revision, as
-# migrations/versions/0004 did) and rebuild the features.
+# migrations/versions/0006 did) and rebuild the features.
 PUBLICATION_DELAY = timedelta(hours=6)
 
 

@@ -88,7 +88,7 @@ FREE_COLUMNS = ("block_count",)
 # Ethereum daily statistics has them by 00:30 UTC (Nodit). 6 h, as for blockchain.info, is a
 # conservative margin for Etherscan's daily batch, not a measurement. Rows keep the delay they were
 # written with: after a change, reload the history (or move the stored values in a revision, as
-# migrations/versions/0004 did) and rebuild the features.
+# migrations/versions/0006 did) and rebuild the features.
 PUBLICATION_DELAY = timedelta(hours=6)
 
 

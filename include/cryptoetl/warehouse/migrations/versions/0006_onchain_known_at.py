@@ -9,8 +9,8 @@ its own) and updates the column's comment. Only values change: no column is adde
 The feature rows built before it used each on-chain day from midnight. Rebuild them after the
 upgrade: ``python -m cryptoetl rebuild-features`` (or ``--start/--end`` for the history you keep).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
