@@ -117,10 +117,13 @@ def _fake_keys() -> dict[str, str]:
 STEPS = {"fred": "macro", "etherscan": "onchain_eth", "guardian": "news_guardian", "cryptopanic": "news_cryptopanic"}
 
 
-def _cryptopanic_cut_in_token(server) -> dict:
+def _cryptopanic_cut_in_token(server, key: str) -> dict:
     """A truncated first page that ends 12 characters into the token of its ``next`` link."""
-    before_token = f'{{"next": "{server.urls()["cryptopanic"]}/posts/?auth_token='
-    return {"kind": "malformed", "path_contains": "/cryptopanic", "keep": len(before_token) + 12}
+    import requests
+
+    page = requests.get(f"{server.urls()['cryptopanic']}/posts/", timeout=30,
+                        params={"auth_token": key, "public": "true", "kind": "news"}).text
+    return {"kind": "malformed", "path_contains": "/cryptopanic", "keep": page.index(key) + 12}
 
 
 @pytest.mark.parametrize("source,fault,expect", [
@@ -134,7 +137,8 @@ def _cryptopanic_cut_in_token(server) -> dict:
 def test_no_key_in_any_output_at_debug_level(frozen_sandbox, sqlite_engine, source, fault, expect):
     keys = _fake_keys()
     faults = {None: [], "403": [{"kind": "403", "path_contains": f"/{source}"}],
-              "truncated": [_cryptopanic_cut_in_token(frozen_sandbox)] if source == "cryptopanic" else []}[fault]
+              "truncated": [_cryptopanic_cut_in_token(frozen_sandbox, keys["cryptopanic"])]
+              if source == "cryptopanic" else []}[fault]
     frozen_sandbox.set_faults(faults)
     env = {**frozen_sandbox.env(), **{f"{name.upper()}_API_KEY": key for name, key in keys.items()},
            f"{source.upper()}_RATE_PER_MINUTE": "60000", "ETHERSCAN_API_PLAN": "pro",
