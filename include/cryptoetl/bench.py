@@ -15,7 +15,9 @@ random walks, then times, in the same run:
 - sentiment end to end (``run_sentiment``: read, tokenize, score, write) against the raw forward pass
   of the same BERT-base-sized model (random weights) on the same texts (``bench_sentiment.py``);
 - what each DAG file costs the DAG processor over a bare DAG, in local and Kubernetes mode
-  (``bench_parse.py``; needs no database).
+  (``bench_parse.py``; needs no database);
+- CoinGecko calls per coin of a 30-, 90- and 456-day history load, counted by the sandbox
+  (``bench_quota.py``; a SQLite warehouse).
 
 The database is dropped at the end. Timings belong here, never in pytest.
 """
@@ -260,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, help="sentiment articles (default 200, small 48; 0 skips)")
     parser.add_argument("--url", default=DEFAULT_URL, help="MySQL/MariaDB server URL (a database is created)")
     parser.add_argument("--parse-repeat", type=int, default=3, help="DAG parse timing: best of N (0 skips)")
+    parser.add_argument("--quota-coins", type=int, default=20, help="coins of the CoinGecko quota bench (0 skips)")
     args = parser.parse_args(argv)
     n_symbols = args.symbols or (20 if args.small else 320)
     days = args.days or (60 if args.small else 456)
@@ -270,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
 
         results += [bench_parse.report(bench_parse.REPO / "dags", mode, args.parse_repeat, bench_parse.REPO / "include")
                     for mode in ("local", "kubernetes")]
+    if args.quota_coins:
+        from cryptoetl import bench_quota
+
+        results += bench_quota.report(args.quota_coins, [30, 90] if args.small else [30, 90, 456])
     widths = [max(len(r[i]) for r in results) for i in range(4)]
     print()
     for row in results:
