@@ -135,3 +135,20 @@ def quota_ttl():
     from cryptoetl.loaders.prices import CLAIM_TTL
 
     return CLAIM_TTL
+
+
+def test_the_quota_command_prints_the_month_and_what_a_range_would_cost(sqlite_engine, sandbox_clean, monkeypatch,
+                                                                        capsys):
+    from cryptoetl import cli
+
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    for name, value in {"CRYPTOETL_WAREHOUSE_URL": url, "CRYPTOETL_SYMBOLS": "BTC,ETH",
+                        "COINGECKO_BASE_URL": sandbox_clean.base_url, "COINGECKO_API_PLAN": "demo",
+                        "COINGECKO_API_KEY": "CG-test", "COINGECKO_MONTHLY_CALLS": "3"}.items():
+        monkeypatch.setenv(name, value)
+    before = len(sandbox_clean.requests)
+    assert cli.main(["quota", "--start", "2026-03-01", "--end", "2026-03-10"]) == 0
+    out = capsys.readouterr().out
+    assert "demo plan: 0 calls in" in out and "3-call budget (3 left)" in out
+    assert "2 coins, 4 calls for the blocks not landed yet (2.0 per coin" in out  # two blocks each
+    assert "exceeds the budget by 1" in out and len(sandbox_clean.requests) == before  # it calls nothing

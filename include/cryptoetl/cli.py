@@ -26,6 +26,7 @@ import json
 import logging
 import sys
 import time
+from datetime import UTC, datetime
 
 from cryptoetl import redaction
 from cryptoetl.config import ConfigError, Settings
@@ -158,6 +159,34 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_quota(args: argparse.Namespace, settings: Settings) -> int:
+    """CoinGecko's calls this month against the budget, and what loading a range of prices would cost."""
+    from cryptoetl.loaders.prices import planned_fetches
+    from cryptoetl.sources.coingecko import SPEC, beyond_plan_history, points_needed
+    from cryptoetl.step import StepContext
+    from cryptoetl.warehouse import quota
+
+    engine = _checked_engine(settings, features=False)
+    source, now = SPEC.resolve(settings), time.time()
+    spent, budget = quota.calls_this_month(engine, SPEC.name, now), source.monthly_calls
+    left = f"{budget:,}-call budget ({budget - spent:,} left)" if budget else "no monthly budget"
+    print(f"coingecko, {source.plan} plan: {spent:,} calls in {quota.month_of(now)}, {left}; "
+          f"{source.rate_per_minute:g} calls a minute shared by every task")
+    if args.start is None and args.end is None:
+        return 0
+    interval = make_interval(args.start, args.end, "--start/--end")
+    if problem := beyond_plan_history(source.plan, points_needed(interval.start, interval.end)[0],
+                                      datetime.fromtimestamp(now, UTC)):
+        print(f"prices {interval}: {problem}; a run of such a day fails before any call")
+    coins, todo = planned_fetches(StepContext(settings=settings, engine=engine), interval)
+    verdict = "fits" if not budget or spent + len(todo) <= budget else \
+        f"exceeds the budget by {spent + len(todo) - budget:,}: the run that crosses it fails before its first call"
+    print(f"prices {interval}: {len(coins)} coins, {len(todo):,} calls for the blocks not landed yet "
+          f"({len(todo) / max(len(coins), 1):.1f} per coin, ~{len(todo) / source.rate_per_minute:.0f} min of "
+          f"spacing); {verdict}")
+    return 0
+
+
 def cmd_pools(args: argparse.Namespace, settings: Settings) -> int:
     from cryptoetl.sources.registry import pools
 
@@ -208,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--end", help="range end, exclusive")
 
     sub.add_parser("summary", help="rows per table and an example query")
+    quota_parser = sub.add_parser("quota", help="CoinGecko calls this month, and what loading prices for "
+                                                "--start/--end would cost")
+    quota_parser.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")
+    quota_parser.add_argument("--end", help="range end, exclusive")
     sub.add_parser("pools", help="the Airflow pools of the registered sources as JSON (include/pools.json)")
 
     sandbox = sub.add_parser("sandbox", help="serve the offline API sandbox (synthetic data)")
@@ -217,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"migrate": cmd_migrate, "init-db": cmd_migrate, "run": cmd_run, "rebuild-features": cmd_rebuild_features,
-            "summary": cmd_summary, "pools": cmd_pools, "sandbox": cmd_sandbox}
+            "summary": cmd_summary, "quota": cmd_quota, "pools": cmd_pools, "sandbox": cmd_sandbox}
 
 
 def failure_summary(exc: BaseException) -> str:

@@ -46,15 +46,22 @@ CLAIM_TTL = timedelta(minutes=10)  # a claim outlives a killed fetch this long a
 POLL_SECONDS = 2.0  # how often a run waiting for another run's block asks again
 
 
-def run_prices(ctx: StepContext, interval: Interval) -> int:
+def planned_fetches(ctx: StepContext, interval: Interval) -> tuple[Sequence[Coin], list[landing.Fetch]]:
+    """The coins of ``interval`` and the block fetches (one call each) it needs: phase 1, no call.
+    ``python -m cryptoetl quota`` prints the same plan for any range."""
     coins = coins_for(ctx, interval)
-    client = ctx.client(CoinGeckoClient)
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     lo, hi = points_needed(interval.start, interval.end)
-    client.check_history(lo, now)
-    refetch = "refetch" in ctx.options
     todo = landing.missing(ctx.engine, [c.coingecko_id for c in coins], block_starts(lo, min(hi, now)),
-                           MAX_SPAN, need_to=min(hi, now), fetch_to=now, refetch=refetch)
+                           MAX_SPAN, need_to=min(hi, now), fetch_to=now, refetch="refetch" in ctx.options)
+    return coins, todo
+
+
+def run_prices(ctx: StepContext, interval: Interval) -> int:
+    client = ctx.client(CoinGeckoClient)
+    client.check_history(points_needed(interval.start, interval.end)[0], datetime.fromtimestamp(ctx.clock(), UTC))
+    coins, todo = planned_fetches(ctx, interval)
+    refetch = "refetch" in ctx.options
     budget = SPEC.resolve(ctx.settings).monthly_calls
     quota.check_budget(ctx.engine, SPEC.name, len(todo), budget, ctx.clock(), setting=SPEC.env_name("MONTHLY_CALLS"),
                        what=f"prices {interval} ({len(coins)} coins, {len(todo)} blocks not landed yet)")

@@ -71,6 +71,15 @@ def block_starts(lo: datetime, hi: datetime) -> list[datetime]:
     return [BLOCK_EPOCH + k * MAX_SPAN for k in range(first, last + 1)]
 
 
+def beyond_plan_history(plan: str, start: datetime, now: datetime) -> str | None:
+    """Why ``plan`` cannot serve points from ``start`` on (public and demo: the last 365 days), or None."""
+    days = SPEC.plans[plan].history_days if plan in SPEC.plans else None
+    if days is None or start >= now - timedelta(days=days):
+        return None
+    return (f"coingecko: the {plan} plan serves the last {days} days only, and {start:%Y-%m-%d %H:%M} is older. "
+            "Load that range with a pro key (COINGECKO_API_PLAN=pro) or start later (CRYPTOETL_START_DATE)")
+
+
 def points_needed(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """The point timestamps [lo, hi) that the hours [start, end) are made of (see ``to_hours``)."""
     return start - timedelta(hours=1), end
@@ -182,13 +191,8 @@ class CoinGeckoClient(HttpSource):
 
     def check_history(self, start: datetime, now: datetime) -> None:
         """Refuse, before any call, a range older than the plan serves (public and demo: 365 days)."""
-        plan = SPEC.plans.get(self.plan or "public")
-        days = plan.history_days if plan else None
-        if days is not None and start < now - timedelta(days=days):
-            raise CoinGeckoHistoryError(
-                f"coingecko: the {self.plan or 'public'} plan serves the last {days} days only, and "
-                f"{start:%Y-%m-%d %H:%M} is older: nothing was called. Load that range with a pro key "
-                f"(COINGECKO_API_PLAN=pro) or start later (CRYPTOETL_START_DATE)")
+        if problem := beyond_plan_history(self.plan or "public", start, now):
+            raise CoinGeckoHistoryError(f"{problem}: nothing was called")
 
     def final_error(self, shown: str, status: int, body: str) -> SourceError:
         code = _error_code(body)

@@ -61,7 +61,6 @@ class SourceSettings:
     needs_key: bool
     key_use: str = ""
     monthly_calls: int | None = None  # the monthly budget: {PREFIX}_MONTHLY_CALLS, default the plan's
-    history_days: int | None = None
 
     def __repr__(self) -> str:  # never print the key
         key = "***" if self.api_key else None
@@ -170,5 +169,5 @@ class SourceSpec:
             raise ConfigError(f"{self.env_name('MONTHLY_CALLS')}={raw_budget!r}: give a whole number of calls > 0")
         return SourceSettings(name=self.name, plan=plan_name, base_url=(get("BASE_URL") or plan.host).rstrip("/"),
                               rate_per_minute=rate, api_key=get(KEY_SUFFIX), needs_key=plan.needs_key,
-                              key_use=self.key_use, history_days=plan.history_days,
+                              key_use=self.key_use,
                               monthly_calls=int(raw_budget) if raw_budget is not None else plan.monthly_calls)
