@@ -114,7 +114,8 @@ def test_call_slots_are_shared_by_every_limiter_of_the_warehouse(engine):
 
 
 def test_a_block_being_fetched_by_another_run_is_waited_for_not_fetched_again(sqlite_engine):
-    fetch = landing.Fetch("bitcoin", utc(2026, 2, 13), utc(2026, 2, 13), utc(2026, 3, 1))
+    fetch = landing.Fetch("bitcoin", utc(2026, 2, 13), utc(2026, 2, 13), utc(2026, 3, 1), utc(2026, 2, 13),
+                          utc(2026, 3, 1))
     assert landing.claim(sqlite_engine, fetch, NOW, quota_ttl()) == "claimed"
     assert landing.claim(sqlite_engine, fetch, NOW, quota_ttl()) == "busy"
     import pandas as pd
@@ -126,7 +127,7 @@ def test_a_block_being_fetched_by_another_run_is_waited_for_not_fetched_again(sq
     with sqlite_engine.connect() as conn:
         assert conn.execute(select(schema.coingecko_chart_blocks.c.claimed_until)).scalar() is None
     # a claim left by a killed run expires
-    other = landing.Fetch("ethereum", fetch.block_start, fetch.lo, fetch.hi)
+    other = landing.Fetch("ethereum", fetch.block_start, fetch.lo, fetch.hi, fetch.need_lo, fetch.need_hi)
     assert landing.claim(sqlite_engine, other, NOW, quota_ttl()) == "claimed"
     assert landing.claim(sqlite_engine, other, NOW + 2 * quota_ttl(), quota_ttl()) == "claimed"
 
@@ -152,3 +153,97 @@ def test_the_quota_command_prints_the_month_and_what_a_range_would_cost(sqlite_e
     assert "demo plan: 0 calls in" in out and "3-call budget (3 left)" in out
     assert "2 coins, 4 calls for the blocks not landed yet (2.0 per coin" in out  # two blocks each
     assert "exceeds the budget by 1" in out and len(sandbox_clean.requests) == before  # it calls nothing
+
+
+def test_a_day_inside_the_plan_window_loads_although_its_block_starts_before_it(sqlite_engine):
+    """Public plan, 365 days: 2025-03-25 is inside, its block (from 2025-03-13) is not: the call is
+    clipped to what the plan serves instead of failing with CoinGecko's 10012."""
+    with SandboxServer(now=NOW.timestamp) as server:
+        ctx = context(sqlite_engine, server)
+        assert get_step("prices").execute(ctx, Interval(utc(2025, 3, 25), utc(2025, 3, 26))) > 0
+        assert all(int(r["query"]["from"]) >= (NOW.timestamp() - 365 * 86400) for r in server.requests)
+        with pytest.raises(CoinGeckoHistoryError):  # and a day before the window fails before any call
+            get_step("prices").execute(ctx, Interval(utc(2025, 3, 19), utc(2025, 3, 20)))
+
+
+def test_a_block_reaching_back_before_hourly_data_is_fetched_from_the_run_start(sqlite_engine):
+    """The sandbox answers daily points for ranges starting before 2023-07-01 (HOURLY_SINCE); the block
+    of 2023-07-10 starts on 2023-06-22: the step asks again from its own start, never stores daily rows."""
+    with SandboxServer(now=NOW.timestamp, require_key="pro") as server:
+        ctx = context(sqlite_engine, server, source_env={"COINGECKO_API_PLAN": "pro", "COINGECKO_API_KEY": "CG-x"},
+                      api_key="CG-x", plan="pro")
+        rows = get_step("prices").execute(ctx, Interval(utc(2023, 7, 10), utc(2023, 7, 11)))
+        assert 0.9 * 3 * 24 <= rows <= 3 * 24
+
+
+def test_a_young_block_asked_from_a_fraction_of_a_second_lands_without_duplicates(engine, sandbox_clean):
+    now = utc(2026, 3, 9, 12, 0, 0) + (utc(2026, 3, 9, 0, 0, 1) - utc(2026, 3, 9)) / 2  # 12:00:00.5
+    ctx = context(engine, sandbox_clean, options=["refetch"])
+    ctx.clock = now.timestamp
+    for _ in range(2):  # the block of 2026-03-08 is younger than two days: asked from now - 2 d
+        get_step("prices").execute(ctx, Interval(utc(2026, 3, 8), utc(2026, 3, 9)))
+    assert len(dump(engine, schema.price_data_real)) > 0.9 * 3 * 24
+
+
+def test_points_keep_their_milliseconds_on_every_backend(engine):
+    import pandas as pd
+
+    from cryptoetl.sources.coingecko import to_hours
+
+    stamps = pd.to_datetime(["2026-03-01 00:05:00.400", "2026-03-01 01:04:59.900"], utc=True)
+    points = pd.DataFrame({"ts": stamps, "price": [1.0, 2.0], "market_cap": None, "total_volume": None})
+    fetch = landing.Fetch("bitcoin", utc(2026, 2, 13), utc(2026, 2, 13), utc(2026, 3, 2), utc(2026, 2, 13),
+                          utc(2026, 3, 2))
+    landing.land(engine, fetch, points, synthetic=True, fetched_at=NOW, covered=(fetch.lo, fetch.hi))
+    landed, _ = landing.read_points(engine, "bitcoin", utc(2026, 3, 1), utc(2026, 3, 2))
+    assert landed["ts"].tolist() == stamps.tolist()
+    rows = to_hours(landed, utc(2026, 3, 1), utc(2026, 3, 1, 3), "test")
+    assert rows["time"].dt.hour.tolist() == [1] and rows["price"].tolist() == [2.0]  # :05:00.4 is past the bound
+
+
+def test_an_interval_that_is_not_over_is_refused(sqlite_engine, sandbox_clean):
+    from cryptoetl.sources.http import SourceDataGap
+
+    ctx = context(sqlite_engine, sandbox_clean)  # the clock: 2026-03-20 00:30
+    with pytest.raises(SourceDataGap, match="is not over"):
+        get_step("prices").execute(ctx, Interval(utc(2026, 3, 19, 12), utc(2026, 3, 20, 12)))
+    assert dump(sqlite_engine, schema.price_data_real) == []
+
+
+def test_a_429_holds_every_process_off_for_its_retry_after(sqlite_engine):
+    clock = [1000.0]
+    limiter = quota.WarehouseLimiter(sqlite_engine, clock=lambda: clock[0])
+    assert limiter.reserve("coingecko", 2.0) == 0
+    limiter.hold("coingecko", 119)  # one task got a 429 with Retry-After: 119
+    other = quota.WarehouseLimiter(sqlite_engine, clock=lambda: clock[0])
+    assert other.reserve("coingecko", 2.0) == 119
+
+
+def test_a_monthly_budget_is_refused_where_no_step_checks_it():
+    from cryptoetl.config import ConfigError, Settings
+    from cryptoetl.sources import registry
+
+    with pytest.raises(ConfigError, match="ETHERSCAN_MONTHLY_CALLS is set, but no Etherscan step checks"):
+        registry.get("etherscan").resolve(Settings(source_env={"ETHERSCAN_MONTHLY_CALLS": "100"}))
+    with pytest.raises(ConfigError, match="COINGECKO_MONTHLY_CALLS='ten'"):
+        registry.get("coingecko").resolve(Settings(source_env={"COINGECKO_MONTHLY_CALLS": "ten"}))
+    budget = registry.get("coingecko").resolve(Settings(source_env={"COINGECKO_API_PLAN": "demo"})).monthly_calls
+    assert budget == 10_000
+
+
+def test_an_answer_missing_a_span_never_erases_the_landed_points(sqlite_engine):
+    import pandas as pd
+
+    fetch = landing.Fetch("bitcoin", utc(2026, 2, 13), utc(2026, 2, 13), utc(2026, 3, 2), utc(2026, 2, 13),
+                          utc(2026, 3, 2))
+
+    def answer(*hours: int, price: float) -> pd.DataFrame:
+        ts = pd.to_datetime([f"2026-03-01 {h:02d}:01" for h in hours], utc=True)
+        return pd.DataFrame({"ts": ts, "price": price, "market_cap": None, "total_volume": None})
+
+    landing.land(sqlite_engine, fetch, answer(1, 2, 3, price=1.0), synthetic=True, fetched_at=NOW,
+                 covered=(fetch.lo, fetch.hi))
+    landing.land(sqlite_engine, fetch, answer(1, 3, price=2.0), synthetic=True, fetched_at=NOW,
+                 covered=(fetch.lo, fetch.hi))  # a later answer lacks 02:01 and revises the others
+    landed, _ = landing.read_points(sqlite_engine, "bitcoin", utc(2026, 3, 1), utc(2026, 3, 2))
+    assert landed["price"].tolist() == [2.0, 1.0, 2.0]

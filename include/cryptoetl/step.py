@@ -52,7 +52,7 @@ class StepContext:
     models: dict[str, ModelHandle] = field(default_factory=dict)  # sentiment models by role
     clock: Callable[[], float] = time.time
     options: frozenset[str] = frozenset()
-    limiter: Any = None
+    limiter: Any = None  # a sources.http.CallLimiter (step.py imports no source code)
 
     def client(self, cls: type[C]) -> C:
         if cls not in self.clients:

@@ -26,15 +26,20 @@ from datetime import UTC, datetime, timedelta
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders.universe import coins_for
 from cryptoetl.sources.coingecko import (
+    BLOCK_EPOCH,
+    LATE_BOUND,
     MAX_SPAN,
     MIN_SPAN,
     SPEC,
     CoinGeckoClient,
+    CoinGeckoGranularityError,
     block_starts,
+    oldest_reachable,
     points_needed,
     source_label,
     to_hours,
 )
+from cryptoetl.sources.http import SourceDataGap
 from cryptoetl.step import SourceDataMissing, StepContext
 from cryptoetl.universe import Coin
 from cryptoetl.warehouse import landing, quota, schema
@@ -52,14 +57,20 @@ def planned_fetches(ctx: StepContext, interval: Interval) -> tuple[Sequence[Coin
     coins = coins_for(ctx, interval)
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     lo, hi = points_needed(interval.start, interval.end)
-    todo = landing.missing(ctx.engine, [c.coingecko_id for c in coins], block_starts(lo, min(hi, now)),
-                           MAX_SPAN, need_to=min(hi, now), fetch_to=now, refetch="refetch" in ctx.options)
+    plan = SPEC.resolve(ctx.settings).plan
+    todo = landing.missing(ctx.engine, [c.coingecko_id for c in coins], block_starts(lo, min(hi, now)), MAX_SPAN,
+                           need=(lo, min(hi, now)), fetch=(oldest_reachable(plan, now) or BLOCK_EPOCH, now),
+                           refetch="refetch" in ctx.options)
     return coins, todo
 
 
 def run_prices(ctx: StepContext, interval: Interval) -> int:
     client = ctx.client(CoinGeckoClient)
-    client.check_history(points_needed(interval.start, interval.end)[0], datetime.fromtimestamp(ctx.clock(), UTC))
+    now = datetime.fromtimestamp(ctx.clock(), UTC)
+    if interval.end + LATE_BOUND > now:
+        raise SourceDataGap(f"prices: {interval} is not over: the points of its last hour are complete from "
+                            f"{interval.end + LATE_BOUND:%Y-%m-%d %H:%M} UTC; run it after that")
+    client.check_history(points_needed(interval.start, interval.end)[0], now)
     coins, todo = planned_fetches(ctx, interval)
     refetch = "refetch" in ctx.options
     budget = SPEC.resolve(ctx.settings).monthly_calls
@@ -92,18 +103,25 @@ def _land(ctx: StepContext, client: CoinGeckoClient, todo: Sequence[landing.Fetc
 
 
 def _fetch_block(ctx: StepContext, client: CoinGeckoClient, fetch: landing.Fetch, now: datetime) -> None:
-    """One call for one claimed block, landed at once; the claim is released if anything fails."""
+    """One call for one claimed block (two if the block reaches back past CoinGecko's hourly data:
+    then from the run's own start), landed at once; the claim is released if anything fails."""
     try:
         call_lo = min(fetch.lo, fetch.hi - MIN_SPAN)
-        points, synthetic = client.chart_points(fetch.coingecko_id, call_lo, fetch.hi)
+        try:
+            points, synthetic = client.chart_points(fetch.coingecko_id, call_lo, fetch.hi)
+        except CoinGeckoGranularityError:
+            if fetch.lo >= fetch.need_lo:
+                raise
+            call_lo = min(fetch.need_lo.replace(microsecond=0), fetch.hi - MIN_SPAN)
+            points, synthetic = client.chart_points(fetch.coingecko_id, call_lo, fetch.hi)
         if points.empty and (landed := landing.count_points(ctx.engine, fetch.coingecko_id, call_lo, fetch.hi)):
             raise SourceDataMissing(
                 f"prices: CoinGecko returned no points for {fetch.coingecko_id} in [{call_lo:%Y-%m-%d %H:%M}, "
                 f"{fetch.hi:%Y-%m-%d %H:%M}], but {landed} were landed before; refusing to erase them (rerun later)")
+        landing.land(ctx.engine, fetch, points, synthetic=synthetic, fetched_at=now, covered=(call_lo, fetch.hi))
     except BaseException:
-        landing.release(ctx.engine, [fetch])
+        landing.release(ctx.engine, fetch)
         raise
-    landing.land(ctx.engine, fetch, points, synthetic=synthetic, fetched_at=now, covered=(call_lo, fetch.hi))
 
 
 def _parts(ctx: StepContext, coins: Sequence[Coin], interval: Interval) -> Iterator[tuple[dict, object]]:

@@ -71,13 +71,21 @@ def block_starts(lo: datetime, hi: datetime) -> list[datetime]:
     return [BLOCK_EPOCH + k * MAX_SPAN for k in range(first, last + 1)]
 
 
-def beyond_plan_history(plan: str, start: datetime, now: datetime) -> str | None:
-    """Why ``plan`` cannot serve points from ``start`` on (public and demo: the last 365 days), or None."""
+def oldest_reachable(plan: str, now: datetime) -> datetime | None:
+    """The oldest time ``plan`` serves points from (public and demo: 365 days back, with an hour's
+    margin for clocks), or None when it serves all history."""
     days = SPEC.plans[plan].history_days if plan in SPEC.plans else None
-    if days is None or start >= now - timedelta(days=days):
+    return None if days is None else now - timedelta(days=days) + timedelta(hours=1)
+
+
+def beyond_plan_history(plan: str, start: datetime, now: datetime) -> str | None:
+    """Why ``plan`` cannot serve points from ``start`` on, or None."""
+    oldest = oldest_reachable(plan, now)
+    if oldest is None or start >= oldest:
         return None
-    return (f"coingecko: the {plan} plan serves the last {days} days only, and {start:%Y-%m-%d %H:%M} is older. "
-            "Load that range with a pro key (COINGECKO_API_PLAN=pro) or start later (CRYPTOETL_START_DATE)")
+    return (f"coingecko: the {plan} plan serves the last {SPEC.plans[plan].history_days} days only, and "
+            f"{start:%Y-%m-%d %H:%M} is older. Load that range with a pro key (COINGECKO_API_PLAN=pro) or start "
+            "later (CRYPTOETL_START_DATE)")
 
 
 def points_needed(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -121,6 +129,7 @@ SPEC = SourceSpec(
     pool=Pool(2, "Concurrent CoinGecko tasks. Caps concurrency, not call rate: the client spaces calls "
                  "to the plan's per-minute limit."),
     key_use="the demo and pro plans send it with every call",
+    monthly_budget=True,
 )
 MARKETS_PAGE = 250  # /coins/markets' largest page
 
@@ -252,7 +261,7 @@ class CoinGeckoClient(HttpSource):
         merged["ts"] = pd.to_datetime(merged["ms"].astype("int64"), unit="ms", utc=True)
         merged = merged.sort_values("ts")
         spacing = merged["ts"].diff().median()
-        if len(merged) >= 3 and spacing >= pd.Timedelta(DAILY_SPACING):
+        if len(merged) >= 2 and spacing >= pd.Timedelta(DAILY_SPACING):
             raise CoinGeckoGranularityError(
                 f"{where}: CoinGecko answered points {spacing} apart (daily granularity) for a range it should "
                 "answer hourly; hourly data does not reach this far back. Nothing is stored: daily points are "

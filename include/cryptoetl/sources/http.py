@@ -71,6 +71,10 @@ class CallLimiter(Protocol):
         and count the call; the seconds to wait before calling."""
         ...
 
+    def hold(self, source: str, seconds: float) -> None:
+        """No call of ``source`` from any process for ``seconds`` (the API asked: HTTP 429)."""
+        ...
+
 
 class SourceDataGap(SourceError):
     """The answer lacks a period that was asked for (not published yet, or a hole at the source)."""
@@ -201,6 +205,8 @@ class HttpSource:
                     asked = retry_after_seconds(resp.headers.get("Retry-After"))
                     wait = self._backoff(attempt) if asked is None else asked
                     last_problem = f"HTTP 429 {excerpt}"
+                    if self.limiter is not None:  # every process waits, not only this one
+                        self.limiter.hold(self.name, wait)
                     if wait > self.max_wait:
                         raise SourceRateLimited(
                             f"{shown}: HTTP 429, Retry-After {wait:.0f} s is longer than the {self.max_wait:.0f} s "

@@ -115,6 +115,9 @@ class SourceSpec:
     sandbox_env: Mapping[str, str] = field(default_factory=dict)
     pool: Pool | None = None
     key_use: str = ""  # what the key is for, in the message when it is missing
+    # Whether its steps check {PREFIX}_MONTHLY_CALLS before calling (CoinGecko's prices step does);
+    # elsewhere the setting is refused rather than silently ignored.
+    monthly_budget: bool = False
 
     def __post_init__(self) -> None:
         if not self.plans:
@@ -165,6 +168,9 @@ class SourceSpec:
         if not rate > 0:
             raise ConfigError(f"{self.env_name('RATE_PER_MINUTE')} must be > 0 (got {raw_rate})")
         raw_budget = get("MONTHLY_CALLS")
+        if raw_budget is not None and not self.monthly_budget:
+            raise ConfigError(f"{self.env_name('MONTHLY_CALLS')} is set, but no {self.title} step checks a monthly "
+                              "budget (only COINGECKO_MONTHLY_CALLS is checked): unset it")
         if raw_budget is not None and not (raw_budget.isdigit() and int(raw_budget) > 0):
             raise ConfigError(f"{self.env_name('MONTHLY_CALLS')}={raw_budget!r}: give a whole number of calls > 0")
         return SourceSettings(name=self.name, plan=plan_name, base_url=(get("BASE_URL") or plan.host).rstrip("/"),

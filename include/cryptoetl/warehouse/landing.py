@@ -14,7 +14,7 @@ for the same block again. A claim that outlives its holder (a killed pod) expire
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,60 +31,70 @@ points_t, blocks_t = schema.coingecko_chart_points, schema.coingecko_chart_block
 
 @dataclass(frozen=True)
 class Fetch:
-    """One block of one coin to fetch: the call covers [lo, hi]; the run needs it landed up to ``need``."""
+    """One block of one coin to fetch: the call asks for [lo, hi] (whole seconds); the run needs the
+    block landed over [need_lo, need_hi]."""
 
     coingecko_id: str
     block_start: datetime
     lo: datetime
     hi: datetime
-    need: datetime | None = None  # None: hi
+    need_lo: datetime
+    need_hi: datetime
 
 
-def fetched_to(engine: Engine, coin_ids: Sequence[str], block_starts: Sequence[datetime]) -> dict:
-    """{(coingecko_id, block_start): fetched_to} of these blocks (naive UTC; missing: never fetched)."""
+def coverage(engine: Engine, coin_ids: Sequence[str], block_starts: Sequence[datetime]) -> dict:
+    """{(coingecko_id, block_start): (fetched_from, fetched_to)} of the landed blocks (naive UTC)."""
     if not coin_ids or not block_starts:
         return {}
-    stmt = select(blocks_t.c.coingecko_id, blocks_t.c.block_start, blocks_t.c.fetched_to).where(
-        blocks_t.c.coingecko_id.in_(list(coin_ids)),
-        blocks_t.c.block_start.in_([to_naive_utc(b) for b in block_starts]))
+    c = blocks_t.c
+    stmt = select(c.coingecko_id, c.block_start, c.fetched_from, c.fetched_to).where(
+        c.coingecko_id.in_(list(coin_ids)), c.block_start.in_([to_naive_utc(b) for b in block_starts]))
     with engine.connect() as conn:
-        return {(cid, start): to for cid, start, to in conn.execute(stmt) if to is not None}
+        return {(cid, start): (lo, hi) for cid, start, lo, hi in conn.execute(stmt) if hi is not None}
 
 
-def missing(engine: Engine, coin_ids: Sequence[str], blocks: Sequence[datetime], span: timedelta,
-            need_to: datetime, fetch_to: datetime, *, refetch: bool = False) -> list[Fetch]:
-    """The block fetches that points up to ``need_to`` need: every block not landed up to
-    min(its end, need_to) (all of them with ``refetch``), each to be fetched up to min(its end,
-    fetch_to), usually now, so that the later runs of the block find it landed."""
-    done = {} if refetch else fetched_to(engine, coin_ids, blocks)
+def _seconds(ts: datetime) -> datetime:
+    return ts.replace(microsecond=0)
+
+
+def missing(engine: Engine, coin_ids: Sequence[str], blocks: Sequence[datetime], span: timedelta, *,
+            need: tuple[datetime, datetime], fetch: tuple[datetime, datetime], refetch: bool = False) -> list[Fetch]:
+    """The block fetches that the points in ``need`` (lo, hi) need: every block not landed over its
+    part of it (all of them with ``refetch``), each to be fetched over its part of ``fetch`` (the
+    plan's oldest reachable time, and usually now: so that later runs of the block find it landed)."""
+    done = {} if refetch else coverage(engine, coin_ids, blocks)
     todo = []
     for coin_id in coin_ids:
         for start in blocks:
+            end = start + span
+            need_lo, need_hi = max(start, need[0]), min(end, need[1])
             have = done.get((coin_id, to_naive_utc(start)))
-            if have is None or have < to_naive_utc(min(start + span, need_to)):
-                todo.append(Fetch(coin_id, start, start, min(start + span, fetch_to), min(start + span, need_to)))
+            if have is None or have[0] > to_naive_utc(need_lo) or have[1] < to_naive_utc(need_hi):
+                todo.append(Fetch(coin_id, start, _seconds(max(start, fetch[0])), _seconds(min(end, fetch[1])),
+                                  need_lo, need_hi))
     return todo
 
 
 def claim(engine: Engine, fetch: Fetch, now: datetime, ttl: timedelta, *, refetch: bool = False) -> str:
-    """Try to take ``fetch``: "claimed" (fetch it, then ``land``), "done" (another run landed it
-    meanwhile) or "busy" (another run is fetching it: wait and ask again)."""
-    key = and_(blocks_t.c.coingecko_id == fetch.coingecko_id,
-               blocks_t.c.block_start == to_naive_utc(fetch.block_start))
-    naive_now, until, need = to_naive_utc(now), to_naive_utc(now + ttl), to_naive_utc(fetch.need or fetch.hi)
+    """Try to take ``fetch``: "claimed" (fetch it, then ``land``), "done" (another run landed what
+    this one needs meanwhile) or "busy" (another run is fetching it: wait and ask again)."""
+    c = blocks_t.c
+    key = and_(c.coingecko_id == fetch.coingecko_id, c.block_start == to_naive_utc(fetch.block_start))
+    naive_now, until = to_naive_utc(now), to_naive_utc(now + ttl)
+    need_lo, need_hi = to_naive_utc(fetch.need_lo), to_naive_utc(fetch.need_hi)
 
     def attempt() -> str:
         with engine.begin() as conn:
-            free = or_(blocks_t.c.claimed_until.is_(None), blocks_t.c.claimed_until <= naive_now)
-            undone = True if refetch else or_(blocks_t.c.fetched_to.is_(None), blocks_t.c.fetched_to < need)
+            free = or_(c.claimed_until.is_(None), c.claimed_until <= naive_now)
+            undone = True if refetch else or_(c.fetched_to.is_(None), c.fetched_to < need_hi, c.fetched_from > need_lo)
             if conn.execute(update(blocks_t).where(key, free, undone).values(claimed_until=until)).rowcount:
                 return "claimed"
-            row = conn.execute(select(blocks_t.c.fetched_to).where(key)).first()
+            row = conn.execute(select(c.fetched_from, c.fetched_to).where(key)).first()
         if row is None:  # never seen: insert it unclaimed (in its own transaction), then claim it
             insert_if_absent(engine, blocks_t, {"coingecko_id": fetch.coingecko_id,
-                                  "block_start": to_naive_utc(fetch.block_start)})
+                                                "block_start": to_naive_utc(fetch.block_start)})
             return attempt()
-        if not refetch and row.fetched_to is not None and row.fetched_to >= need:
+        if not refetch and row.fetched_to is not None and row.fetched_to >= need_hi and row.fetched_from <= need_lo:
             return "done"
         return "busy"
 
@@ -93,36 +103,47 @@ def claim(engine: Engine, fetch: Fetch, now: datetime, ttl: timedelta, *, refetc
 
 def land(engine: Engine, fetch: Fetch, points: pd.DataFrame, *, synthetic: bool, fetched_at: datetime,
          covered: tuple[datetime, datetime]) -> int:
-    """Store one fetched block in one transaction: its points in ``covered`` (the call's range) are
-    replaced by ``points``; the block is marked landed up to ``fetch.hi`` and released."""
+    """Store one fetched block in one transaction and release it. The answer's points (those in
+    ``covered``, the range the call asked for) replace the landed points with the same timestamps;
+    landed points the answer lacks are kept (a later answer missing a span never erases it). The
+    block is then landed over ``covered``, joined to what was landed before when the two touch."""
     lo, hi = (to_naive_utc(t) for t in covered)
+    points = points[(points["ts"] >= pd.Timestamp(covered[0])) & (points["ts"] <= pd.Timestamp(covered[1]))]
     rows = [{"coingecko_id": fetch.coingecko_id, "ts": to_naive_utc(ts), "price": float(price),
              "market_cap": _number(cap), "total_volume": _number(volume), "is_synthetic": synthetic}
             for ts, price, cap, volume in points[["ts", "price", "market_cap", "total_volume"]].itertuples(
                 index=False)]
+    c = blocks_t.c
+    key = and_(c.coingecko_id == fetch.coingecko_id, c.block_start == to_naive_utc(fetch.block_start))
 
     def write() -> int:
         with engine.begin() as conn:
-            conn.execute(delete(points_t).where(points_t.c.coingecko_id == fetch.coingecko_id,
-                                                points_t.c.ts >= lo, points_t.c.ts <= hi))
+            for i in range(0, len(rows), 500):
+                conn.execute(delete(points_t).where(points_t.c.coingecko_id == fetch.coingecko_id,
+                                                    points_t.c.ts.in_([r["ts"] for r in rows[i:i + 500]])))
             if rows:
                 conn.execute(insert(points_t), rows)
-            conn.execute(update(blocks_t).where(
-                blocks_t.c.coingecko_id == fetch.coingecko_id,
-                blocks_t.c.block_start == to_naive_utc(fetch.block_start)).values(
-                fetched_to=to_naive_utc(fetch.hi), fetched_at=to_naive_utc(fetched_at), claimed_until=None))
+            before = conn.execute(select(c.fetched_from, c.fetched_to).where(key)).first()
+            joined = before is not None and before.fetched_to is not None and before.fetched_to >= lo \
+                and before.fetched_from <= hi
+            conn.execute(update(blocks_t).where(key).values(
+                fetched_from=min(before.fetched_from, lo) if joined else lo,
+                fetched_to=max(before.fetched_to, hi) if joined else hi,
+                fetched_at=to_naive_utc(fetched_at), claimed_until=None))
         return len(rows)
 
     return retry_transient(write, what=f"land {fetch.coingecko_id} block {fetch.block_start:%Y-%m-%d}")
 
 
-def release(engine: Engine, fetches: Iterable[Fetch]) -> None:
-    """Give up claims (a failed fetch), so that another run need not wait for them to expire."""
-    for fetch in fetches:
+def release(engine: Engine, fetch: Fetch) -> None:
+    """Give up a claim (a failed fetch), so that another run need not wait for it to expire."""
+    def write() -> None:
         with engine.begin() as conn:
             conn.execute(update(blocks_t).where(
                 blocks_t.c.coingecko_id == fetch.coingecko_id,
                 blocks_t.c.block_start == to_naive_utc(fetch.block_start)).values(claimed_until=None))
+
+    retry_transient(write, what=f"release {fetch.coingecko_id} block {fetch.block_start:%Y-%m-%d}")
 
 
 def count_points(engine: Engine, coin_id: str, lo: datetime, hi: datetime) -> int:

@@ -37,12 +37,14 @@ class WarehouseLimiter:
 
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time):
         self.engine, self.clock = engine, clock
-        self._known: set[str] = set()  # sources whose api_rate row exists
+        self._known: set[tuple[str, str]] = set()  # (source, month) whose rows exist
 
     def reserve(self, source: str, min_interval: float) -> float:
-        if source not in self._known:
+        month = month_of(self.clock())
+        if (source, month) not in self._known:  # rows updated below; inserted first, each in its own transaction
             insert_if_absent(self.engine, rate_t, {"source": source, "next_call_at": 0.0})
-            self._known.add(source)
+            insert_if_absent(self.engine, calls_t, {"source": source, "month": month, "calls": 0})
+            self._known.add((source, month))
 
         def book() -> float:
             now = self.clock()
@@ -56,10 +58,20 @@ class WarehouseLimiter:
         return retry_transient(book, what=f"{source} call slot")
 
 
+    def hold(self, source: str, seconds: float) -> None:
+        def write() -> None:
+            until = self.clock() + seconds
+            with self.engine.begin() as conn:
+                later = case((rate_t.c.next_call_at > until, rate_t.c.next_call_at), else_=literal(until))
+                conn.execute(update(rate_t).where(rate_t.c.source == source).values(next_call_at=later))
+
+        retry_transient(write, what=f"{source} hold")
+
+
 def _count(conn, source: str, month: str) -> None:
     counted = conn.execute(update(calls_t).where(calls_t.c.source == source, calls_t.c.month == month)
                            .values(calls=calls_t.c.calls + 1)).rowcount
-    if not counted:  # under the api_rate row's lock: no other booker of this source inserts it now
+    if not counted:  # the month turned since the row was made: under the api_rate row's lock, no race
         conn.execute(insert(calls_t).values(source=source, month=month, calls=1))
 
 

@@ -9,11 +9,14 @@ from sqlalchemy import (
     MetaData,
     String,
 )
+from sqlalchemy.dialects import mysql
 
 metadata = MetaData()
 
 # Float(53) is DOUBLE on MySQL and REAL (8-byte) on SQLite: prices need the full mantissa.
 Double = Float(53)
+# A point in time as an API stamped it, to the millisecond (MySQL's DATETIME keeps whole seconds).
+PreciseTime = DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
 # Explicit, whatever the database default: news titles and summaries need 4-byte UTF-8.
 UTF8MB4 = {"mysql_charset": "utf8mb4"}
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, Integer, String, Table
 
-from cryptoetl.warehouse.schema.core import UTF8MB4, Double, metadata
+from cryptoetl.warehouse.schema.core import UTF8MB4, Double, PreciseTime, metadata
 
 coingecko_chart_points = Table(
     "coingecko_chart_points",
     metadata,
     Column("coingecko_id", String(128), primary_key=True, nullable=False),
-    Column("ts", DateTime(), primary_key=True, nullable=False, comment="UTC, the point's own timestamp"),
+    Column("ts", PreciseTime, primary_key=True, nullable=False, comment="UTC, the point's own timestamp"),
     Column("price", Double, nullable=False, comment="USD"),
     Column("market_cap", Double, comment="USD"),
     Column("total_volume", Double, comment="USD, trailing 24h"),
@@ -38,7 +38,8 @@ coingecko_chart_blocks = Table(
     metadata,
     Column("coingecko_id", String(128), primary_key=True, nullable=False),
     Column("block_start", DateTime(), primary_key=True, nullable=False, comment="UTC, a 90-day boundary"),
-    Column("fetched_to", DateTime(), comment="UTC: every point of the block up to here is landed; NULL: none yet"),
+    Column("fetched_from", DateTime(), comment="UTC: the landed points of the block start here (NULL: none yet)"),
+    Column("fetched_to", DateTime(), comment="UTC: every point from fetched_from up to here is landed"),
     Column("fetched_at", DateTime(), comment="UTC time of the last fetch"),
     Column("claimed_until", DateTime(), comment="UTC: a run is fetching the block until then"),
     comment="Which aligned 90-day block of a coin's market_chart/range was fetched, up to when",

@@ -13,7 +13,7 @@ from sqlalchemy import (
     Table,
 )
 
-from cryptoetl.warehouse.schema.core import UTF8MB4, Double, _hour, _symbol, metadata
+from cryptoetl.warehouse.schema.core import UTF8MB4, Double, PreciseTime, _hour, _symbol, metadata
 
 price_data_real = Table(
     "price_data_real",
@@ -25,7 +25,7 @@ price_data_real = Table(
     Column("market_cap", Double, comment="USD"),
     Column("total_volume", Double, comment="USD, trailing 24h as reported by CoinGecko"),
     Column("source", String(32), nullable=False, comment="coingecko | sandbox-synthetic"),
-    Column("observed_at", DateTime(), comment="UTC, the point's own CoinGecko timestamp (NULL on rows "
+    Column("observed_at", PreciseTime, comment="UTC, the point's own CoinGecko timestamp (NULL on rows "
            "loaded before schema 0004)"),
     Index("ix_price_data_real_time", "time"),
     comment="Hourly CoinGecko market data, one row per symbol per hour",

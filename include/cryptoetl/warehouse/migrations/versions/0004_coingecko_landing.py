@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0004"
 down_revision = "0003"
@@ -23,6 +24,8 @@ branch_labels = None
 depends_on = None
 
 UTF8MB4 = {"mysql_charset": "utf8mb4"}
+# a point in time as the API stamped it, to the millisecond (MySQL's DATETIME keeps whole seconds)
+PRECISE_TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
 PRICE_COMMENT = "USD, the latest CoinGecko point known at `time` (stamped at most 5 minutes after it)"
 
 
@@ -30,7 +33,7 @@ def upgrade() -> None:
     op.create_table(
         "coingecko_chart_points",
         sa.Column("coingecko_id", sa.String(128), primary_key=True, nullable=False),
-        sa.Column("ts", sa.DateTime(), primary_key=True, nullable=False, comment="UTC, the point's own timestamp"),
+        sa.Column("ts", PRECISE_TIME, primary_key=True, nullable=False, comment="UTC, the point's own timestamp"),
         sa.Column("price", sa.Float(53), nullable=False, comment="USD"),
         sa.Column("market_cap", sa.Float(53), comment="USD"),
         sa.Column("total_volume", sa.Float(53), comment="USD, trailing 24h"),
@@ -43,8 +46,9 @@ def upgrade() -> None:
         sa.Column("coingecko_id", sa.String(128), primary_key=True, nullable=False),
         sa.Column("block_start", sa.DateTime(), primary_key=True, nullable=False,
                   comment="UTC, a 90-day boundary"),
-        sa.Column("fetched_to", sa.DateTime(),
-                  comment="UTC: every point of the block up to here is landed; NULL: none yet"),
+        sa.Column("fetched_from", sa.DateTime(),
+                  comment="UTC: the landed points of the block start here (NULL: none yet)"),
+        sa.Column("fetched_to", sa.DateTime(), comment="UTC: every point from fetched_from up to here is landed"),
         sa.Column("fetched_at", sa.DateTime(), comment="UTC time of the last fetch"),
         sa.Column("claimed_until", sa.DateTime(), comment="UTC: a run is fetching the block until then"),
         comment="Which aligned 90-day block of a coin's market_chart/range was fetched, up to when",
@@ -66,7 +70,7 @@ def upgrade() -> None:
         op.alter_column("price_data_real", "price", existing_type=sa.Float(53), existing_nullable=False,
                         comment=PRICE_COMMENT)
     op.add_column("price_data_real", sa.Column(
-        "observed_at", sa.DateTime(),
+        "observed_at", PRECISE_TIME,
         comment="UTC, the point's own CoinGecko timestamp (NULL on rows loaded before schema 0004)"))
 
 
