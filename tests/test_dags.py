@@ -70,7 +70,7 @@ def test_asset_graph_connects_prices_to_features(dagbag):
         for task in dag.tasks:
             for asset in task.outlets:
                 produced.setdefault(asset.name, set()).add(dag.dag_id)
-    assert produced["price_data_real"] == {"prices_coingecko"}
+    assert produced["price_data_real"] == {"prices_coingecko", "prices_coingecko_hourly"}  # history, freshness
     assert produced["technical_indicators"] == {"technical_indicators"}
     assert produced["ml_features_materialized"] == {"ml_features"}
     triggers = {dag.dag_id: dag.timetable.asset_condition for dag in dagbag.dags.values() if "derived" in dag.tags}

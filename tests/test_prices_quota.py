@@ -247,3 +247,35 @@ def test_an_answer_missing_a_span_never_erases_the_landed_points(sqlite_engine):
                  covered=(fetch.lo, fetch.hi))  # a later answer lacks 02:01 and revises the others
     landed, _ = landing.read_points(sqlite_engine, "bitcoin", utc(2026, 3, 1), utc(2026, 3, 2))
     assert landed["price"].tolist() == [2.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("env,every", [
+    ({"COINGECKO_API_PLAN": "pro", "CRYPTOETL_UNIVERSE": "top:320"}, 1),  # 10,912 calls a day of 500,000 a month
+    ({"COINGECKO_API_PLAN": "demo"}, 1),  # the 10 packaged coins: 7,440 calls a month of 10,000
+    ({"COINGECKO_API_PLAN": "demo", "CRYPTOETL_UNIVERSE": "top:320"}, None),  # not even twice a day
+    ({"CRYPTOETL_UNIVERSE": "top:320"}, 6),  # public: 5 calls a minute, 70 min of calls a run
+])
+def test_the_intraday_cadence_is_the_fastest_the_quota_allows(env, every):
+    from cryptoetl.config import Settings
+    from cryptoetl.sources.coingecko import intraday_cron
+
+    cron, why = intraday_cron(Settings.from_env({**env, "COINGECKO_API_KEY": "CG-x"}))
+    assert cron == {None: None, 1: "0 * * * *"}.get(every, f"0 */{every} * * *")
+    assert why.startswith("off" if every is None else f"every {every} h")
+
+
+def test_hourly_runs_write_the_rows_of_the_daily_run_for_one_call_per_coin_each(engine, sandbox_clean):
+    hour = utc(2026, 1, 1, 1) - utc(2026, 1, 1)
+    hours = [Interval(utc(2026, 3, 12) + h * hour, utc(2026, 3, 12) + (h + 1) * hour) for h in range(24)]
+    ctx = context(engine, sandbox_clean)
+    ctx.clock = utc(2026, 3, 12, 0, 1).timestamp
+    get_step("prices").execute(ctx, days(69, 1)[0])  # the day before, run at its end: landed up to 00:01
+    sandbox_clean.reset_stats()
+    for interval in hours:  # each run at the end of its hour, as the scheduler starts it
+        ctx.clock = (interval.end + (utc(2026, 1, 1, 0, 1) - utc(2026, 1, 1))).timestamp
+        get_step("prices_hourly").execute(ctx, interval)
+    hourly = dump(engine, schema.price_data_real)
+    assert chart_calls(sandbox_clean) == 3 * 24  # one call per coin per run, for the newest points only
+    assert all(int(r["query"]["to"]) - int(r["query"]["from"]) <= 3 * 86400 for r in sandbox_clean.requests[-72:])
+    get_step("prices").execute(ctx, days(70, 1)[0])  # the daily run of the same day: nothing to call
+    assert dump(engine, schema.price_data_real) == hourly and chart_calls(sandbox_clean) == 3 * 24

@@ -35,13 +35,14 @@ def _default_args() -> dict:
     return {"owner": OWNER, "depends_on_past": False, "execution_timeout": timedelta(hours=2)}
 
 
-def source_dag(*, source: str, cron: str, doc_md: str, step: str | None = None, max_active_runs: int = 4,
+def source_dag(*, source: str, cron: str | None, doc_md: str, step: str | None = None, max_active_runs: int = 4,
                settings: Settings | None = None) -> DAG:
     """The DAG of a source's step (``sources/<source>.py``; its main step unless ``step`` names another
     of its ``steps``). A step that only serves the latest state (``backfillable`` False, e.g. RSS)
     gets ``catchup=False`` and ``max_active_runs=1``: catching up would only load today's items into
-    yesterday's runs. A bad setting of the source fails here, at parse time, with its name (a missing
-    key does not: it fails the task when it runs)."""
+    yesterday's runs. ``cron`` None: no schedule (triggered by hand only). A bad setting of the
+    source fails here, at parse time, with its name (a missing key does not: it fails the task when
+    it runs)."""
     settings = settings or Settings.from_env()
     spec = registry.get(source)
     spec.resolve(settings)
@@ -50,7 +51,7 @@ def source_dag(*, source: str, cron: str, doc_md: str, step: str | None = None, 
         raise ValueError(f"step {step.name!r} does not call the source {source!r}")
     with DAG(
         dag_id=step.dag_id,
-        schedule=CronDataIntervalTimetable(cron, timezone="UTC"),
+        schedule=CronDataIntervalTimetable(cron, timezone="UTC") if cron else None,
         start_date=settings.start_date,
         catchup=step.backfillable,
         max_active_runs=max_active_runs if step.backfillable else 1,

@@ -27,7 +27,6 @@ from cryptoetl.intervals import Interval
 from cryptoetl.loaders.universe import coins_for
 from cryptoetl.sources.coingecko import (
     BLOCK_EPOCH,
-    LATE_BOUND,
     MAX_SPAN,
     MIN_SPAN,
     SPEC,
@@ -67,9 +66,8 @@ def planned_fetches(ctx: StepContext, interval: Interval) -> tuple[Sequence[Coin
 def run_prices(ctx: StepContext, interval: Interval) -> int:
     client = ctx.client(CoinGeckoClient)
     now = datetime.fromtimestamp(ctx.clock(), UTC)
-    if interval.end + LATE_BOUND > now:
-        raise SourceDataGap(f"prices: {interval} is not over: the points of its last hour are complete from "
-                            f"{interval.end + LATE_BOUND:%Y-%m-%d %H:%M} UTC; run it after that")
+    if interval.end > now:  # its last hour needs points up to 5 minutes past its start: all there at its end
+        raise SourceDataGap(f"prices: {interval} is not over until {interval.end:%Y-%m-%d %H:%M} UTC; run it then")
     client.check_history(points_needed(interval.start, interval.end)[0], now)
     coins, todo = planned_fetches(ctx, interval)
     refetch = "refetch" in ctx.options

@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from cryptoetl.config import Settings
 from cryptoetl.sources.http import EXCERPT_CHARS, HttpSource, SourceError, SourcePayloadError
-from cryptoetl.sources.spec import Plan, Pool, SourceSpec, SourceStep
+from cryptoetl.sources.spec import Plan, Pool, SourceSettings, SourceSpec, SourceStep
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,6 +115,17 @@ SPEC = SourceSpec(
             options=(("refetch", "call CoinGecko again for every block the interval needs, even if landed"),),
         ),
         SourceStep(
+            step="prices_hourly",
+            run="cryptoetl.loaders.prices:run_prices",
+            writes="price_data_real",
+            dag_id="prices_coingecko_hourly",
+            task_id="load_prices_hourly",
+            description="The hour that just ended, for freshness: the same rows the daily run writes, an hour "
+                        "after the hour instead of a day (at the cadence the plan's quota allows)",
+            # it keeps the last hours fresh; history (catch-up, backfills) is the daily DAG's
+            backfillable=False,
+        ),
+        SourceStep(
             step="universe",
             run="cryptoetl.loaders.universe:run_universe",
             writes="universe_snapshots",
@@ -132,6 +144,34 @@ SPEC = SourceSpec(
     monthly_budget=True,
 )
 MARKETS_PAGE = 250  # /coins/markets' largest page
+INTRADAY_HOURS = (1, 2, 3, 4, 6, 8, 12)  # the cadences the intraday DAG may run at, fastest first
+BUDGET_SHARE = 0.8  # intraday runs may spend this share of a monthly budget; the rest is for history loads
+RATE_SHARE = 0.25  # a run may take this share of the calls its interval's minutes allow
+RETAINED = 1.1  # top:N loads about this many coins: leavers stay for CRYPTOETL_UNIVERSE_RETAIN_DAYS
+
+
+def intraday_cadence(source: SourceSettings, coins: int) -> tuple[int | None, str]:
+    """How often the intraday prices DAG may run (every N hours; None: not at all), and why, with
+    the arithmetic. Each run calls once per coin (the current block's new points)."""
+    budget = f"{source.monthly_calls:,}" if source.monthly_calls else "no"
+    for hours in INTRADAY_HOURS:
+        monthly = coins * (24 // hours) * 31
+        minutes = coins / source.rate_per_minute
+        if minutes <= hours * 60 * RATE_SHARE and (
+                source.monthly_calls is None or monthly <= source.monthly_calls * BUDGET_SHARE):
+            return hours, (f"every {hours} h: {coins} coins = {coins} calls a run, {monthly:,} a month of the "
+                           f"{source.plan} plan's {budget} monthly budget (at most {BUDGET_SHARE:.0%} for these "
+                           f"runs); {minutes:.1f} min of calls at {source.rate_per_minute:g} a minute")
+    return None, (f"off: {coins} coins every 12 h would take {coins * 2 * 31:,} calls a month (the {source.plan} "
+                  f"plan allows {budget}, {BUDGET_SHARE:.0%} of it for these runs) or "
+                  f"{coins / source.rate_per_minute:.0f} min of calls a run; the daily DAG alone loads the prices")
+
+
+def intraday_cron(settings: Settings) -> tuple[str | None, str]:
+    """The intraday DAG's cron for these settings (None: no intraday runs) and the reason."""
+    coins = math.ceil(settings.universe_top * RETAINED) if settings.universe_top else len(settings.symbols)
+    hours, why = intraday_cadence(SPEC.resolve(settings), coins)
+    return (None if hours is None else "0 * * * *" if hours == 1 else f"0 */{hours} * * *"), why
 
 
 def source_label(synthetic: bool) -> str:

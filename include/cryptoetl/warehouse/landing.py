@@ -27,6 +27,7 @@ from cryptoetl.warehouse.retry import retry_transient
 from cryptoetl.warehouse.writes import insert_if_absent
 
 points_t, blocks_t = schema.coingecko_chart_points, schema.coingecko_chart_blocks
+TAIL_OVERLAP = timedelta(hours=1)  # a block landed up to T is extended from T - 1 h (the call asks >= 2 days)
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,12 @@ def missing(engine: Engine, coin_ids: Sequence[str], blocks: Sequence[datetime],
             end = start + span
             need_lo, need_hi = max(start, need[0]), min(end, need[1])
             have = done.get((coin_id, to_naive_utc(start)))
-            if have is None or have[0] > to_naive_utc(need_lo) or have[1] < to_naive_utc(need_hi):
-                todo.append(Fetch(coin_id, start, _seconds(max(start, fetch[0])), _seconds(min(end, fetch[1])),
-                                  need_lo, need_hi))
+            if have is not None and have[0] <= to_naive_utc(need_lo) and have[1] >= to_naive_utc(need_hi):
+                continue
+            lo = max(start, fetch[0])
+            if have is not None and have[0] <= to_naive_utc(need_lo):  # only its end is missing: ask for that
+                lo = max(lo, have[1].replace(tzinfo=start.tzinfo) - TAIL_OVERLAP)
+            todo.append(Fetch(coin_id, start, _seconds(lo), _seconds(min(end, fetch[1])), need_lo, need_hi))
     return todo
 
 
