@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, text
 
@@ -44,3 +44,33 @@ def test_task_times_and_the_report_from_the_metadata_and_the_logs(tmp_path):
     assert rows["time starting tasks, not working"].startswith("60% of task time")  # (6 + 6 + 6) / 30
     assert rows["CoinGecko calls per coin"].startswith("4.0 (40 calls; 2.00 per coin-day)")
     assert rows["peak RSS, prices_coingecko"] == "170 MiB (median 160)"
+    fresh = {"hour": "2026-01-03T13:00:00+00:00", "rows": 10, "lag_s": 41.6}
+    rows = dict(bench_pipeline.report(10, 2, 600.0, tries, {}, fresh))
+    assert rows["freshness: hour end -> its feature rows"].startswith("42 s + the scheduler's start delay (10 rows "
+                                                                      "of 13:00 UTC")
+
+
+def test_the_freshness_lag_is_timed_from_the_trigger_to_the_settled_feature_rows(sqlite_engine, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from cryptoetl.airflow import local_watch
+    from cryptoetl.warehouse import schema
+
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None) - timedelta(hours=1)
+    triggered = []
+
+    def settle():  # what the scheduler does meanwhile: the hour's feature rows arrive
+        assert triggered == ["prices_coingecko_hourly"]
+        table = schema.ml_features_materialized
+        required = {c.name: 0 for c in table.columns if not c.nullable}  # counts are 0, never NULL
+        frame = pd.DataFrame([{**required, "symbol": symbol, "time": hour, "price": 1.0, "is_synthetic": True}
+                              for symbol in ("BTC", "ETH")])
+        frame.to_sql(table.name, sqlite_engine, if_exists="append", index=False)
+
+    warehouse = sqlite_engine.url.database
+    lag = local_watch.measure_freshness(dag_id="prices_coingecko_hourly", trigger=triggered.append, settle=settle,
+                                        warehouse=warehouse, home=tmp_path)
+    saved = json.loads((tmp_path / "freshness.json").read_text())
+    assert saved["rows"] == 2 and saved["lag_s"] == lag >= 0 and saved["hour"].startswith(f"{hour:%Y-%m-%dT%H}")

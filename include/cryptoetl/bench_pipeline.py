@@ -11,6 +11,8 @@ database, warehouse file and ports), against the offline sandbox (SYNTHETIC data
   duration as Airflow measured it, minus the step's own work, which the step logs
   (``rows written in W s; peak RSS M MiB``, cli.py);
 - API calls per coin, as the sandbox counted them (``sandbox-stats.json``, written by the demo);
+- the freshness lag: the hourly prices DAG triggered for the hour that just ended, once the backlog
+  is done, until its feature rows are in (``freshness.json``, written by the demo);
 - peak RSS per step, from the same log lines.
 
 Times belong here, never in pytest.
@@ -99,7 +101,8 @@ def task_times(home: Path, metadata_url: str) -> list[dict]:
     return out
 
 
-def report(symbols: int, days: int, wall: float, tries: list[dict], stats: dict) -> list[tuple[str, str]]:
+def report(symbols: int, days: int, wall: float, tries: list[dict], stats: dict,
+           freshness: dict | None = None) -> list[tuple[str, str]]:
     rows = [("pipeline: coins x days", f"{symbols} x {days} (SYNTHETIC sandbox, real scheduler)"),
             ("wall time, set-up to last task", f"{wall / 60:.1f} min")]
     measured = [t for t in tries if t["work"] is not None]
@@ -114,6 +117,10 @@ def report(symbols: int, days: int, wall: float, tries: list[dict], stats: dict)
     cg = sum(calls.values()) if isinstance(calls, dict) else 0
     rows.append(("CoinGecko calls per coin", f"{cg / symbols:.1f} ({cg:,} calls; {cg / symbols / days:.2f} "
                  "per coin-day)"))
+    if freshness:
+        rows.append(("freshness: hour end -> its feature rows", f"{freshness['lag_s']:.0f} s + the scheduler's start "
+                     f"delay ({freshness['rows']} rows of {freshness['hour'][11:16]} UTC; the hourly run "
+                     "triggered once the backlog was done)"))
     per_step: dict[str, list[int]] = defaultdict(list)
     for t in measured:
         if t["rss"]:
@@ -133,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     stats_file = home / "sandbox-stats.json"
     stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
     metadata = (home / "metadata-url").read_text().strip()
-    rows = report(args.symbols, args.days, wall, task_times(home, metadata), stats)
+    fresh_file = home / "freshness.json"
+    freshness = json.loads(fresh_file.read_text()) if fresh_file.exists() else None
+    rows = report(args.symbols, args.days, wall, task_times(home, metadata), stats, freshness)
     width = max(len(name) for name, _ in rows)
     print("\nPipeline bench (through the Airflow scheduler; SYNTHETIC sandbox data)")
     for name, value in rows:

@@ -36,8 +36,9 @@ from pathlib import Path
 
 from cryptoetl.airflow import local_watch
 from cryptoetl.airflow.local_stack import Stack, airflow_command
-from cryptoetl.config import ConfigError, local_ports
+from cryptoetl.config import ConfigError, Settings, local_ports
 from cryptoetl.sources import registry
+from cryptoetl.sources.coingecko import intraday_cron
 from cryptoetl.steps import get_step, steps
 
 # The pools as code: written from the source specs (``python -m cryptoetl pools``), imported here and
@@ -255,6 +256,10 @@ def demo(days: int, port: dict[str, int], timeout: float) -> int:
         try:
             settle()
             _score_leftovers(start, last, settle)
+            if intraday_cron(Settings.from_env())[0]:  # the quota allows hourly runs: time one
+                local_watch.measure_freshness(dag_id=get_step("prices_hourly").dag_id, settle=settle, home=home,
+                                              trigger=lambda dag: _airflow("dags", "trigger", dag),
+                                              warehouse=warehouse_file())
         except SystemExit as exc:  # a failed task or run: still stop Airflow and show what was loaded
             failure = exc
         calls = _save_sandbox_stats(stack.sandbox, home / "sandbox-stats.json")

@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 CAUSE_LINES = 8
@@ -228,3 +228,29 @@ def cancel_open_backfills(dag_id: str) -> None:
                 .execution_options(synchronize_session=False)
             )
             backfill.completed_at = datetime.now(UTC)
+
+
+def measure_freshness(*, dag_id: str, trigger: Callable[[str], object], settle: Callable[[], None],
+                      warehouse: str, home: Path) -> float:
+    """Once the backlog is done, trigger the intraday prices DAG for the hour that just ended and time it
+    until everything it set off (technical indicators, ml_features) has finished: the freshness lag, less
+    the scheduler's start delay at the end of the hour. Printed, and saved to ``home``/freshness.json
+    (``make bench-pipeline`` reports it)."""
+    from sqlalchemy import func, select
+
+    from cryptoetl.warehouse import schema
+    from cryptoetl.warehouse.engine import get_engine
+
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    began = time.monotonic()
+    trigger(dag_id)
+    settle()
+    lag = time.monotonic() - began
+    features = schema.ml_features_materialized
+    with get_engine(f"sqlite:///{warehouse}").connect() as conn:
+        rows = conn.execute(select(func.count()).where(features.c.time == hour.replace(tzinfo=None))).scalar_one()
+    print(f"· freshness: the hour {hour:%H:%M}-{hour + timedelta(hours=1):%H:%M} UTC had {rows} rows in "
+          f"ml_features_materialized {lag:.0f} s after {dag_id} was triggered for it (prices, technical "
+          "indicators and features through the scheduler)")
+    (home / "freshness.json").write_text(json.dumps({"hour": hour.isoformat(), "rows": rows, "lag_s": lag}))
+    return lag
