@@ -153,18 +153,17 @@ RETAINED = 1.1  # top:N loads about this many coins: leavers stay for CRYPTOETL_
 def intraday_cadence(source: SourceSettings, coins: int) -> tuple[int | None, str]:
     """How often the intraday prices DAG may run (every N hours; None: not at all), and why, with
     the arithmetic. Each run calls once per coin (the current block's new points)."""
-    budget = f"{source.monthly_calls:,}" if source.monthly_calls else "no"
+    budget = (f"of the {source.plan} plan's {source.monthly_calls:,} a month, at most {BUDGET_SHARE:.0%} for these "
+              "runs" if source.monthly_calls else f"the {source.plan} plan documents no monthly budget")
+    minutes = coins / source.rate_per_minute
     for hours in INTRADAY_HOURS:
         monthly = coins * (24 // hours) * 31
-        minutes = coins / source.rate_per_minute
         if minutes <= hours * 60 * RATE_SHARE and (
                 source.monthly_calls is None or monthly <= source.monthly_calls * BUDGET_SHARE):
-            return hours, (f"every {hours} h: {coins} coins = {coins} calls a run, {monthly:,} a month of the "
-                           f"{source.plan} plan's {budget} monthly budget (at most {BUDGET_SHARE:.0%} for these "
-                           f"runs); {minutes:.1f} min of calls at {source.rate_per_minute:g} a minute")
-    return None, (f"off: {coins} coins every 12 h would take {coins * 2 * 31:,} calls a month (the {source.plan} "
-                  f"plan allows {budget}, {BUDGET_SHARE:.0%} of it for these runs) or "
-                  f"{coins / source.rate_per_minute:.0f} min of calls a run; the daily DAG alone loads the prices")
+            return hours, (f"every {hours} h: {coins} coins = {coins} calls a run, {monthly:,} calls a month "
+                           f"({budget}); {minutes:.1f} min of calls a run at {source.rate_per_minute:g} a minute")
+    return None, (f"off: {coins} coins every 12 h would take {coins * 2 * 31:,} calls a month ({budget}) and "
+                  f"{minutes:.0f} min of calls a run; the daily DAG alone loads the prices")
 
 
 def intraday_cron(settings: Settings) -> tuple[str | None, str]:
