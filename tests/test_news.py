@@ -340,12 +340,14 @@ def test_guardian_backfill_equals_daily_and_overlapping_runs(engine, news_sandbo
         "one 3-day run": [(D[0], D[3])],
         "day by day": [(D[0], D[1]), (D[1], D[2]), (D[2], D[3])],
         "overlapping": [(D[0], D[1] + 12 * H), (D[0] + 12 * H, D[2] + 12 * H), (D[2], D[3]), (D[1], D[2])],
+        "hourly runs, then daily": [(D[0] + h * H, D[0] + (h + 1) * H) for h in range(24)] + [(D[1], D[2]),
+                                                                                              (D[2], D[3])],
     }
     dumps = {}
     for name, intervals in chunkings.items():
         clear(engine)
-        for start, end in intervals:
-            run(ctx, "news_guardian", start, end)
+        for start, end in intervals:  # an hour is the hourly DAG's run: the same step, hour by hour
+            run(ctx, "news_guardian_hourly" if end - start == H else "news_guardian", start, end)
         dumps[name] = snapshot(engine)
     first = dumps["one 3-day run"]
     assert all(d == first for d in dumps.values())

@@ -94,6 +94,16 @@ def points_needed(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return start - timedelta(hours=1), end
 
 
+PRICES = SourceStep(
+    step="prices",
+    run="cryptoetl.loaders.prices:run_prices",
+    writes="price_data_real",
+    dag_id="prices_coingecko",
+    task_id="load_prices",
+    description="Hourly price, market cap and volume from CoinGecko market_chart/range",
+    options=(("refetch", "call CoinGecko again for every block the interval needs, even if landed"),),
+)
+
 SPEC = SourceSpec(
     name="coingecko",
     title="CoinGecko",
@@ -105,26 +115,9 @@ SPEC = SourceSpec(
         "pro": Plan("https://pro-api.coingecko.com/api/v3", 500, needs_key=True, monthly_calls=500_000),
     },
     steps=(
-        SourceStep(
-            step="prices",
-            run="cryptoetl.loaders.prices:run_prices",
-            writes="price_data_real",
-            dag_id="prices_coingecko",
-            task_id="load_prices",
-            description="Hourly price, market cap and volume from CoinGecko market_chart/range",
-            options=(("refetch", "call CoinGecko again for every block the interval needs, even if landed"),),
-        ),
-        SourceStep(
-            step="prices_hourly",
-            run="cryptoetl.loaders.prices:run_prices",
-            writes="price_data_real",
-            dag_id="prices_coingecko_hourly",
-            task_id="load_prices_hourly",
-            description="The hour that just ended, for freshness: the same rows the daily run writes, an hour "
-                        "after the hour instead of a day (at the cadence the plan's quota allows)",
-            # it keeps the last hours fresh; history (catch-up, backfills) is the daily DAG's
-            backfillable=False,
-        ),
+        PRICES,
+        PRICES.intraday("The hours that just ended, for freshness: the same rows the daily run writes, within "
+                        "minutes of the hour instead of a day (at the cadence the plan's quota allows)"),
         SourceStep(
             step="universe",
             run="cryptoetl.loaders.universe:run_universe",

@@ -32,24 +32,27 @@ from urllib.parse import parse_qsl, urlsplit
 
 from cryptoetl.news_tagging import NewsItem, canonical_url, clean_domain, clean_text, unique_items, utc_seconds
 from cryptoetl.sources.http import HttpSource, SourceError, SourcePayloadError
-from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec, SourceStep
+from cryptoetl.sources.spec import DEFAULT_PLAN, NEWS_INTRADAY, Plan, Pool, SourceSpec, SourceStep
 
 MAX_PAGES = 1000
 
+
+CRYPTOPANIC_POSTS = SourceStep(
+    step="news_cryptopanic",
+    run="cryptoetl.loaders.news:run_news_cryptopanic",
+    writes="crypto_news",
+    dag_id="news_cryptopanic",
+    task_id="load_news_cryptopanic",
+    description="CryptoPanic posts published in the interval",
+)
 
 SPEC = SourceSpec(
     name="cryptopanic",
     title="CryptoPanic",
     plans={DEFAULT_PLAN: Plan("https://cryptopanic.com/api/developer/v2", 60, needs_key=True)},  # developer: ~2/s
     steps=(
-        SourceStep(
-            step="news_cryptopanic",
-            run="cryptoetl.loaders.news:run_news_cryptopanic",
-            writes="crypto_news",
-            dag_id="news_cryptopanic",
-            task_id="load_news_cryptopanic",
-            description="CryptoPanic posts published in the interval",
-        ),
+        CRYPTOPANIC_POSTS,
+        CRYPTOPANIC_POSTS.intraday(NEWS_INTRADAY),
     ),
     sandbox="cryptoetl.sandbox.cryptopanic:CryptoPanicApi",
     sandbox_path="/cryptopanic/api/developer/v2",

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from cryptoetl.news_tagging import NewsItem, canonical_url, clean_text, unique_items, utc_seconds
 from cryptoetl.sources.http import HttpSource, SourcePayloadError
-from cryptoetl.sources.spec import DEFAULT_PLAN, Plan, Pool, SourceSpec, SourceStep
+from cryptoetl.sources.spec import DEFAULT_PLAN, NEWS_INTRADAY, Plan, Pool, SourceSpec, SourceStep
 from cryptoetl.universe import Coin
 
 MAX_PAGE_SIZE = 200
@@ -35,19 +35,22 @@ GENERAL_TERMS = ("stocks", "shares", "markets", "economy", "inflation", "interes
                  "Federal Reserve", "Bank of England", "recession", "bond yields", "oil prices")
 
 
+GUARDIAN_ARTICLES = SourceStep(
+    step="news_guardian",
+    run="cryptoetl.loaders.news:run_news_guardian",
+    writes="crypto_news",
+    dag_id="news_guardian",
+    task_id="load_news_guardian",
+    description="Guardian Open Platform articles published in the interval",
+)
+
 SPEC = SourceSpec(
     name="guardian",
     title="The Guardian Open Platform",
     plans={DEFAULT_PLAN: Plan("https://content.guardianapis.com", 60, needs_key=True)},  # developer key: 1 call/s
     steps=(
-        SourceStep(
-            step="news_guardian",
-            run="cryptoetl.loaders.news:run_news_guardian",
-            writes="crypto_news",
-            dag_id="news_guardian",
-            task_id="load_news_guardian",
-            description="Guardian Open Platform articles published in the interval",
-        ),
+        GUARDIAN_ARTICLES,
+        GUARDIAN_ARTICLES.intraday(NEWS_INTRADAY),
     ),
     sandbox="cryptoetl.sandbox.news:GuardianApi",
     sandbox_path="/guardian",

@@ -20,13 +20,14 @@ This module is a leaf: it imports only ``config``, so DAG parsing can read every
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cryptoetl.config import ConfigError, Settings
 
 SETTING_SUFFIXES = ("API_PLAN", "BASE_URL", "RATE_PER_MINUTE", "MONTHLY_CALLS")  # forwarded to pods; the key is not
 KEY_SUFFIX = "API_KEY"
 DEFAULT_PLAN = "default"  # the plan name of a source that has only one
+NEWS_INTRADAY = "The hour that just ended, for fresh sentiment windows: the same rows the daily run writes for it"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,12 @@ class SourceStep:
     backfillable: bool = True
     profile: str = "io-small"  # key of config.RESOURCE_PROFILES
     options: tuple[tuple[str, str], ...] = ()  # (flag, help) of `python -m cryptoetl run STEP --flag`
+
+    def intraday(self, description: str) -> SourceStep:
+        """Its freshness twin: the same loader and table in a DAG ``<dag_id>_hourly`` that runs for the
+        hours that just ended, with no catch-up and no backfill (history stays this step's)."""
+        return replace(self, step=f"{self.step}_hourly", dag_id=f"{self.dag_id}_hourly",
+                       task_id=f"{self.task_id}_hourly", description=description, backfillable=False, options=())
 
 
 @dataclass(frozen=True)
