@@ -277,11 +277,16 @@ def main(argv: list[str] | None = None) -> int:
         from cryptoetl import bench_quota
 
         results += bench_quota.report(args.quota_coins, [30, 90] if args.small else [30, 90, 456])
-    widths = [max(len(r[i]) for r in results) for i in range(4)]
-    print()
-    for row in results:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print_table(results)
     return 0
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    """The bench's result rows as aligned columns."""
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print()
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
 
 
 if __name__ == "__main__":

@@ -91,11 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coins", type=int, default=20, help="coins loaded (calls per coin do not depend on it)")
     parser.add_argument("--days", type=int, nargs="+", default=[30, 90, 456], help="history lengths")
     args = parser.parse_args(argv)
-    results = report(args.coins, args.days)
-    widths = [max(len(r[i]) for r in results) for i in range(4)]
-    print()
-    for row in results:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    from cryptoetl.bench import print_table
+
+    print_table(report(args.coins, args.days))
     return 0
 
 
