@@ -58,7 +58,8 @@ def test_the_freshness_lag_is_timed_from_the_trigger_to_the_settled_feature_rows
     from cryptoetl.airflow import local_watch
     from cryptoetl.warehouse import schema
 
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None) - timedelta(hours=1)
+    H = timedelta(hours=1)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None) - H
     triggered = []
 
     def settle():  # what the scheduler does meanwhile: the hour's feature rows arrive
@@ -69,8 +70,14 @@ def test_the_freshness_lag_is_timed_from_the_trigger_to_the_settled_feature_rows
                               for symbol in ("BTC", "ETH")])
         frame.to_sql(table.name, sqlite_engine, if_exists="append", index=False)
 
+    blocks = schema.coingecko_chart_blocks
+    with sqlite_engine.begin() as conn:  # landed by the hourly run at unpause, past the hour's end
+        conn.execute(blocks.insert().values(coingecko_id="bitcoin", block_start=hour - timedelta(days=10),
+                                            fetched_from=hour - timedelta(days=10), fetched_to=hour + 2 * H))
     warehouse = sqlite_engine.url.database
     lag = local_watch.measure_freshness(dag_id="prices_coingecko_hourly", trigger=triggered.append, settle=settle,
                                         warehouse=warehouse, home=tmp_path)
+    with sqlite_engine.connect() as conn:  # wound back: the run pays its calls as at the hour's end
+        assert conn.execute(blocks.select()).one().fetched_to == hour + H
     saved = json.loads((tmp_path / "freshness.json").read_text())
     assert saved["rows"] == 2 and saved["lag_s"] == lag >= 0 and saved["hour"].startswith(f"{hour:%Y-%m-%dT%H}")
