@@ -235,9 +235,9 @@ def measure_freshness(*, dag_id: str, trigger: Callable[[str], object], settle: 
     """Once the backlog is done, trigger the intraday prices DAG for the hour that just ended and time it
     until everything it set off (technical indicators, ml_features) has finished: the freshness lag, less
     the scheduler's start delay at the end of the hour. The landing store is first wound back to the
-    end of that hour, so that the run pays its CoinGecko calls as the scheduled run at the hour's end
-    does (the hourly run at unpause may have landed the same hour already). Printed, and saved to
-    ``home``/freshness.json (``make bench-pipeline`` reports it)."""
+    start of that hour, as the previous hourly run left it, so that the run pays its CoinGecko calls as
+    the scheduled run at the hour's end does (the hourly run at unpause has landed that hour already).
+    Printed, and saved to ``home``/freshness.json (``make bench-pipeline`` reports it)."""
     from sqlalchemy import func, select, update
 
     from cryptoetl.warehouse import schema
@@ -246,9 +246,9 @@ def measure_freshness(*, dag_id: str, trigger: Callable[[str], object], settle: 
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     engine = get_engine(f"sqlite:///{warehouse}")
     blocks = schema.coingecko_chart_blocks
-    with engine.begin() as conn:  # as at the end of the hour: what the landing store has since is not known yet
-        end = (hour + timedelta(hours=1)).replace(tzinfo=None)
-        conn.execute(update(blocks).where(blocks.c.fetched_to > end).values(fetched_to=end))
+    with engine.begin() as conn:  # as the previous hourly run left it, at the hour's start
+        start = hour.replace(tzinfo=None)
+        conn.execute(update(blocks).where(blocks.c.fetched_to > start).values(fetched_to=start))
     began = time.monotonic()
     trigger(dag_id)
     settle()
