@@ -62,22 +62,26 @@ def test_the_freshness_lag_is_timed_from_the_trigger_to_the_settled_feature_rows
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None) - H
     triggered = []
 
-    def settle():  # what the scheduler does meanwhile: the hour's feature rows arrive
-        assert triggered == ["prices_coingecko_hourly"]
+    def feature_rows(*symbols: str) -> None:
         table = schema.ml_features_materialized
         required = {c.name: 0 for c in table.columns if not c.nullable}  # counts are 0, never NULL
-        frame = pd.DataFrame([{**required, "symbol": symbol, "time": hour, "price": 1.0, "is_synthetic": True}
-                              for symbol in ("BTC", "ETH")])
-        frame.to_sql(table.name, sqlite_engine, if_exists="append", index=False)
+        pd.DataFrame([{**required, "symbol": symbol, "time": hour, "price": 1.0, "is_synthetic": True}
+                      for symbol in symbols]).to_sql(table.name, sqlite_engine, if_exists="append", index=False)
 
+    def settle():  # what the scheduler does meanwhile: the hour's feature rows arrive
+        assert triggered == ["prices_coingecko_hourly"]
+        feature_rows("BTC", "ETH")
+
+    feature_rows("OLD")  # written by the hourly run at unpause
     blocks = schema.coingecko_chart_blocks
     with sqlite_engine.begin() as conn:  # landed by the hourly run at unpause, past the hour's end
         conn.execute(blocks.insert().values(coingecko_id="bitcoin", block_start=hour - timedelta(days=10),
                                             fetched_from=hour - timedelta(days=10), fetched_to=hour + 2 * H))
     warehouse = sqlite_engine.url.database
     lag = local_watch.measure_freshness(dag_id="prices_coingecko_hourly", trigger=triggered.append, settle=settle,
-                                        warehouse=warehouse, home=tmp_path)
+                                        warehouse=warehouse, home=tmp_path, sleep=lambda s: None)
     with sqlite_engine.connect() as conn:  # wound back: the run pays its calls as at the hour's end
         assert conn.execute(blocks.select()).one().fetched_to == hour
     saved = json.loads((tmp_path / "freshness.json").read_text())
+    # the run's own rows: the earlier one was removed
     assert saved["rows"] == 2 and saved["lag_s"] == lag >= 0 and saved["hour"].startswith(f"{hour:%Y-%m-%dT%H}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 
+import pandas as pd
 import pytest
 from helpers import dump, settings_for, utc
 from sqlalchemy import select
@@ -279,3 +280,21 @@ def test_hourly_runs_write_the_rows_of_the_daily_run_for_one_call_per_coin_each(
     assert all(int(r["query"]["to"]) - int(r["query"]["from"]) <= 3 * 86400 for r in sandbox_clean.requests[-72:])
     get_step("prices").execute(ctx, days(70, 1)[0])  # the daily run of the same day: nothing to call
     assert dump(engine, schema.price_data_real) == hourly and chart_calls(sandbox_clean) == 3 * 24
+
+
+def test_calls_end_at_the_last_whole_hour_so_no_live_point_is_landed(sqlite_engine, sandbox_clean):
+    ctx = context(sqlite_engine, sandbox_clean)
+    ctx.clock = utc(2026, 3, 12, 0, 40).timestamp  # 40 minutes into the hour after the interval
+    get_step("prices_hourly").execute(ctx, Interval(utc(2026, 3, 11, 23), utc(2026, 3, 12)))
+    assert int(sandbox_clean.requests[-1]["query"]["to"]) == int(utc(2026, 3, 12).timestamp())
+    landed, _ = landing.read_points(sqlite_engine, "bitcoin", utc(2026, 3, 11), utc(2026, 3, 13))
+    assert landed["ts"].max() <= pd.Timestamp(utc(2026, 3, 12))
+
+
+def test_a_manual_run_of_an_hourly_twin_the_quota_turned_off_says_why():
+    from cryptoetl.airflow.operators import resolve_intervals
+    from cryptoetl.config import ConfigError
+
+    now = utc(2026, 3, 12, 15, 44, 11)
+    with pytest.raises(ConfigError, match="data interval is empty .* Run or backfill the daily DAG instead"):
+        resolve_intervals({"data_interval_start": now, "data_interval_end": now}, get_step("prices_hourly"))

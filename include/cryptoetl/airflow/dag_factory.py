@@ -40,7 +40,8 @@ def source_dag(*, source: str, cron: str | None, doc_md: str, step: str | None =
     """The DAG of a source's step (``sources/<source>.py``; its main step unless ``step`` names another
     of its ``steps``). A step that only serves the latest state (``backfillable`` False, e.g. RSS)
     gets ``catchup=False`` and ``max_active_runs=1``: catching up would only load today's items into
-    yesterday's runs. ``cron`` None: no schedule (triggered by hand only). A bad setting of the
+    yesterday's runs. ``cron`` None: no schedule
+    (an hourly twin the quota turned off: its runs would have no data interval, and say so). A bad setting of the
     source fails here, at parse time, with its name (a missing key does not: it fails the task when
     it runs)."""
     settings = settings or Settings.from_env()

@@ -231,24 +231,29 @@ def cancel_open_backfills(dag_id: str) -> None:
 
 
 def measure_freshness(*, dag_id: str, trigger: Callable[[str], object], settle: Callable[[], None],
-                      warehouse: str, home: Path) -> float:
+                      warehouse: str, home: Path, sleep: Callable[[float], None] = time.sleep) -> float:
     """Once the backlog is done, trigger the intraday prices DAG for the hour that just ended and time it
     until everything it set off (technical indicators, ml_features) has finished: the freshness lag, less
     the scheduler's start delay at the end of the hour. The landing store is first wound back to the
     start of that hour, as the previous hourly run left it, so that the run pays its CoinGecko calls as
-    the scheduled run at the hour's end does (the hourly run at unpause has landed that hour already).
-    Printed, and saved to ``home``/freshness.json (``make bench-pipeline`` reports it)."""
-    from sqlalchemy import func, select, update
+    the scheduled run at the hour's end does (the hourly run at unpause has landed that hour already),
+    and the hour's price, indicator and feature rows are removed, so the rows counted after are the
+    run's own. Printed, and saved to ``home``/freshness.json (``make bench-pipeline`` reports it)."""
+    from sqlalchemy import delete, func, select, update
 
     from cryptoetl.warehouse import schema
     from cryptoetl.warehouse.engine import get_engine
 
+    if datetime.now(UTC).minute >= 58:  # the run must get the hour measured here: not one that starts meanwhile
+        sleep(60 * (60 - datetime.now(UTC).minute) + 10)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     engine = get_engine(f"sqlite:///{warehouse}")
     blocks = schema.coingecko_chart_blocks
-    with engine.begin() as conn:  # as the previous hourly run left it, at the hour's start
-        start = hour.replace(tzinfo=None)
+    start = hour.replace(tzinfo=None)
+    with engine.begin() as conn:  # as at the end of the hour: landed up to its start, none of its rows yet
         conn.execute(update(blocks).where(blocks.c.fetched_to > start).values(fetched_to=start))
+        for table in (schema.price_data_real, schema.technical_indicators, schema.ml_features_materialized):
+            conn.execute(delete(table).where(table.c.time == start))
     began = time.monotonic()
     trigger(dag_id)
     settle()

@@ -137,6 +137,10 @@ def resolve_intervals(context: Mapping[str, Any], step: Step) -> list[Interval]:
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if step.triggered_by:  # derived: a timed run off the hour covers the whole hours around it
         return [covering_hours(start, end, step.name)]
+    if start is not None and start == end:  # Airflow's NullTimetable gives a manual run an empty interval
+        raise ConfigError(f"{step.name}: this run's data interval is empty ({start}): its DAG has no schedule (an "
+                          "hourly twin that the plan's quota turned off), so a run has no hours to load. Run or "
+                          "backfill the daily DAG instead")
     return [make_interval(start, end, step.name)]
 
 

@@ -205,11 +205,18 @@ def _sighting_rows(source: str, items: Iterable[NewsItem]) -> tuple[list[dict], 
             sorted(quarantined.values(), key=lambda r: r["article_id"]))
 
 
+def _day_of(interval: Interval) -> Interval:
+    """The interval from the start of its first day: the coins an article is tagged with then do not
+    depend on whether the hourly or the daily run stored it (a run's coins depend on its start)."""
+    day = interval.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    return Interval(day, max(interval.end, day + timedelta(hours=1)))
+
+
 def _replace_source_interval(ctx: StepContext, source: str, items: Sequence[NewsItem], interval: Interval) -> int:
     rows, quarantined = _sighting_rows(source, items)
     lo, hi = to_naive_utc(interval.start), to_naive_utc(interval.end)
     sightings = schema.crypto_news_sightings
-    tagger = Tagger(coins_for(ctx, interval))  # before the transaction: it reads the universe
+    tagger = Tagger(coins_for(ctx, _day_of(interval)))  # before the transaction: it reads the universe
     with _news_transaction(ctx.engine) as conn:
         if not rows:  # nothing storable: never let that erase what is stored
             held = conn.execute(select(sightings.c.article_id).where(

@@ -43,6 +43,7 @@ from cryptoetl.step import SourceDataMissing, StepContext
 from cryptoetl.universe import Coin
 from cryptoetl.warehouse import landing, quota, schema
 from cryptoetl.warehouse.reads import read_frame
+from cryptoetl.warehouse.retry import retry_transient
 from cryptoetl.warehouse.writes import replace_interval_parts
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,14 @@ def planned_fetches(ctx: StepContext, interval: Interval) -> tuple[Sequence[Coin
     ``python -m cryptoetl quota`` prints the same plan for any range."""
     coins = coins_for(ctx, interval)
     now = datetime.fromtimestamp(ctx.clock(), UTC)
+    # Calls end at the last whole hour: CoinGecko's answer can end with a "live" point stamped at the
+    # call's time, which a later answer (or a backfill) would not carry; landing it would make the hour
+    # after it differ between the runs that saw it and those that did not.
+    until = now.replace(minute=0, second=0, microsecond=0)
     lo, hi = points_needed(interval.start, interval.end)
     plan = SPEC.resolve(ctx.settings).plan
-    todo = landing.missing(ctx.engine, [c.coingecko_id for c in coins], block_starts(lo, min(hi, now)), MAX_SPAN,
-                           need=(lo, min(hi, now)), fetch=(oldest_reachable(plan, now) or BLOCK_EPOCH, now),
+    todo = landing.missing(ctx.engine, [c.coingecko_id for c in coins], block_starts(lo, min(hi, until)), MAX_SPAN,
+                           need=(lo, min(hi, until)), fetch=(oldest_reachable(plan, now) or BLOCK_EPOCH, until),
                            refetch="refetch" in ctx.options)
     return coins, todo
 
@@ -77,8 +82,10 @@ def run_prices(ctx: StepContext, interval: Interval) -> int:
     before = client.calls
     _land(ctx, client, todo, refetch=refetch)
     log.info("prices: %d coins, %d blocks to land, %d CoinGecko calls", len(coins), len(todo), client.calls - before)
-    return replace_interval_parts(ctx.engine, schema.price_data_real, _parts(ctx, coins, interval),
-                                  time_column="time", start=interval.start, end=interval.end)
+    # the daily run and the hourly one for 23:00 write the same hour at midnight: a lock conflict is retried
+    return retry_transient(lambda: replace_interval_parts(
+        ctx.engine, schema.price_data_real, _parts(ctx, coins, interval), time_column="time", start=interval.start,
+        end=interval.end), what=f"prices {interval}")
 
 
 def _land(ctx: StepContext, client: CoinGeckoClient, todo: Sequence[landing.Fetch], *, refetch: bool) -> None:

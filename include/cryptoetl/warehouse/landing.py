@@ -27,7 +27,9 @@ from cryptoetl.warehouse.retry import retry_transient
 from cryptoetl.warehouse.writes import insert_if_absent
 
 points_t, blocks_t = schema.coingecko_chart_points, schema.coingecko_chart_blocks
-TAIL_OVERLAP = timedelta(hours=1)  # a block landed up to T is extended from T - 1 h (the call asks >= 2 days)
+# a block landed up to T is extended by a call from T - 1 h (widened to CoinGecko's 2-day minimum when
+# T is recent: the hourly runs' case)
+TAIL_OVERLAP = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
