@@ -179,8 +179,9 @@ def cmd_quota(args: argparse.Namespace, settings: Settings) -> int:
                                       datetime.fromtimestamp(now, UTC)):
         print(f"prices {interval}: {problem}; a run of such a day fails before any call")
     coins, todo = planned_fetches(StepContext(settings=settings, engine=engine), interval)
-    verdict = "fits" if not budget or spent + len(todo) <= budget else \
-        f"exceeds the budget by {spent + len(todo) - budget:,}: the run that crosses it fails before its first call"
+    over = quota.overrun(engine, SPEC.name, len(todo), budget, now)[1]
+    verdict = f"exceeds the budget by {over:,}: the run that crosses it fails before its first call" if over \
+        else "fits"
     print(f"prices {interval}: {len(coins)} coins, {len(todo):,} calls for the blocks not landed yet "
           f"({len(todo) / max(len(coins), 1):.1f} per coin, ~{len(todo) / source.rate_per_minute:.0f} min of "
           f"spacing); {verdict}")

@@ -56,6 +56,12 @@ def coverage(engine: Engine, coin_ids: Sequence[str], block_starts: Sequence[dat
         return {(cid, start): (lo, hi) for cid, start, lo, hi in conn.execute(stmt) if hi is not None}
 
 
+def _key(fetch: Fetch):
+    """The WHERE clause of a fetch's row in ``coingecko_chart_blocks``."""
+    c = blocks_t.c
+    return and_(c.coingecko_id == fetch.coingecko_id, c.block_start == to_naive_utc(fetch.block_start))
+
+
 def _seconds(ts: datetime) -> datetime:
     return ts.replace(microsecond=0)
 
@@ -84,8 +90,7 @@ def missing(engine: Engine, coin_ids: Sequence[str], blocks: Sequence[datetime],
 def claim(engine: Engine, fetch: Fetch, now: datetime, ttl: timedelta, *, refetch: bool = False) -> str:
     """Try to take ``fetch``: "claimed" (fetch it, then ``land``), "done" (another run landed what
     this one needs meanwhile) or "busy" (another run is fetching it: wait and ask again)."""
-    c = blocks_t.c
-    key = and_(c.coingecko_id == fetch.coingecko_id, c.block_start == to_naive_utc(fetch.block_start))
+    c, key = blocks_t.c, _key(fetch)
     naive_now, until = to_naive_utc(now), to_naive_utc(now + ttl)
     need_lo, need_hi = to_naive_utc(fetch.need_lo), to_naive_utc(fetch.need_hi)
 
@@ -119,8 +124,7 @@ def land(engine: Engine, fetch: Fetch, points: pd.DataFrame, *, synthetic: bool,
              "market_cap": _number(cap), "total_volume": _number(volume), "is_synthetic": synthetic}
             for ts, price, cap, volume in points[["ts", "price", "market_cap", "total_volume"]].itertuples(
                 index=False)]
-    c = blocks_t.c
-    key = and_(c.coingecko_id == fetch.coingecko_id, c.block_start == to_naive_utc(fetch.block_start))
+    c, key = blocks_t.c, _key(fetch)
 
     def write() -> int:
         with engine.begin() as conn:
@@ -145,9 +149,7 @@ def release(engine: Engine, fetch: Fetch) -> None:
     """Give up a claim (a failed fetch), so that another run need not wait for it to expire."""
     def write() -> None:
         with engine.begin() as conn:
-            conn.execute(update(blocks_t).where(
-                blocks_t.c.coingecko_id == fetch.coingecko_id,
-                blocks_t.c.block_start == to_naive_utc(fetch.block_start)).values(claimed_until=None))
+            conn.execute(update(blocks_t).where(_key(fetch)).values(claimed_until=None))
 
     retry_transient(write, what=f"release {fetch.coingecko_id} block {fetch.block_start:%Y-%m-%d}")
 

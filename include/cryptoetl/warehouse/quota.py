@@ -49,23 +49,26 @@ class WarehouseLimiter:
         def book() -> float:
             now = self.clock()
             with self.engine.begin() as conn:
-                slot = case((rate_t.c.next_call_at > now, rate_t.c.next_call_at), else_=literal(now))
-                conn.execute(update(rate_t).where(rate_t.c.source == source).values(next_call_at=slot + min_interval))
+                conn.execute(update(rate_t).where(rate_t.c.source == source)
+                             .values(next_call_at=_later_of(now) + min_interval))
                 next_at = conn.execute(select(rate_t.c.next_call_at).where(rate_t.c.source == source)).scalar_one()
                 _count(conn, source, month_of(now))
             return max(next_at - min_interval - now, 0.0)
 
         return retry_transient(book, what=f"{source} call slot")
 
-
     def hold(self, source: str, seconds: float) -> None:
         def write() -> None:
             until = self.clock() + seconds
             with self.engine.begin() as conn:
-                later = case((rate_t.c.next_call_at > until, rate_t.c.next_call_at), else_=literal(until))
-                conn.execute(update(rate_t).where(rate_t.c.source == source).values(next_call_at=later))
+                conn.execute(update(rate_t).where(rate_t.c.source == source).values(next_call_at=_later_of(until)))
 
         retry_transient(write, what=f"{source} hold")
+
+
+def _later_of(ts: float):
+    """SQL: the later of the source's next free slot and ``ts``."""
+    return case((rate_t.c.next_call_at > ts, rate_t.c.next_call_at), else_=literal(ts))
 
 
 def _count(conn, source: str, month: str) -> None:
@@ -82,15 +85,19 @@ def calls_this_month(engine: Engine, source: str, now: float) -> int:
     return int(value or 0)
 
 
+def overrun(engine: Engine, source: str, needed: int, budget: int | None, now: float) -> tuple[int, int]:
+    """(calls spent this month, how many more than ``budget`` spending ``needed`` would make: 0 if none)."""
+    spent = calls_this_month(engine, source, now)
+    return spent, (max(spent + needed - budget, 0) if budget is not None and needed else 0)
+
+
 def check_budget(engine: Engine, source: str, needed: int, budget: int | None, now: float,
                  *, setting: str, what: str) -> None:
     """Raise ``BudgetExceeded``, before any call, when ``needed`` more calls would pass ``budget``
     this month. The message gives the numbers and the setting that raises the budget."""
-    if budget is None or needed == 0:
-        return
-    spent = calls_this_month(engine, source, now)
-    if spent + needed > budget:
+    spent, over = overrun(engine, source, needed, budget, now)
+    if over:
         raise BudgetExceeded(
             f"{source}: {what} needs {needed:,} calls, and {spent:,} of the {budget:,}-call monthly budget "
-            f"({setting}) are spent in {month_of(now)}: {spent + needed - budget:,} too many. Nothing was "
+            f"({setting}) are spent in {month_of(now)}: {over:,} too many. Nothing was "
             f"called. Raise {setting} if the plan allows it, or load a shorter range")
