@@ -45,6 +45,9 @@ def _dag(name):
     dag = runpy.run_path(str(REPO / "dags" / f"{name}.py"))["dag"]
     for task in dag.tasks:  # a failure must fail the test now, not wait out a 2-minute retry delay
         task.retries = 0
+    # dag.test() of Airflow 3.3.2 looks deadline alerts up by id, but holds their definitions there
+    # ("'dict' object has no attribute 'hex'"); the scheduler stores ids first (make run covers it)
+    dag.deadline = None
     return dag
 
 

@@ -46,16 +46,26 @@ def test_dag_policy(dagbag):
         assert all(t.owner == "data-platform" for t in dag.tasks)
         for task in dag.tasks:
             assert task.retries >= 1 and task.retry_exponential_backoff, task.task_id
-            assert task.task_id.split("_")[0] in {"load", "compute", "build", "extract", "score"}
-            assert [a.name for a in task.outlets], "every step emits its table's asset"
+            assert task.task_id.split("_")[0] in {"load", "compute", "build", "extract", "score", "check"}
+        *first, last = dag.tasks  # load -> check: the gate, last, emits the table's asset; nothing else does
+        assert [a.name for a in last.outlets] == [last.step.writes], dag.dag_id
+        assert all(not task.outlets and task.downstream_task_ids == {last.task_id} for task in first), dag.dag_id
+        if "health" not in dag.tags:
+            assert (last.verb, [t.verb for t in first]) == ("check", ["run"]), dag.dag_id
         timetable = dag.timetable
         if "source" in dag.tags:
             assert isinstance(timetable, CronDataIntervalTimetable)
             # A source that can only serve its latest items must not pretend to catch up.
             assert dag.catchup is ("no-backfill" not in dag.tags), dag.dag_id
-        else:  # derived: asset events plus a cron interval, so it stays backfillable
+        elif "derived" in dag.tags:  # asset events plus a cron interval, so it stays backfillable
             assert isinstance(timetable.timetable, CronDataIntervalTimetable) and dag.catchup is False
             assert dag.max_active_runs == 1
+        else:  # the health check: hourly, no catch-up (it scans days, not its hour)
+            assert set(dag.tags) == {"cryptoetl", "health"} and dag.catchup is False
+            assert isinstance(timetable, CronDataIntervalTimetable)
+        # every DAG raises a deadline alert when a run is late, calling our callback in the triggerer
+        (alert,) = dag.deadline
+        assert alert.callback.path == "cryptoetl.airflow.alerts.run_late"
 
 
 def test_every_pool_a_task_names_is_declared_as_code(dagbag):
@@ -188,7 +198,8 @@ def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
 
     settings = Settings.from_env({"CRYPTOETL_MODE": "kubernetes"})
     tasks = [t for dag in k8s_dags.values() for t in dag.tasks]
-    assert len(tasks) == len(steps())
+    assert sorted(t.step.name for t in tasks if t.verb == "run") == sorted(steps())
+    assert len(tasks) == 2 * len(steps()) - 1  # a gate after every step but the health check
     for task in tasks:
         assert isinstance(task, KubernetesPodOperator)
         pod = render_pod(task, DAY[0])
@@ -199,11 +210,11 @@ def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
                 "effect": "NoSchedule"} in spec["tolerations"]
         assert spec["serviceAccountName"] == "cryptoetl-pods"
         sentiment_image = f"ghcr.io/cryptoetl/cryptoetl-sentiment:{__version__}"
-        want = settings.image if task.step.name != "sentiment" else sentiment_image
+        want = sentiment_image if task.step.name == "sentiment" and task.verb == "run" else settings.image
         assert container["image"] == want and not container["image"].endswith(":latest")
         assert container["command"] == ["python", "-m", "cryptoetl"]
-        assert container["args"] == ["run", task.step.name, "--interval", str(DAY[0])]
-        profile = RESOURCE_PROFILES[task.step.profile]
+        assert container["args"] == [task.verb, task.step.name, "--interval", str(DAY[0])]
+        profile = RESOURCE_PROFILES[task.step.profile if task.verb == "run" else "io-small"]
         assert container["resources"]["requests"] == {"cpu": profile.cpu_request, "memory": profile.memory_request}
         assert container["resources"]["limits"]["memory"] == profile.memory_limit
         assert container["envFrom"] == [{"secretRef": {"name": "data-collection-secrets"}}]
@@ -214,7 +225,8 @@ def test_every_task_is_a_pod_on_the_data_collection_node(k8s_dags):
 
 
 def test_sentiment_pod_gets_its_own_image_and_memory(k8s_dags):
-    (task,) = k8s_dags["news_sentiment"].tasks
+    task, check = k8s_dags["news_sentiment"].tasks
+    assert render_pod(check, DAY[0])["spec"]["containers"][0]["image"] == Settings.from_env({}).image
     container = render_pod(task, DAY[0])["spec"]["containers"][0]
     assert container["image"].endswith(f"-sentiment:{__version__}")
     assert container["resources"]["limits"]["memory"] == RESOURCE_PROFILES["sentiment"].memory_limit

@@ -89,8 +89,9 @@ def test_a_registered_source_reaches_every_derived_list(toy):
     step = get_step("toy_items")
     assert (step.source, step.pool, step.task_id, step.writes) == ("toy", "toy", "load_toy_items", "toy_items")
     dag = source_dag(source="toy", cron="0 0 * * *", doc_md="toy", settings=Settings())
-    (task,) = dag.tasks
+    task, check = dag.tasks
     assert (dag.dag_id, task.task_id, task.pool, dag.catchup) == ("toy_items_dag", "load_toy_items", "toy", True)
+    assert (check.task_id, check.verb, check.pool) == ("check_toy_items", "check", "default_pool")
 
 
 def test_the_toy_runs_end_to_end_against_its_sandbox_route(toy, sqlite_engine):

@@ -23,6 +23,7 @@ import yaml
 from conftest import REPO
 from kubernetes.utils import parse_quantity
 
+from cryptoetl.airflow.operators import CHECK_PROFILE
 from cryptoetl.config import DEFAULT_RSS_FEEDS, RESOURCE_PROFILES, Settings
 from cryptoetl.sources import registry
 
@@ -151,10 +152,11 @@ def _task_units(dags: dict) -> list[tuple[dict, int]]:
     units = []
     for dag in dags.values():
         for task in dag.tasks:
+            profile = task.step.profile if task.verb == "run" else CHECK_PROFILE  # the gate is SQL: small
             if task.pool and task.pool != "default_pool":
-                by_pool.setdefault(task.pool, []).append(task.step.profile)
+                by_pool.setdefault(task.pool, []).append(profile)
             else:  # no pool: as many at once as the DAG has active runs
-                units.append((_profile_resources(task.step.profile), dag.max_active_runs))
+                units.append((_profile_resources(profile), dag.max_active_runs))
     for pool, profiles in by_pool.items():  # a pool's slots, each filled with its heaviest step
         heaviest = max(profiles, key=lambda n: _quantity(RESOURCE_PROFILES[n].memory_limit))
         units.append((_profile_resources(heaviest), pools[pool]["slots"]))

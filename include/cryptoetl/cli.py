@@ -4,6 +4,8 @@
     python -m cryptoetl run STEP --interval 2026-01-01T00:00Z/2026-01-02T00:00Z [--interval ...]
     python -m cryptoetl run STEP --start 2026-01-01 --end 2026-01-02
     python -m cryptoetl run sentiment --interval ... --rescore   # score again with the current model revision
+    python -m cryptoetl check STEP --interval ...    # the quality gate of what STEP wrote (exit 1: a hard check failed)
+    python -m cryptoetl health [--start 2026-01-01 --end 2026-01-08] [--heal]   # holes, stale tables, backfills
     python -m cryptoetl rebuild-features [--start 2026-01-01 --end 2026-02-01]   # default: all hours with prices
     python -m cryptoetl summary
     python -m cryptoetl pools                    # the Airflow pools of the registered sources, as JSON
@@ -26,7 +28,7 @@ import json
 import logging
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptoetl import redaction
 from cryptoetl.config import ConfigError, Settings
@@ -88,16 +90,21 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _intervals(args: argparse.Namespace) -> list:
+    intervals = [parse_interval(text) for text in args.interval or []]
+    if args.start is not None or args.end is not None:
+        intervals.append(make_interval(args.start, args.end, "--start/--end"))
+    if not intervals:
+        raise ConfigError(f"{args.command}: give --interval START/END (repeatable) or --start and --end")
+    return intervals
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from cryptoetl.step import StepContext
     from cryptoetl.warehouse.quota import WarehouseLimiter
 
     step = get_step(args.step)
-    intervals = [parse_interval(text) for text in args.interval or []]
-    if args.start is not None or args.end is not None:
-        intervals.append(make_interval(args.start, args.end, "--start/--end"))
-    if not intervals:
-        raise ConfigError("run: give --interval START/END (repeatable) or --start and --end")
+    intervals = _intervals(args)
     options = _step_options()
     given = {name for name in options if getattr(args, name)}
     if unknown := given - {option.name for option in step.options}:
@@ -149,6 +156,47 @@ def cmd_rebuild_features(args: argparse.Namespace, settings: Settings) -> int:
     began = time.monotonic()
     rows = features.rebuild(engine, start, end, symbols, _macro_series(settings))
     print(f"ml_features_materialized: {rows} rows rebuilt for [{start}, {end}) in {time.monotonic() - began:.2f}s")
+    return 0
+
+
+class QualityGateFailed(RuntimeError):
+    """A hard quality check failed: the interval is bad."""
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """The quality gate of what STEP wrote over the intervals: every result recorded; exit 1 on a fail."""
+    from cryptoetl.quality.checks import run_checks, subject
+    from cryptoetl.step import StepContext
+
+    step = get_step(args.step)
+    engine = _checked_engine(settings, features=False)
+    ctx = StepContext(settings=settings, engine=engine)
+    failed = []
+    for interval in merge(_intervals(args)):
+        for result in run_checks(ctx, step, interval):
+            print(f"{subject(step)} {interval} {result.check}: {result.status.upper()} (observed {result.observed}, "
+                  f"threshold {result.threshold}) {result.detail}".rstrip())
+            if result.status == "fail":
+                failed.append(f"{result.check} ({result.detail})")
+    if failed:
+        raise QualityGateFailed(f"{subject(step)}: {'; '.join(failed)}. The interval is marked bad: the features "
+                                "are not built on it until a rerun passes")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    """Holes and stale tables over --start/--end (default: the last CRYPTOETL_HEALTH_DAYS days), the
+    backfill that fills each; --heal creates those backfills through Airflow's REST API."""
+    from cryptoetl.quality.report import scan
+    from cryptoetl.step import StepContext
+
+    if args.start is None and args.end is None:
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        interval = make_interval(end - timedelta(days=settings.health_days), end)
+    else:
+        interval = make_interval(args.start, args.end, "--start/--end")
+    engine = _checked_engine(settings, features=False)
+    scan(StepContext(settings=settings, engine=engine), interval, do_heal=args.heal)
     return 0
 
 
@@ -233,6 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (option, owners) in _step_options().items():  # declared on their steps (steps.py)
         run.add_argument(f"--{name}", action="store_true", help=f"{', '.join(owners)}: {option.help}")
 
+    check = sub.add_parser("check", help="the quality gate: check what STEP wrote over the intervals; exit 1 "
+                                         "when a hard check fails (data_quality_results)")
+    check.add_argument("step", help=" | ".join(steps()))
+    check.add_argument("--interval", action="append", metavar="START/END", help="as for run")
+    check.add_argument("--start", help="interval start")
+    check.add_argument("--end", help="interval end, exclusive")
+    health = sub.add_parser("health", help="holes and stale tables, with the backfill that fills each "
+                                           "(default: the last CRYPTOETL_HEALTH_DAYS days)")
+    health.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")
+    health.add_argument("--end", help="range end, exclusive")
+    health.add_argument("--heal", action="store_true", help="create the backfills through Airflow's REST API "
+                                                             "(CRYPTOETL_AIRFLOW_API_URL), bounded, recorded")
+
     rebuild = sub.add_parser("rebuild-features", help="rebuild ml_features_materialized in SQL (default: all)")
     rebuild.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")
     rebuild.add_argument("--end", help="range end, exclusive")
@@ -250,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"migrate": cmd_migrate, "init-db": cmd_migrate, "run": cmd_run, "rebuild-features": cmd_rebuild_features,
+COMMANDS = {"migrate": cmd_migrate, "init-db": cmd_migrate, "run": cmd_run, "check": cmd_check, "health": cmd_health,
+            "rebuild-features": cmd_rebuild_features,
             "summary": cmd_summary, "quota": cmd_quota, "pools": cmd_pools, "sandbox": cmd_sandbox}
 
 
@@ -274,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # alembic announces each of its plugins at INFO when it loads
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     redaction.install()  # before anything logs; the settings' secrets follow once they are read
-    what = f"step {args.step}" if args.command == "run" else args.command
+    what = f"step {args.step}" if args.command == "run" else \
+        f"check of {args.step}" if args.command == "check" else args.command
     try:
         settings = Settings.from_env()
         redaction.install(settings)
@@ -284,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc.args[0] if exc.args else exc).split())
         print(f"error: {redaction.redact(message)}", file=sys.stderr)
         return 2
+    except QualityGateFailed as exc:  # the results said it all: no traceback
+        print(f"error: {what} failed: {redaction.redact(str(exc))}", file=sys.stderr, flush=True)
+        return 1
     except Exception as exc:  # noqa: BLE001 - reported here, once: traceback, then the cause
         log.error("%s failed", what, exc_info=True)
         print(f"error: {what} failed: {failure_summary(exc)}", file=sys.stderr, flush=True)

@@ -206,13 +206,20 @@ class Settings:
     source_env: Mapping[str, str] = field(default_factory=dict)
     rss_feeds: tuple[tuple[str, str], ...] = DEFAULT_RSS_FEEDS
     macro_series_file: str | None = None  # JSON file of FRED series
+    # Data health (quality/): the thresholds file (default the packaged quality.json), how many days
+    # the data_health DAG scans, how many daily intervals one of its runs may backfill (0: report
+    # only), and Airflow's REST API with the credentials of the account it creates backfills as.
+    quality_file: str | None = None
+    health_days: int = 7
+    heal_max_intervals: int = 7
+    airflow_api_url: str | None = None  # http://user:password@host:port: a secret (the Secret's key)
     sentiment: SentimentSettings = field(default_factory=SentimentSettings)
 
     def __repr__(self) -> str:  # never print secrets, e.g. in task logs
         parts = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "warehouse_url" and value:
+            if f.name in ("warehouse_url", "airflow_api_url") and value:
                 value = "***"
             elif f.name == "source_env":
                 value = {k: ("***" if is_secret_setting(k) else v) for k, v in value.items()}
@@ -364,4 +371,8 @@ SETTINGS_ENV: tuple[EnvSetting, ...] = (
     EnvSetting("CRYPTOETL_PYTHON", "python"),
     EnvSetting("CRYPTOETL_MACRO_SERIES", "macro_series_file", pod=True),
     EnvSetting("CRYPTOETL_RSS_FEEDS", "rss_feeds", lambda raw, _name: _parse_feeds(raw), pod=True),
+    EnvSetting("CRYPTOETL_QUALITY_FILE", "quality_file", pod=True),
+    EnvSetting("CRYPTOETL_HEALTH_DAYS", "health_days", _integer(1, 366), pod=True),
+    EnvSetting("CRYPTOETL_HEAL_MAX_INTERVALS", "heal_max_intervals", _integer(0, 1000), pod=True),
+    EnvSetting("CRYPTOETL_AIRFLOW_API_URL", "airflow_api_url"),  # a secret: pods get it from the Secret
 )

@@ -107,8 +107,9 @@ def _handlers() -> Iterable[logging.Handler]:
 
 def settings_secrets(settings: Any) -> tuple[str, ...]:
     """The secret values a ``config.Settings`` holds: every ``*_API_KEY`` of its source settings
-    (the ones ``Settings.__repr__`` masks) and its warehouse URL's password, as written and decoded."""
-    return (*settings.api_keys, *url_passwords(settings.warehouse_url))
+    (the ones ``Settings.__repr__`` masks) and the passwords of its warehouse and Airflow API URLs, as
+    written and decoded."""
+    return (*settings.api_keys, *url_passwords(settings.warehouse_url), *url_passwords(settings.airflow_api_url))
 
 
 def url_passwords(url: str | None) -> tuple[str, ...]:

@@ -57,6 +57,21 @@ DERIVED: tuple[Step, ...] = (
 )
 
 
+# Steps that look after the data rather than load it.
+OPERATIONS: tuple[Step, ...] = (
+    Step(
+        name="health",
+        run="cryptoetl.quality.report:run_health",
+        writes="data_health_actions",
+        profile="io-small",
+        task_id="check_data_health",
+        dag_id="data_health",
+        description="Find the holes and stale tables of the last CRYPTOETL_HEALTH_DAYS days, and backfill the holes "
+                    "(quality/health.py, quality/heal.py)",
+    ),
+)
+
+
 def source_steps(spec: SourceSpec) -> tuple[Step, ...]:
     """The steps that call a source, as its spec declares them."""
     return tuple(Step(name=s.step, run=s.run, writes=s.writes, profile=s.profile, task_id=s.task_id,
@@ -67,9 +82,9 @@ def source_steps(spec: SourceSpec) -> tuple[Step, ...]:
 
 
 def steps() -> dict[str, Step]:
-    """Every step by name: the sources' (as registered now), then the derived ones."""
+    """Every step by name: the sources' (as registered now), the derived ones, then the operations."""
     out: dict[str, Step] = {}
-    for step in (*(step for spec in registry.sources() for step in source_steps(spec)), *DERIVED):
+    for step in (*(step for spec in registry.sources() for step in source_steps(spec)), *DERIVED, *OPERATIONS):
         if step.name in out:
             raise ValueError(f"two steps are named {step.name!r}")
         out[step.name] = step

@@ -15,13 +15,27 @@ the source steps from the source specs). Two kinds of DAG:
 
 ``max_active_runs=1`` on derived DAGs: two runs over overlapping intervals must not commit
 out of order, or an older computation could overwrite a newer one.
+
+Every source and derived DAG is load -> check: the second task is the quality gate
+(``python -m cryptoetl check``, quality/checks.py) over the same intervals, and it is the one that
+emits the table's asset event, so nothing downstream starts on an interval that failed it. Each DAG
+also carries a deadline alert (``DEADLINE``): a run still unfinished that long after it was queued
+calls ``cryptoetl.airflow.alerts.run_late`` in the triggerer, which logs an error and posts to
+``CRYPTOETL_ALERT_WEBHOOK`` when one is set. The ``data_health`` DAG (``health_dag``) runs hourly.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable
+from airflow.sdk import (
+    DAG,
+    AssetOrTimeSchedule,
+    AsyncCallback,
+    CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+)
 
 from cryptoetl.airflow.operators import step_task, table_asset
 from cryptoetl.config import Settings
@@ -29,6 +43,21 @@ from cryptoetl.sources import registry
 from cryptoetl.steps import get_step
 
 OWNER = "data-platform"
+# A run unfinished this long after it was queued raises the deadline alert.
+DEADLINE = timedelta(hours=3)
+CHECK_RETRIES = 1  # the gate's verdict does not change on a retry; one covers a database hiccup
+
+
+def deadline(dag_id: str) -> DeadlineAlert:
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=DEADLINE,
+                         callback=AsyncCallback("cryptoetl.airflow.alerts.run_late",
+                                                kwargs={"dag_id": dag_id, "deadline": str(DEADLINE)}))
+
+
+def load_and_check(step_name: str, settings: Settings) -> None:
+    """The step's task, then its quality gate, which emits the asset event."""
+    load = step_task(step_name, settings=settings, emits=False)
+    load >> step_task(step_name, settings=settings, verb="check", retries=CHECK_RETRIES)
 
 
 def _default_args() -> dict:
@@ -59,8 +88,9 @@ def source_dag(*, source: str, cron: str | None, doc_md: str, step: str | None =
         default_args=_default_args(),
         tags=["cryptoetl", "source", step.name] + ([] if step.backfillable else ["no-backfill"]),
         doc_md=doc_md,
+        deadline=deadline(step.dag_id),
     ) as dag:
-        step_task(step.name, settings=settings)
+        load_and_check(step.name, settings)
     return dag
 
 
@@ -83,6 +113,26 @@ def derived_dag(*, step: str, cron: str, doc_md: str, settings: Settings | None 
         default_args=_default_args(),
         tags=["cryptoetl", "derived", step],
         doc_md=doc_md,
+        deadline=deadline(spec.dag_id),
     ) as dag:
-        step_task(step, settings=settings)
+        load_and_check(step, settings)
+    return dag
+
+
+def health_dag(*, cron: str, doc_md: str, settings: Settings | None = None) -> DAG:
+    """The data_health DAG: the ``health`` step every hour, no catch-up (it scans days, not its hour)."""
+    settings = settings or Settings.from_env()
+    spec = get_step("health")
+    with DAG(
+        dag_id=spec.dag_id,
+        schedule=CronDataIntervalTimetable(cron, timezone="UTC"),
+        start_date=settings.start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(),
+        tags=["cryptoetl", "health"],
+        doc_md=doc_md,
+        deadline=deadline(spec.dag_id),
+    ) as dag:
+        step_task(spec.name, settings=settings, retries=1)
     return dag

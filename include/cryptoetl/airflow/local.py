@@ -34,7 +34,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptoetl.airflow import local_watch
+from cryptoetl.airflow import local_health, local_watch
 from cryptoetl.airflow.local_stack import Stack, airflow_command
 from cryptoetl.config import ConfigError, Settings, local_ports
 from cryptoetl.sources import registry
@@ -209,7 +209,8 @@ def _child_env(sandbox) -> dict[str, str]:
 
 
 def _stack(port: dict[str, int]) -> Stack:
-    return Stack(port["api"], port["sandbox"], child_env=_child_env,
+    env = lambda sb: {**_child_env(sb), **local_health.api_env(port["api"])}  # noqa: E731
+    return Stack(port["api"], port["sandbox"], child_env=env,
                  log_path=Path(os.environ["AIRFLOW_HOME"]) / "standalone.log")
 
 
@@ -246,7 +247,8 @@ def demo(days: int, port: dict[str, int], timeout: float) -> int:
             # "failed": a repeated `make run` re-runs what failed before and skips what succeeded.
             _airflow("backfill", "create", "--dag-id", dag_id, "--from-date", f"{start:%Y-%m-%d}",
                      "--to-date", f"{last:%Y-%m-%d}", "--max-active-runs", "4", "--reprocess-behavior", "failed")
-        _airflow("dags", "unpause", "--treat-dag-id-as-regex", "-y", "^(" + "|".join(dag_ids()) + ")$")
+        pipeline = [dag for dag in dag_ids() if dag != local_health.health_dag_id()]  # health: at the end
+        _airflow("dags", "unpause", "--treat-dag-id-as-regex", "-y", "^(" + "|".join(pipeline) + ")$")
         home = Path(os.environ["AIRFLOW_HOME"])
         failure = None
         def settle() -> None:
@@ -260,6 +262,7 @@ def demo(days: int, port: dict[str, int], timeout: float) -> int:
                 local_watch.measure_freshness(dag_id=get_step("prices_hourly").dag_id, settle=settle, home=home,
                                               trigger=_trigger_latest_interval,
                                               warehouse=warehouse_file())
+            local_health.run_health(_airflow, settle)
         except SystemExit as exc:  # a failed task or run: still stop Airflow and show what was loaded
             failure = exc
         calls = _save_sandbox_stats(stack.sandbox, home / "sandbox-stats.json")
@@ -269,6 +272,7 @@ def demo(days: int, port: dict[str, int], timeout: float) -> int:
     # Outside a task the Airflow 3 SDK cannot read metastore connections: name the file directly.
     env = dict(os.environ, CRYPTOETL_WAREHOUSE_URL=f"sqlite:///{warehouse_file()}")
     subprocess.run([sys.executable, "-m", "cryptoetl", "summary"], env=env, check=False)
+    local_health.print_summary(warehouse_file())
     _print_ui_help(port["api"])
     if failure is not None:
         print(f"\nFAILED: {failure}\nLogs: {home / 'logs'} and {home / 'standalone.log'} (or the web UI: make ui)",
@@ -316,21 +320,14 @@ def _save_sandbox_stats(sandbox, path: Path) -> str:
     return f"{stats.get('total', 0):,} API calls ({per_source})"
 
 
-def _login_hint() -> str:
-    pw_file = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
-    if not pw_file.exists():
-        return ""
-    return "  (login: " + ", ".join(f"{u} / {p}" for u, p in json.loads(pw_file.read_text()).items()) + ")"
-
-
 def _print_ui_help(port: int) -> None:
-    print(f"\nWeb UI: run `make ui`, then open http://localhost:{port}" + _login_hint())
+    print(f"\nWeb UI: run `make ui`, then open http://localhost:{port}" + local_health.login_hint())
 
 
 def ui(port: dict[str, int]) -> int:
     setup()
     with _stack(port):
-        print(f"\nWeb UI: http://localhost:{port['api']}" + _login_hint())
+        print(f"\nWeb UI: http://localhost:{port['api']}" + local_health.login_hint())
         print("Ctrl-C to stop.")
         try:
             while True:

@@ -51,6 +51,7 @@ import re
 import sys
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -102,12 +103,26 @@ def table_asset(table: str) -> Asset:
     return Asset(name=table, uri=ASSET_URI.format(table=table), group="warehouse")
 
 
-def command_for(step: Step, intervals: Iterable[Interval]) -> list[str]:
-    """Arguments after ``python -m cryptoetl``: identical for pods and local subprocesses."""
-    args = ["run", step.name]
+def command_for(step: Step, intervals: Iterable[Interval], verb: str = "run", options: Iterable[str] = ()) -> list[str]:
+    """Arguments after ``python -m cryptoetl``: identical for pods and local subprocesses. ``verb``
+    ``run`` loads, ``check`` is the quality gate of what it loaded."""
+    args = [verb, step.name]
     for interval in intervals:
         args += ["--interval", str(interval)]
-    return args
+    return args + [f"--{name}" for name in options]
+
+
+def conf_options(context: Mapping[str, Any], step: Step) -> list[str]:
+    """Step options a run's conf asks for (``{"options": ["refetch"]}``: the health check's refills, or
+    Trigger DAG with config in the UI); refused unless the step declares them."""
+    dag_run = context.get("dag_run")
+    conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
+    wanted = conf.get("options") or []
+    known = {option.name for option in step.options}
+    if not isinstance(wanted, list) or any(name not in known for name in wanted):
+        raise ConfigError(f"{step.name}: the run's conf options {wanted!r} are not among this step's options "
+                          f"{sorted(known)}")
+    return list(wanted)
 
 
 def _intervals_from_event(event: Any) -> list[Interval]:
@@ -151,11 +166,20 @@ def record_outlet(context: Mapping[str, Any], step: Step, intervals: Iterable[In
 
 class _StepMixin:
     step: Step
+    verb: str = "run"
+    emits: bool = True  # attach the intervals to the asset event (the DAG's last task does)
 
-    def _prepare(self, context: Mapping[str, Any]) -> list[Interval]:
+    def _prepare(self, context: Mapping[str, Any]) -> list[str]:
+        """The command: the intervals of this run, and the conf's step options for a load."""
         intervals = resolve_intervals(context, self.step)
-        self.log.info("step %s over %s", self.step.name, ", ".join(map(str, intervals)))
-        return intervals
+        self.log.info("%s %s over %s", self.verb, self.step.name, ", ".join(map(str, intervals)))
+        self._intervals = intervals
+        options = conf_options(context, self.step) if self.verb == "run" else []
+        return command_for(self.step, intervals, self.verb, options)
+
+    def _emit(self, context: Mapping[str, Any]) -> None:
+        if self.emits:
+            record_outlet(context, self.step, self._intervals)
 
 
 # A Python exception line ("sqlalchemy.exc.IntegrityError: ...", "KeyError: 'x'"), and the noise
@@ -204,10 +228,11 @@ class LocalStepOperator(_StepMixin, BaseOperator):
 
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, step: Step, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, *, step: Step, settings: Settings, verb: str = "run", emits: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.step = step
         self.settings = settings
+        self.verb, self.emits = verb, emits
 
     def execute(self, context: Any) -> None:
         from airflow.providers.standard.hooks.subprocess import SubprocessHook
@@ -216,7 +241,7 @@ class LocalStepOperator(_StepMixin, BaseOperator):
 
         from cryptoetl.airflow.connection import warehouse_url
 
-        intervals = self._prepare(context)
+        command = self._prepare(context)
         env = dict(os.environ)
         env["CRYPTOETL_WAREHOUSE_URL"] = url = warehouse_url(self.settings)
         secrets = (*redaction.settings_secrets(self.settings), *redaction.url_passwords(url))
@@ -226,11 +251,12 @@ class LocalStepOperator(_StepMixin, BaseOperator):
         python = self.settings.python or sys.executable
         hook = SubprocessHook()
         hook._log = tail = _Tail(hook.log)  # LoggingMixin's cached logger: the hook logs through it
-        result = hook.run_command(command=[python, "-m", "cryptoetl", *command_for(self.step, intervals)], env=env)
+        result = hook.run_command(command=[python, "-m", "cryptoetl", *command], env=env)
         if result.exit_code != 0:
             why = redaction.redact(failure_lines(tail.lines or [result.output]))
-            raise AirflowException(f"step {self.step.name} exited with code {result.exit_code}: {why}")
-        record_outlet(context, self.step, intervals)
+            what = f"step {self.step.name}" if self.verb == "run" else f"{self.verb} of {self.step.name}"
+            raise AirflowException(f"{what} exited with code {result.exit_code}: {why}")
+        self._emit(context)
 
 
 @cache
@@ -241,18 +267,19 @@ def _pod_operator_class():
     class StepPodOperator(_StepMixin, KubernetesPodOperator):
         """KubernetesPodOperator that derives its ``--interval`` arguments at run time."""
 
-        def __init__(self, *, step: Step, **kwargs: Any) -> None:
+        def __init__(self, *, step: Step, verb: str = "run", emits: bool = True, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.step = step
+            self.verb, self.emits = verb, emits
 
         def set_intervals(self, intervals: Iterable[Interval]) -> None:
-            self.arguments = command_for(self.step, intervals)
+            """The arguments for ``intervals`` (what ``execute`` does; tests render pods with it)."""
+            self.arguments = command_for(self.step, intervals, self.verb)
 
         def execute(self, context: Any) -> Any:
-            intervals = self._prepare(context)
-            self.set_intervals(intervals)
+            self.arguments = self._prepare(context)
             result = super().execute(context)
-            record_outlet(context, self.step, intervals)
+            self._emit(context)
             return result
 
     return StepPodOperator
@@ -318,19 +345,36 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
     }
 
 
-def step_task(step_name: str, *, settings: Settings | None = None, **overrides: Any) -> BaseOperator:
-    """The task that runs ``step_name``: a pod in Kubernetes mode, a subprocess locally."""
+CHECK_PROFILE = "io-small"
+
+
+def check_task_id(step: Step) -> str:
+    return f"check_{step.writes}"
+
+
+def step_task(step_name: str, *, settings: Settings | None = None, verb: str = "run", emits: bool = True,
+              **overrides: Any) -> BaseOperator:
+    """The task that runs ``step_name`` (``verb`` run), or its quality gate (``check``): a pod in
+    Kubernetes mode, a subprocess locally. ``emits``: the task carries the table's asset event (the
+    gate does, so that nothing downstream starts on an interval that failed it)."""
     settings = settings or Settings.from_env()
     step = get_step(step_name)
     common: dict[str, Any] = {
-        "task_id": step.task_id,
-        "outlets": [table_asset(step.writes)],
-        "doc_md": step.description,
+        "task_id": step.task_id if verb == "run" else check_task_id(step),
+        "outlets": [table_asset(step.writes)] if emits else [],
+        "doc_md": step.description if verb == "run" else
+        f"The quality gate of `{step.writes}` over this run's intervals (quality/checks.py): a failed hard check "
+        "fails the run and keeps the features off the interval until a rerun passes.",
         **retry_args(settings),
     }
-    if step.pool:
+    if step.pool and verb == "run":
         common["pool"] = step.pool
     common.update(overrides)
     if settings.mode == "kubernetes":
-        return _pod_operator_class()(step=step, **pod_kwargs(step, settings), **common)
-    return LocalStepOperator(step=step, settings=settings, **common)
+        # the gate is SQL in the warehouse: the small profile and the base image, whatever the step's
+        kwargs = pod_kwargs(step if verb == "run" else replace(step, profile=CHECK_PROFILE, image="base"), settings)
+        if verb != "run":
+            kwargs["name"] = common["task_id"].replace("_", "-")
+            kwargs["arguments"] = command_for(step, [], verb)
+        return _pod_operator_class()(step=step, verb=verb, emits=emits, **kwargs, **common)
+    return LocalStepOperator(step=step, settings=settings, verb=verb, emits=emits, **common)

@@ -54,6 +54,7 @@ from cryptoetl.warehouse.writes import replace_interval
 log = logging.getLogger(__name__)
 
 SYNTHETIC_SUFFIX = "-sandbox-synthetic"
+STEP_SYMBOLS = {"onchain_btc": "BTC", "onchain_eth": "ETH"}  # each on-chain step loads one coin
 
 
 def completed_days(interval: Interval, now: float, step: str) -> tuple[date, date] | None:
@@ -100,11 +101,12 @@ def _load(ctx: StepContext, interval: Interval, *, step: str, symbol: str, clien
 
 def run_onchain_btc(ctx: StepContext, interval: Interval) -> int:
     """BTC daily totals from blockchain.info charts for the completed days of ``interval``."""
-    return _load(ctx, interval, step="onchain_btc", symbol="BTC", client_class=BlockchainInfoClient,
+    return _load(ctx, interval, step="onchain_btc", symbol=STEP_SYMBOLS["onchain_btc"],
+                 client_class=BlockchainInfoClient,
                  source_label=lambda _client: "blockchain.info", delay=blockchain_info.PUBLICATION_DELAY)
 
 
 def run_onchain_eth(ctx: StepContext, interval: Interval) -> int:
     """ETH daily totals from the Etherscan v2 API (what the plan allows) for the completed days."""
-    return _load(ctx, interval, step="onchain_eth", symbol="ETH", client_class=EtherscanClient,
+    return _load(ctx, interval, step="onchain_eth", symbol=STEP_SYMBOLS["onchain_eth"], client_class=EtherscanClient,
                  source_label=lambda client: f"etherscan-{client.plan}", delay=etherscan.PUBLICATION_DELAY)

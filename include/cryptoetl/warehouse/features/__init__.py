@@ -60,11 +60,20 @@ def _context_statements(d: Dialect, macro_columns: Sequence[tuple[str, str, str]
             *sentiment.context_statements(d), *universe.context_statements(d)]
 
 
+def _drop_hours(conn: Connection, lo: datetime, hi: datetime, symbols: Sequence[str],
+                ranges: Sequence[tuple[datetime, datetime]]) -> int:
+    """Delete the feature rows of ``ranges`` inside [lo, hi); the rows deleted."""
+    table = schema.ml_features_materialized
+    return sum(conn.execute(table.delete().where(
+        table.c.time >= max(lo, to_naive_utc(bad_lo)), table.c.time < min(hi, to_naive_utc(bad_hi)),
+        table.c.symbol.in_(list(symbols)))).rowcount for bad_lo, bad_hi in ranges)
+
+
 def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols: Sequence[str],
-            macro_series: Iterable[tuple[str, str]] = ()) -> int:
-    """Replace the feature rows of [start, end) for ``symbols``; returns the rows inserted. The macro
-    columns are those of the packaged series plus ``macro_series`` ((series_id, indicator_name) of a
-    custom CRYPTOETL_MACRO_SERIES file; ``migrate`` adds their columns)."""
+            macro_series: Iterable[tuple[str, str]] = (), exclude: Sequence[tuple[datetime, datetime]] = ()) -> int:
+    """Replace the feature rows of [start, end) for ``symbols``; the rows inserted. Macro columns: the
+    packaged series' and ``macro_series``'s (a custom CRYPTOETL_MACRO_SERIES; ``migrate`` adds them).
+    ``exclude``: [start, end) ranges (inputs that failed their quality gate) left without rows."""
     macro_columns = schema.macro_feature_columns(macro_series)
     if start >= end:
         raise ValueError(f"empty or inverted interval [{start}, {end})")
@@ -98,11 +107,11 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
             statement = text(insert_select_sql(conn.dialect.name, macro_columns)).bindparams(
                 bindparam("symbols", expanding=True))
             inserted = conn.execute(statement, {k: params[k] for k in ("lo", "hi", "symbols")}).rowcount
+            inserted -= _drop_hours(conn, lo, hi, symbols, exclude)
         finally:
             for name in _TEMP_TABLES:
                 conn.execute(text(d.drop_temp(name)))
-        log.info("ml_features_materialized: rebuilt [%s, %s) in SQL: %s rows deleted, %s inserted",
-                 lo, hi, deleted, inserted)
+        log.info("ml_features_materialized: [%s, %s) rebuilt: %s rows deleted, %s inserted", lo, hi, deleted, inserted)
         return inserted
 
     if isinstance(target, Connection):

@@ -9,7 +9,7 @@ Conventions (see docs/DATA_DICTIONARY.md for every column):
 - No load timestamps: rerunning an interval must leave the table byte-for-byte identical.
 
 The tables live in submodules by family (``core``: shared types; ``market``; ``news``; ``features``;
-``landing``: raw API landing and quota bookkeeping);
+``landing``: raw API landing and quota bookkeeping; ``quality``: the quality gate and health actions);
 this package exports all of them, so ``schema.price_data_real`` and the like are the names to use.
 """
 
@@ -18,3 +18,4 @@ from cryptoetl.warehouse.schema.features import *  # noqa: F403
 from cryptoetl.warehouse.schema.landing import *  # noqa: F403
 from cryptoetl.warehouse.schema.market import *  # noqa: F403
 from cryptoetl.warehouse.schema.news import *  # noqa: F403
+from cryptoetl.warehouse.schema.quality import *  # noqa: F403

@@ -1,0 +1,187 @@
+"""Self-healing: the health check creates the backfills that refill its holes, through Airflow's
+REST API (``POST /api/v2/backfills``), within bounds, and records what it did.
+
+Bounds, so that healing can never become a loop:
+- at most ``CRYPTOETL_HEAL_MAX_INTERVALS`` daily intervals per health run (a longer hole is
+  refilled over several runs, oldest days first);
+- no second backfill of a DAG while one of ours for it still runs (Airflow itself refuses a
+  second running backfill of a DAG: 409);
+- a hole refilled before waits twice as long before each further attempt (1 h, 2 h, 4 h, ...), and
+  after ``MAX_ATTEMPTS`` attempts it is left to a person (action ``gave_up``, shown on the page and
+  failing the health run), so a source that keeps failing is not called again and again;
+- derived tables are not refilled where their input has a hole: the refilled input's asset event
+  rebuilds them;
+- what the source can no longer serve (older than the CoinGecko plan's history) is reported only.
+
+A refill of prices passes ``{"options": ["refetch"]}`` as the runs' conf: the landing store may
+hold an empty answer for those days, which only a new call can replace.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from cryptoetl.quality.health import DAY, Hole
+from cryptoetl.step import StepContext
+from cryptoetl.steps import steps
+from cryptoetl.warehouse import quality
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8  # 1 + 2 + ... + 64 h of backoff: a source down for five days is still refilled
+FIRST_BACKOFF = timedelta(hours=1)
+REFETCH = "refetch"
+
+
+class AirflowApiError(RuntimeError):
+    """Airflow's REST API refused a request or could not be reached."""
+
+
+class AirflowApi:
+    """The two calls healing needs, as the account in ``CRYPTOETL_AIRFLOW_API_URL``
+    (``http://user:password@host:port``): a JWT from ``/auth/token``, then ``/api/v2/backfills``."""
+
+    def __init__(self, url: str, session: requests.Session | None = None, timeout: float = 30.0) -> None:
+        parts = urlsplit(url)
+        if not parts.scheme or not parts.hostname:
+            raise AirflowApiError("CRYPTOETL_AIRFLOW_API_URL must look like http://user:password@host:port")
+        self._user, self._password = parts.username or "", parts.password or ""
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        self.base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._token: str | None = None
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        if self._token is None:
+            answer = self._session.post(f"{self.base}/auth/token", json={"username": self._user,
+                                        "password": self._password}, timeout=self._timeout)
+            if answer.status_code not in (200, 201):
+                raise AirflowApiError(f"Airflow API {self.base}/auth/token: HTTP {answer.status_code}: "
+                                      f"{answer.text[:200]}")
+            self._token = answer.json()["access_token"]
+        headers = {"Authorization": f"Bearer {self._token}"}
+        try:
+            return self._session.request(method, f"{self.base}{path}", headers=headers, timeout=self._timeout,
+                                         **kwargs)
+        except requests.RequestException as exc:
+            raise AirflowApiError(f"Airflow API {self.base}{path}: {exc}") from None
+
+    def create_backfill(self, dag_id: str, from_date: str, to_date: str, conf: dict | None) -> dict | None:
+        """The backfill created, or None when the DAG already has a running backfill (409)."""
+        answer = self._request("POST", "/api/v2/backfills", json={
+            "dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z", "to_date": f"{to_date}T00:00:00Z",
+            "reprocess_behavior": "completed", "max_active_runs": 2, "dag_run_conf": conf or {}})
+        if answer.status_code == 409:
+            return None
+        if answer.status_code not in (200, 201):
+            raise AirflowApiError(f"POST /api/v2/backfills {dag_id}: HTTP {answer.status_code}: {answer.text[:300]}")
+        return answer.json()
+
+    def running(self, dag_id: str) -> set[int]:
+        """Ids of the DAG's backfills that have not completed."""
+        answer = self._request("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100})
+        if answer.status_code != 200:
+            raise AirflowApiError(f"GET /api/v2/backfills {dag_id}: HTTP {answer.status_code}: {answer.text[:300]}")
+        return {item["id"] for item in answer.json().get("backfills", []) if not item.get("completed_at")}
+
+
+@dataclass(frozen=True)
+class Decision:
+    hole: Hole
+    action: str  # backfill | wait | running | gave_up | follows | cannot | budget
+    detail: str = ""
+    backfill_id: int | None = None
+
+
+def _attempts(history: list[dict], hole: Hole) -> list[dict]:
+    """Earlier backfills of the hole's DAG that covered any of its days, newest first."""
+    return [a for a in history if a["dag_id"] == hole.dag_id and a["action"] == "backfill"
+            and a["interval_start"] < hole.end and a["interval_end"] > hole.start]
+
+
+def _upstream_hole(hole: Hole, found: list[Hole]) -> bool:
+    """A derived table's hole inside a hole of one of its inputs."""
+    inputs = steps()[hole.step].triggered_by
+    return any(other is not hole and other.table.split(":")[0] in inputs and other.start < hole.end
+               and other.end > hole.start for other in found) or (
+        hole.step == "features" and any(o.step == "prices" and o.start < hole.end and o.end > hole.start
+                                        for o in found if o is not hole))
+
+
+def decide(found: list[Hole], history: list[dict], running: dict[str, set[int]], now: datetime,
+           budget: int) -> list[Decision]:
+    """What to do about each hole (pure: no call, no write)."""
+    out: list[Decision] = []
+    busy: set[str] = {dag for dag, ids in running.items() if ids}
+    for hole in sorted(found, key=lambda h: (h.start, h.table)):
+        if not hole.fillable:
+            out.append(Decision(hole, "cannot", hole.why))
+            continue
+        if hole.step in ("technical", "features") and _upstream_hole(hole, found):
+            out.append(Decision(hole, "follows", "its input has a hole here: refilling that rebuilds it"))
+            continue
+        earlier = _attempts(history, hole)
+        if hole.dag_id in busy or any(a["backfill_id"] in running.get(hole.dag_id, ()) for a in earlier):
+            out.append(Decision(hole, "running", f"a backfill of {hole.dag_id} is running"))
+            continue
+        if len(earlier) >= MAX_ATTEMPTS:
+            out.append(Decision(hole, "gave_up", f"{len(earlier)} backfills did not fill it: the source keeps "
+                                                 "failing or has nothing; needs a person"))
+            continue
+        wait = FIRST_BACKOFF * 2 ** (len(earlier) - 1) if earlier else timedelta(0)
+        if earlier and now < earlier[0]["created_at"] + wait:
+            out.append(Decision(hole, "wait", f"attempt {len(earlier) + 1} not before "
+                                              f"{earlier[0]['created_at'] + wait:%Y-%m-%d %H:%M} UTC"))
+            continue
+        days = int((hole.end - hole.start) / DAY)
+        if budget <= 0:
+            out.append(Decision(hole, "budget", "this run's backfill budget is spent; the next run goes on"))
+            continue
+        if days > budget:
+            hole = replace(hole, end=hole.start + DAY * budget)
+        budget -= min(days, budget)
+        busy.add(hole.dag_id)
+        out.append(Decision(hole, "backfill", f"attempt {len(earlier) + 1}"))
+    return out
+
+
+def heal(ctx: StepContext, found: list[Hole], api: AirflowApi | None, now: datetime) -> list[Decision]:
+    """Decide, create the backfills (when ``api`` is given), and record every backfill and give-up."""
+    history = quality.actions(ctx.engine, since=now - timedelta(days=ctx.settings.health_days + 7))
+    dags = {hole.dag_id for hole in found if hole.fillable}
+    running = {dag: api.running(dag) for dag in sorted(dags)} if api is not None else {}
+    decisions = decide(found, history, running, now, ctx.settings.heal_max_intervals)
+    gave_up_before = {(a["dag_id"], a["interval_start"]) for a in history if a["action"] == "gave_up"}
+    out = []
+    with ctx.engine.begin() as conn:
+        for d in decisions:
+            hole = d.hole
+            if d.action == "backfill" and api is not None:
+                lo, hi = hole.backfill_dates()
+                options = [REFETCH] if any(o.name == REFETCH for o in steps()[hole.step].options) else []
+                made = api.create_backfill(hole.dag_id, str(lo), str(hi), {"options": options} if options else None)
+                if made is None:
+                    d = Decision(hole, "running", f"Airflow refused: {hole.dag_id} has a running backfill")
+                else:
+                    d = Decision(hole, "backfill", f"{d.detail}: {hole.command()}", backfill_id=int(made["id"]))
+            if d.action == "backfill" and d.backfill_id is not None or \
+                    d.action == "gave_up" and (hole.dag_id, hole.start) not in gave_up_before:
+                quality.record_action(conn, now=now, dag_id=hole.dag_id, table=hole.table, start=hole.start,
+                                      end=hole.end, action=d.action, backfill_id=d.backfill_id, detail=d.detail)
+            out.append(d)
+    return out
+
+
+def api_from_settings(settings) -> AirflowApi | None:
+    return AirflowApi(settings.airflow_api_url) if settings.airflow_api_url and settings.heal_max_intervals else None
+
+
+def now_utc(ctx: StepContext) -> datetime:
+    return datetime.fromtimestamp(ctx.clock(), tz=UTC)
