@@ -43,13 +43,14 @@ PG := psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA
 PG_DB := cryptoetl_airflow_$(shell echo $(CURDIR) | md5sum | cut -c1-8)
 SOURCE_ENV := set -a; . $(LOCAL_ENV); . $(METADATA_ENV); set +a
 
-.PHONY: run ui env test lint bench bench-small bench-pipeline system-deps venv clean help
+.PHONY: run ui env test lint bench bench-small bench-pipeline incident system-deps venv clean help
 
 help:
 	@echo "make run    set up everything, backfill $(DEMO_DAYS) days through Airflow, print a summary"
 	@echo "make test   run the test suite"
 	@echo "make ui     start Airflow + the sandbox and open the web UI on :$(CRYPTOETL_PORT_BASE)"
 	@echo "make lint   ruff"
+	@echo "make incident  replay the 5-day price outage through the real scheduler: found, refilled, identical"
 	@echo "make bench  timings at production scale on MariaDB (make bench-small: a few minutes)"
 	@echo "make clean  remove the local Airflow state and warehouse (and its PostgreSQL metadata DB)"
 	@echo 'eval "$$(make -s env)"   this shell gets the same Airflow/cryptoetl settings (for airflow CLI calls)'
@@ -88,6 +89,11 @@ bench: venv
 # throwaway Airflow under .bench/ (its own metadata database, warehouse and ports).
 bench-pipeline: venv
 	$(BIN)/python -m cryptoetl.bench_pipeline --symbols $(BENCH_SYMBOLS) --days $(BENCH_DAYS)
+
+# The incident this system replaces (5 days of prices lost) replayed through the real scheduler, in a
+# throwaway Airflow under .incident/: the health check must find the hole and refill it by itself.
+incident: venv
+	$(BIN)/python -m cryptoetl.airflow.local_incident
 
 bench-small: venv
 	$(BIN)/python -m cryptoetl.bench --url $(BENCH_URL) --small
@@ -135,4 +141,4 @@ $(VENV)/.installed: requirements.txt requirements-sentiment.txt requirements-dev
 
 clean:
 	@if grep -qs "127.0.0.1:5432/$(PG_DB)" $(METADATA_ENV); then $(PG) -c 'DROP DATABASE IF EXISTS $(PG_DB)'; fi
-	rm -rf .airflow .bench data .pytest_cache
+	rm -rf .airflow .bench .incident data .pytest_cache

@@ -107,6 +107,16 @@ def test_policy_allows_exactly_what_the_steps_use(ip, port, protocol, namespace,
     assert egress_allowed(_policy(), ip, port, protocol, namespace) is allowed, why
 
 
+def test_only_the_health_pod_may_reach_the_airflow_api_server():
+    (health,) = [d for d in _docs("network-policy-health.yaml") if d["kind"] == "NetworkPolicy"]
+    assert health["spec"]["podSelector"] == {"matchLabels": {"cryptoetl/step": "health"}}
+    assert health["spec"]["policyTypes"] == ["Egress"]  # adds egress to that pod only; ingress stays denied
+    assert egress_allowed(health, "10.1.2.3", 8080, "TCP", "airflow")
+    assert not egress_allowed(health, "10.1.2.3", 8080, "TCP", "cryptoetl")
+    assert not egress_allowed(health, PUBLIC_API, 443) and not egress_allowed(health, "10.1.2.3", 5432, "TCP", "airflow")
+    assert egress_allowed(_policy(), "10.1.2.3", 8080, "TCP", "airflow") is False  # every other pod: no
+
+
 def test_evaluator_is_not_a_no_op():
     opened = {"spec": {"egress": [{}]}}  # one empty rule: allows everything
     closed = {"spec": {"egress": []}}

@@ -212,6 +212,7 @@ class Settings:
     quality_file: str | None = None
     health_days: int = 7
     heal_max_intervals: int = 7
+    heal_backoff_minutes: int = 60  # the wait before a hole's second backfill; it doubles after each
     airflow_api_url: str | None = None  # http://user:password@host:port: a secret (the Secret's key)
     sentiment: SentimentSettings = field(default_factory=SentimentSettings)
 
@@ -374,5 +375,6 @@ SETTINGS_ENV: tuple[EnvSetting, ...] = (
     EnvSetting("CRYPTOETL_QUALITY_FILE", "quality_file", pod=True),
     EnvSetting("CRYPTOETL_HEALTH_DAYS", "health_days", _integer(1, 366), pod=True),
     EnvSetting("CRYPTOETL_HEAL_MAX_INTERVALS", "heal_max_intervals", _integer(0, 1000), pod=True),
+    EnvSetting("CRYPTOETL_HEAL_BACKOFF_MINUTES", "heal_backoff_minutes", _integer(1, 10080), pod=True),
     EnvSetting("CRYPTOETL_AIRFLOW_API_URL", "airflow_api_url"),  # a secret: pods get it from the Secret
 )

@@ -93,8 +93,9 @@ def pod_env_names() -> tuple[str, ...]:
 
 def secret_keys() -> tuple[str, ...]:
     """The keys of the data-collection Secret (k8s/secret.template.yaml): the warehouse, as a URL for
-    the pods and as an Airflow connection, and the API key of every source that takes one."""
-    return ("CRYPTOETL_WAREHOUSE_URL", "AIRFLOW_CONN_CRYPTOETL_WAREHOUSE",
+    the pods and as an Airflow connection, the Airflow REST API with the account the health check
+    creates backfills as, and the API key of every source that takes one."""
+    return ("CRYPTOETL_WAREHOUSE_URL", "AIRFLOW_CONN_CRYPTOETL_WAREHOUSE", "CRYPTOETL_AIRFLOW_API_URL",
             *(spec.env_name("API_KEY") for spec in registry.sources() if spec.needs_key))
 
 

@@ -6,7 +6,8 @@ Bounds, so that healing can never become a loop:
   refilled over several runs, oldest days first);
 - no second backfill of a DAG while one of ours for it still runs (Airflow itself refuses a
   second running backfill of a DAG: 409);
-- a hole refilled before waits twice as long before each further attempt (1 h, 2 h, 4 h, ...), and
+- a hole refilled before waits twice as long before each further attempt (1 h, 2 h, 4 h, ...;
+  ``CRYPTOETL_HEAL_BACKOFF_MINUTES`` sets the first wait), and
   after ``MAX_ATTEMPTS`` attempts it is left to a person (action ``gave_up``, shown on the page and
   failing the health run), so a source that keeps failing is not called again and again;
 - derived tables are not refilled where their input has a hole: the refilled input's asset event
@@ -34,8 +35,8 @@ from cryptoetl.warehouse import quality
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8  # 1 + 2 + ... + 64 h of backoff: a source down for five days is still refilled
-FIRST_BACKOFF = timedelta(hours=1)
+MAX_ATTEMPTS = 8  # 1 + 2 + ... + 64 h of backoff (the default first wait): a source down for five days is refilled
+FIRST_BACKOFF = timedelta(hours=1)  # CRYPTOETL_HEAL_BACKOFF_MINUTES
 REFETCH = "refetch"
 
 
@@ -116,7 +117,7 @@ def _upstream_hole(hole: Hole, found: list[Hole]) -> bool:
 
 
 def decide(found: list[Hole], history: list[dict], running: dict[str, set[int]], now: datetime,
-           budget: int) -> list[Decision]:
+           budget: int, first_backoff: timedelta = FIRST_BACKOFF) -> list[Decision]:
     """What to do about each hole (pure: no call, no write)."""
     out: list[Decision] = []
     busy: set[str] = {dag for dag, ids in running.items() if ids}
@@ -135,7 +136,7 @@ def decide(found: list[Hole], history: list[dict], running: dict[str, set[int]],
             out.append(Decision(hole, "gave_up", f"{len(earlier)} backfills did not fill it: the source keeps "
                                                  "failing or has nothing; needs a person"))
             continue
-        wait = FIRST_BACKOFF * 2 ** (len(earlier) - 1) if earlier else timedelta(0)
+        wait = first_backoff * 2 ** (len(earlier) - 1) if earlier else timedelta(0)
         if earlier and now < earlier[0]["created_at"] + wait:
             out.append(Decision(hole, "wait", f"attempt {len(earlier) + 1} not before "
                                               f"{earlier[0]['created_at'] + wait:%Y-%m-%d %H:%M} UTC"))
@@ -157,7 +158,8 @@ def heal(ctx: StepContext, found: list[Hole], api: AirflowApi | None, now: datet
     history = quality.actions(ctx.engine, since=now - timedelta(days=ctx.settings.health_days + 7))
     dags = {hole.dag_id for hole in found if hole.fillable}
     running = {dag: api.running(dag) for dag in sorted(dags)} if api is not None else {}
-    decisions = decide(found, history, running, now, ctx.settings.heal_max_intervals)
+    decisions = decide(found, history, running, now, ctx.settings.heal_max_intervals,
+                       timedelta(minutes=ctx.settings.heal_backoff_minutes))
     gave_up_before = {(a["dag_id"], a["interval_start"]) for a in history if a["action"] == "gave_up"}
     out = []
     with ctx.engine.begin() as conn:

@@ -7,7 +7,7 @@ existed is covered too):
   sides is CoinGecko's own gap (it has no point there), reported apart and never refilled;
 - every price hour without its ``technical_indicators`` row or its ``ml_features_materialized`` row;
 - every missing day of on-chain totals (per coin), of each backfillable news source's articles, of
-  scored articles, and weekdays with no FRED value becoming known;
+  scored articles, and days with no FRED value becoming known (the day after each US business day);
 - every table whose newest row is older than its freshness target (``freshness_hours``).
 
 Only the days whose daily run is due (``due_hours`` after the day ends) count: the hours of today
@@ -18,9 +18,10 @@ create`` command that refills it; ``heal.py`` creates those backfills itself.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 from sqlalchemy import and_, func, select
 
@@ -91,7 +92,7 @@ def _day_runs(missing: dict[date, set[str]], counts: dict[date, int], table: str
     return out
 
 
-def _source_gaps(hours: list[datetime], present: set[datetime], longest: int) -> set[datetime]:
+def source_gaps(hours: list[datetime], present: set[datetime], longest: int) -> set[datetime]:
     """The missing hours that are CoinGecko's own short gaps: runs of at most ``longest`` hours with a
     price right before and right after."""
     gaps: set[datetime] = set()
@@ -115,30 +116,32 @@ def _price_holes(ctx: StepContext, lo: datetime, hi: datetime, limits: dict) -> 
         expected[day.date()] = {coin.symbol for coin in coins_for(ctx, Interval(day, day + DAY))}
         day += DAY
     symbols = sorted(set().union(*expected.values())) if expected else []
+    edge = HOUR * (limits["source_gap_hours"] + 1)  # a gap across either edge is judged on both its sides
     with ctx.engine.connect() as conn:
         first = dict(conn.execute(select(p.c.symbol, func.min(p.c.time)).where(p.c.symbol.in_(symbols))
                                   .group_by(p.c.symbol)).all())
         rows = conn.execute(select(p.c.symbol, p.c.time).where(
-            p.c.symbol.in_(symbols), p.c.time >= to_naive_utc(lo - HOUR), p.c.time < to_naive_utc(hi))).all()
+            p.c.symbol.in_(symbols), p.c.time >= to_naive_utc(lo - edge), p.c.time < to_naive_utc(hi + edge))).all()
     present: dict[str, set[datetime]] = defaultdict(set)
     for symbol, hour in rows:
         present[symbol].add(hour.replace(tzinfo=UTC))
     missing: dict[date, set[str]] = defaultdict(set)
     counts: dict[date, int] = defaultdict(int)
-    source_gaps = 0
-    hours = [lo + HOUR * i for i in range(int((hi - lo) / HOUR))]
+    own_gaps = 0
+    around = [lo - edge + HOUR * i for i in range(int((hi - lo + 2 * edge) / HOUR))]
     for symbol in symbols:
         if symbol not in first:
             continue  # never priced: a coin not listed yet is not missing
         since = first[symbol].replace(tzinfo=UTC)
-        wanted = [h for h in hours if h >= since and symbol in expected.get(h.date(), ())]
-        gaps = _source_gaps(wanted, present[symbol], limits["source_gap_hours"])
-        source_gaps += len(gaps)
+        gaps = source_gaps([h for h in around if h >= since], present[symbol], limits["source_gap_hours"])
+        wanted = [h for h in around if lo <= h < hi and h >= since and symbol in expected.get(h.date(), ())]
         for hour in wanted:
-            if hour not in present[symbol] and hour not in gaps:
+            if hour in gaps:
+                own_gaps += 1
+            elif hour not in present[symbol]:
                 missing[hour.date()].add(symbol)
                 counts[hour.date()] += 1
-    return _day_runs(missing, counts, p.name, "prices", "coin-hours"), source_gaps
+    return _day_runs(missing, counts, p.name, "prices", "coin-hours"), own_gaps
 
 
 def _derived_holes(ctx: StepContext, table, step: str, lo: datetime, hi: datetime) -> list[Hole]:
@@ -157,19 +160,35 @@ def _derived_holes(ctx: StepContext, table, step: str, lo: datetime, hi: datetim
 
 
 def _missing_days(days_with_data: Iterable[date], first: date | None, lo: datetime, hi: datetime,
-                  weekdays_only: bool = False) -> dict[date, set[str]]:
+                  expected: Callable[[date], bool] = lambda day: True) -> dict[date, set[str]]:
     have = set(days_with_data)
     out: dict[date, set[str]] = {}
     day = lo.date()
     while midnight(day) < hi:
-        if first is not None and day >= first and day not in have and not (weekdays_only and day.weekday() >= 5):
+        if first is not None and day >= first and day not in have and expected(day):
             out[day] = set()
         day += DAY
     return out
 
 
-def _daily_holes(ctx: StepContext, lo: datetime, hi: datetime) -> list[Hole]:
-    """On-chain days per coin, news days per backfillable source, FRED weekdays, unscored days."""
+def fred_publishes_before(day: date) -> bool:
+    """Whether FRED values become known on ``day``: they are published on US business days (Monday to
+    Friday but federal holidays) and usable 30 h later, so on the day after a business day."""
+    before = day - DAY
+    return before.weekday() < 5 and before not in _us_holidays(before.year)
+
+
+@cache
+def _us_holidays(year: int) -> frozenset[date]:
+    from pandas.tseries.holiday import USFederalHolidayCalendar
+
+    days = USFederalHolidayCalendar().holidays(f"{year}-01-01", f"{year}-12-31")
+    return frozenset(d.date() for d in days)
+
+
+def _daily_holes(ctx: StepContext, lo: datetime, upto: Callable[[str], datetime]) -> list[Hole]:
+    """On-chain days per coin, news days per backfillable source, the days FRED values become known;
+    each table up to its own due day (``upto``)."""
     out: list[Hole] = []
     o, s, m = schema.crypto_onchain_data, schema.crypto_news_sightings, schema.macro_indicators
     registered = steps()
@@ -177,7 +196,7 @@ def _daily_holes(ctx: StepContext, lo: datetime, hi: datetime) -> list[Hole]:
         for step, symbol in STEP_SYMBOLS.items():
             first = conn.execute(select(func.min(o.c.date)).where(o.c.symbol == symbol)).scalar()
             days = conn.execute(select(o.c.date).where(o.c.symbol == symbol, o.c.date >= lo.date())).scalars()
-            missing = _missing_days(days, first, lo, hi)
+            missing = _missing_days(days, first, lo, upto(o.name))
             out += _day_runs(missing, dict.fromkeys(missing, 1), f"{o.name}:{registered[step].source}", step, "days")
         for step in registered.values():
             if step.writes != schema.crypto_news.name or not step.backfillable or step.source == "rss":
@@ -185,12 +204,12 @@ def _daily_holes(ctx: StepContext, lo: datetime, hi: datetime) -> list[Hole]:
             first = conn.execute(select(func.min(s.c.published_at)).where(s.c.source == step.source)).scalar()
             days = {t.date() for t in conn.execute(select(s.c.published_at).where(
                 s.c.source == step.source, s.c.published_at >= to_naive_utc(lo))).scalars()}
-            missing = _missing_days(days, first.date() if first else None, lo, hi)
+            missing = _missing_days(days, first.date() if first else None, lo, upto(schema.crypto_news.name))
             out += _day_runs(missing, dict.fromkeys(missing, 1), f"{s.name.removesuffix('_sightings')}:{step.source}",
                              step.name, "days")
         first = conn.execute(select(func.min(m.c.known_at))).scalar()
         days = {t.date() for t in conn.execute(select(m.c.known_at).where(m.c.known_at >= to_naive_utc(lo))).scalars()}
-        missing = _missing_days(days, first.date() if first else None, lo, hi, weekdays_only=True)
+        missing = _missing_days(days, first.date() if first else None, lo, upto(m.name), fred_publishes_before)
         out += _day_runs(missing, dict.fromkeys(missing, 1), m.name, "macro", "days")
     return out
 
@@ -225,7 +244,7 @@ def holes(ctx: StepContext, start: datetime, end: datetime) -> tuple[list[Hole],
     found = [*price_holes,
              *_derived_holes(ctx, schema.technical_indicators, "technical", lo, upto("technical_indicators")),
              *_derived_holes(ctx, schema.ml_features_materialized, "features", lo, upto("ml_features_materialized")),
-             *_daily_holes(ctx, lo, upto("crypto_news")),
+             *_daily_holes(ctx, lo, upto),
              *_unscored_holes(ctx, lo, upto("crypto_sentiment_data"))]
     return [h for h in found if h.start < end], source_gaps
 

@@ -133,6 +133,8 @@ class CoinGeckoApi:
             keep = np.concatenate(([True], np.diff(day) > 0))
             ts, price, cap, vol = EPOCH + day[keep] * DAY, price[keep], cap[keep], vol[keep]
         inside = (ts >= lo) & (ts <= hi)
+        for down_from, down_to in self.server.outages:  # the incident scenario: nothing served from then
+            inside &= (ts < down_from) | (ts >= down_to)
         ms = (ts[inside] * 1000).astype(np.int64).tolist()
         return 200, {
             "prices": [[t, p] for t, p in zip(ms, price[inside].tolist(), strict=True)],

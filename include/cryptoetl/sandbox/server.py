@@ -20,6 +20,11 @@ half (or after ``keep`` bytes); ``empty`` and ``drift`` (a renamed field) are de
 ``403`` refuses the request whatever its key and echoes the key (the route's ``key_param``) and
 the whole request URL in the body, as careless APIs do: what the clients' redaction must survive.
 
+Outages, for the incident scenario: ``server.set_outages([(from, to), ...])`` (UNIX seconds) or ``POST
+/__sandbox__/outages`` with ``[[from, to], ...]`` (``DELETE`` to clear): CoinGecko then serves no
+``market_chart/range`` point stamped in those windows, as if it had been down then, whatever the
+request; everything else is served as usual.
+
 Call counts, for benchmarks ("API calls per coin"): every request to an API route counts once,
 whatever its answer (faults and refused keys included), under its source and endpoint template.
 ``server.stats()`` or ``GET /__sandbox__/stats`` gives them, e.g. ``{"coingecko": {"/coins/markets":
@@ -62,6 +67,7 @@ class SandboxServer:
         self.timeout_sleep = timeout_sleep
         self.requests: list[dict] = []
         self._faults: list[dict] = []
+        self.outages: list[tuple[float, float]] = []  # CoinGecko serves no chart point in these windows
         self._calls: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -137,6 +143,12 @@ class SandboxServer:
         with self._lock:
             self._faults = [{"count": 1, **f} for f in faults]
 
+    def set_outages(self, windows) -> None:
+        outages = [(float(lo), float(hi)) for lo, hi in windows]
+        if any(lo >= hi for lo, hi in outages):
+            raise ValueError(f"an outage window must end after it starts: {windows!r}")
+        self.outages = outages
+
     def _take_fault(self, path: str, *, forbidden: bool = False) -> dict | None:
         """The next fault for ``path``: a "403" one if ``forbidden``, else any other kind."""
         with self._lock:
@@ -163,6 +175,16 @@ class SandboxServer:
 
     def _control(self, handler, method: str, path: str) -> None:
         """The sandbox's own endpoints: ``/__sandbox__/faults`` and ``/__sandbox__/stats``."""
+        if path == "/__sandbox__/outages":
+            if method == "POST":
+                length = int(handler.headers.get("Content-Length") or 0)
+                try:
+                    self.set_outages(json.loads(handler.rfile.read(length) or b"[]"))
+                except (ValueError, TypeError) as exc:
+                    return self._send(handler, 400, {"error": str(exc)})
+            elif method == "DELETE":
+                self.set_outages([])
+            return self._send(handler, 200, {"outages": self.outages})
         if path == "/__sandbox__/faults":
             if method == "POST":
                 length = int(handler.headers.get("Content-Length") or 0)
