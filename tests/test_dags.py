@@ -15,6 +15,7 @@ from conftest import REPO
 from helpers import render_pod, utc
 
 from cryptoetl import __version__
+from cryptoetl.airflow.dag_factory import DEADLINE_GRACE
 from cryptoetl.airflow.operators import record_outlet, resolve_intervals, table_asset
 from cryptoetl.config import RESOURCE_PROFILES, ConfigError, Settings
 from cryptoetl.intervals import Interval
@@ -63,9 +64,15 @@ def test_dag_policy(dagbag):
         else:  # the health check: hourly, no catch-up (it scans days, not its hour)
             assert set(dag.tags) == {"cryptoetl", "health"} and dag.catchup is False
             assert isinstance(timetable, CronDataIntervalTimetable)
-        # every DAG raises a deadline alert when a run is late, calling our callback in the triggerer
-        (alert,) = dag.deadline
-        assert alert.callback.path == "cryptoetl.airflow.alerts.run_late"
+        # every scheduled DAG raises a deadline alert when a run is late, calling our callback in the
+        # triggerer: its interval's end + the grace, from the logical date (the interval's start)
+        cron = getattr(getattr(timetable, "timetable", timetable), "expression", None)
+        if cron:
+            (alert,) = dag.deadline
+            assert alert.callback.path == "cryptoetl.airflow.alerts.run_late", dag.dag_id
+            assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
+            period = {"0 * * * *": timedelta(hours=1)}.get(cron, timedelta(days=1))
+            assert alert.interval == period + DEADLINE_GRACE, dag.dag_id
 
 
 def test_every_pool_a_task_names_is_declared_as_code(dagbag):

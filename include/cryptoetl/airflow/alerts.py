@@ -1,7 +1,8 @@
 """The deadline alert's callback: a DAG run that is late says so without anyone watching.
 
-Airflow's triggerer awaits ``run_late`` when a run passes its ``DeadlineAlert`` (dag_factory.py). It
-logs an error (the triggerer's log, where alerting on log lines picks it up) and, when
+Airflow's triggerer awaits ``run_late`` when a run passes its ``DeadlineAlert`` (dag_factory.py).
+For a run that had a chance to be on time (not a backfill, queued before its deadline), it logs an
+error (the triggerer's log, where alerting on log lines picks it up) and, when
 ``CRYPTOETL_ALERT_WEBHOOK`` is set, posts a JSON message there (Slack, Teams and most chat tools
 accept ``{"text": ...}`` on an incoming webhook).
 """
@@ -19,11 +20,17 @@ log = logging.getLogger(__name__)
 WEBHOOK = "CRYPTOETL_ALERT_WEBHOOK"
 
 
-def message(dag_id: str, deadline: str, context: Any = None) -> str:
-    run = (context or {}).get("dag_run") if isinstance(context, dict) else None
-    run_id = (run or {}).get("run_id") if isinstance(run, dict) else getattr(run, "run_id", None)
-    return (f"cryptoetl: DAG {dag_id} run {run_id or '?'} has not finished {deadline} after it was queued: "
-            "its data is late. See the Data health page and the run's logs.")
+def message(dag_id: str, grace: str, context: Any = None) -> tuple[str, bool]:
+    """(the alert's text, whether to raise it). A run queued after its deadline (a backfill or a
+    catch-up of old days) was late before it started: that is logged, not alerted."""
+    context = context if isinstance(context, dict) else {}
+    run = context.get("dag_run") or {}
+    deadline = str((context.get("deadline") or {}).get("deadline_time") or "")
+    queued = str(run.get("queued_at") or run.get("run_after") or "")
+    alert = not (queued and deadline and queued[:19] > deadline[:19]) and run.get("run_type") != "backfill"
+    return (f"cryptoetl: DAG {dag_id} run {run.get('run_id') or '?'} ({run.get('data_interval_start') or '?'} to "
+            f"{run.get('data_interval_end') or '?'}) has not finished {grace} after its data interval ended: its "
+            "data is late. See the Data health page and the run's logs."), alert
 
 
 def _post(url: str, text: str) -> None:
@@ -33,8 +40,11 @@ def _post(url: str, text: str) -> None:
         pass
 
 
-async def run_late(dag_id: str, deadline: str, context: Any = None, **_: Any) -> str:
-    text = message(dag_id, deadline, context)
+async def run_late(dag_id: str, grace: str, context: Any = None, **_: Any) -> str:
+    text, alert = message(dag_id, grace, context)
+    if not alert:
+        log.info("%s (a backfill or catch-up run: created after its deadline; not alerted)", text)
+        return text
     log.error("%s", text)
     if url := os.environ.get(WEBHOOK):
         try:

@@ -19,14 +19,16 @@ out of order, or an older computation could overwrite a newer one.
 Every source and derived DAG is load -> check: the second task is the quality gate
 (``python -m cryptoetl check``, quality/checks.py) over the same intervals, and it is the one that
 emits the table's asset event, so nothing downstream starts on an interval that failed it. Each DAG
-also carries a deadline alert (``DEADLINE``): a run still unfinished that long after it was queued
-calls ``cryptoetl.airflow.alerts.run_late`` in the triggerer, which logs an error and posts to
-``CRYPTOETL_ALERT_WEBHOOK`` when one is set. The ``data_health`` DAG (``health_dag``) runs hourly.
+with a schedule also carries a deadline alert (``deadline``): a run still unfinished
+``DEADLINE_GRACE`` after its data interval ended calls ``cryptoetl.airflow.alerts.run_late`` in the
+triggerer, which logs an error and posts to ``CRYPTOETL_ALERT_WEBHOOK`` when one is set (a backfill
+or catch-up run, created after its deadline, is late by design: it is logged, not alerted).
+The ``data_health`` DAG (``health_dag``) runs hourly.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from airflow.sdk import (
     DAG,
@@ -36,6 +38,7 @@ from airflow.sdk import (
     DeadlineAlert,
     DeadlineReference,
 )
+from croniter import croniter
 
 from cryptoetl.airflow.operators import step_task, table_asset
 from cryptoetl.config import Settings
@@ -43,15 +46,23 @@ from cryptoetl.sources import registry
 from cryptoetl.steps import get_step
 
 OWNER = "data-platform"
-# A run unfinished this long after it was queued raises the deadline alert.
-DEADLINE = timedelta(hours=3)
+# A run unfinished this long after its data interval ended raises the deadline alert.
+DEADLINE_GRACE = timedelta(hours=3)
 CHECK_RETRIES = 1  # the gate's verdict does not change on a retry; one covers a database hiccup
 
 
-def deadline(dag_id: str) -> DeadlineAlert:
-    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=DEADLINE,
-                         callback=AsyncCallback("cryptoetl.airflow.alerts.run_late",
-                                                kwargs={"dag_id": dag_id, "deadline": str(DEADLINE)}))
+def deadline(dag_id: str, cron: str | None) -> list[DeadlineAlert] | None:
+    """The deadline alert of a DAG on ``cron``: its run must be done ``DEADLINE_GRACE`` after its data
+    interval ends, i.e. its logical date (the interval's start) + the cron's period + the grace.
+    Not DAGRUN_QUEUED_AT: clearing a run with such a deadline fails on Airflow 3.3 (apache/airflow#70368),
+    and clearing is what backfills with --reprocess-behavior do."""
+    if cron is None:
+        return None
+    first = croniter(cron, datetime(2026, 1, 1)).get_next(datetime)
+    period = croniter(cron, first).get_next(datetime) - first
+    return [DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=period + DEADLINE_GRACE,
+                          callback=AsyncCallback("cryptoetl.airflow.alerts.run_late",
+                                                 kwargs={"dag_id": dag_id, "grace": str(DEADLINE_GRACE)}))]
 
 
 def load_and_check(step_name: str, settings: Settings) -> None:
@@ -88,7 +99,7 @@ def source_dag(*, source: str, cron: str | None, doc_md: str, step: str | None =
         default_args=_default_args(),
         tags=["cryptoetl", "source", step.name] + ([] if step.backfillable else ["no-backfill"]),
         doc_md=doc_md,
-        deadline=deadline(step.dag_id),
+        deadline=deadline(step.dag_id, cron),
     ) as dag:
         load_and_check(step.name, settings)
     return dag
@@ -113,7 +124,7 @@ def derived_dag(*, step: str, cron: str, doc_md: str, settings: Settings | None 
         default_args=_default_args(),
         tags=["cryptoetl", "derived", step],
         doc_md=doc_md,
-        deadline=deadline(spec.dag_id),
+        deadline=deadline(spec.dag_id, cron),
     ) as dag:
         load_and_check(step, settings)
     return dag
@@ -132,7 +143,7 @@ def health_dag(*, cron: str, doc_md: str, settings: Settings | None = None) -> D
         default_args=_default_args(),
         tags=["cryptoetl", "health"],
         doc_md=doc_md,
-        deadline=deadline(spec.dag_id),
+        deadline=deadline(spec.dag_id, cron),
     ) as dag:
         step_task(spec.name, settings=settings, retries=1)
     return dag
