@@ -43,7 +43,7 @@ PG := psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA
 PG_DB := cryptoetl_airflow_$(shell echo $(CURDIR) | md5sum | cut -c1-8)
 SOURCE_ENV := set -a; . $(LOCAL_ENV); . $(METADATA_ENV); set +a
 
-.PHONY: run ui env test lint bench bench-small bench-pipeline incident system-deps venv clean help
+.PHONY: run ui env test test-scheduler lint bench bench-small bench-pipeline incident system-deps venv clean help
 
 help:
 	@echo "make run    set up everything, backfill $(DEMO_DAYS) days through Airflow, print a summary"
@@ -71,6 +71,10 @@ env: venv $(LOCAL_ENV) $(METADATA_ENV)
 
 test: venv
 	$(BIN)/python -m pytest -q -n 2
+
+# The incident through the real scheduler (tests/test_incident_scheduler.py, ~10 min): CI runs it after make test.
+test-scheduler: venv
+	$(BIN)/python -m pytest -q -m scheduler
 
 lint: venv
 	$(BIN)/ruff check .

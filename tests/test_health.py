@@ -388,6 +388,20 @@ def test_derived_holes_inside_an_input_hole_follow_it():
     }
 
 
+def test_a_derived_hole_over_days_an_input_was_just_backfilled_follows_the_rebuild():
+    """The health run right after a prices refill sees the indicators and features not rebuilt yet:
+    their rebuild is under way (the refill's asset events), so no backfill of their own; later, yes."""
+    features = _hole("ml_features_materialized", "features", day(10), 2)
+    refill = {"dag_id": "prices_coingecko", "action": "backfill", "backfill_id": 3, "table_name": "price_data_real",
+              "interval_start": day(9), "interval_end": day(13), "created_at": NOW - timedelta(minutes=20)}
+    [decision] = decide([features], [refill], {}, NOW, 7)
+    assert decision.action == "follows"
+    [decision] = decide([features], [{**refill, "created_at": NOW - timedelta(hours=2)}], {}, NOW, 7)
+    assert decision.action == "backfill"  # the rebuild had its time: the hole is the features' own
+    [decision] = decide([features], [{**refill, "interval_start": day(14), "interval_end": day(15)}], {}, NOW, 7)
+    assert decision.action == "backfill"  # a refill of other days
+
+
 def test_a_hole_the_source_cannot_serve_is_reported_not_refilled():
     hole = _hole("price_data_real", "prices", day(1), 1, fillable=False, why="beyond the plan")
     [decision] = decide([hole], [], {}, NOW, 7)

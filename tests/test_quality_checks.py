@@ -204,6 +204,8 @@ def test_coverage_ignores_a_coin_without_history_and_the_quality_file_moves_the_
     assert got["coverage"][0] == "pass"
     assert got["rows"][:3] == ("pass", "fail", pytest.approx(1.0))  # 216 of 216: the new listing is not expected
     assert got["rows"][4] == _coin_hours(216, 216)
+    # named all the same, as a warning: a listing not out yet, or a wrong CoinGecko id
+    assert got["never_priced"][:3] == ("warn", "warn", 1) and SYMBOLS[9] in got["never_priced"][4]
 
 
 def test_a_short_interior_gap_is_coingeckos_own_and_passes_rows(engine):

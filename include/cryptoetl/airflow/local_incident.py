@@ -61,9 +61,26 @@ def main(argv: list[str] | None = None) -> int:
     })
     env.setdefault("AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "60")
     env.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "120")
-    return subprocess.run([sys.executable, "-m", "cryptoetl.airflow.local_incident_run", "--days", str(args.days),
-                           "--timeout", str(args.timeout), "--result", str(base / "result.json")],
-                          env=env, check=False).returncode
+    try:
+        return subprocess.run([sys.executable, "-m", "cryptoetl.airflow.local_incident_run", "--days",
+                               str(args.days), "--timeout", str(args.timeout), "--result", str(base / "result.json")],
+                              env=env, check=False).returncode
+    finally:
+        _drop(metadata)
+
+
+def _drop(metadata: str) -> None:
+    """The throwaway metadata database goes with the run (its result is in result.json)."""
+    from sqlalchemy import create_engine, make_url, text
+
+    from cryptoetl.bench_pipeline import PG_ADMIN
+
+    if not metadata.startswith("postgresql"):
+        return
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {make_url(metadata).database} WITH (FORCE)"))
+    admin.dispose()
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def scenario(days: int, timeout: float, result_path: Path) -> int:
                     "lost": [f"{lost[0]:%Y-%m-%d}", f"{lost[1] - timedelta(days=1):%Y-%m-%d}"]}
     with local._stack(port) as stack:
         stack.sandbox.set_outages([(lost[0].timestamp(), lost[1].timestamp())])
-        print(f"· CoinGecko (sandbox) serves nothing from {lost[0]:%Y-%m-%d} to {lost[1]:%Y-%m-%d}")
+        print(f"· CoinGecko (sandbox) serves nothing for {lost[0]:%Y-%m-%d} to {lost[1] - timedelta(days=1):%Y-%m-%d}")
         local_watch.wait_for_dags(dags)
         since = datetime.now(UTC)
         local._airflow("backfill", "create", "--dag-id", prices, "--from-date", f"{start:%Y-%m-%d}",

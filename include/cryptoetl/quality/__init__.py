@@ -7,6 +7,9 @@
   (``python -m cryptoetl health``, the ``data_health`` DAG).
 - ``heal``: creates those backfills through Airflow's REST API, bounded, recorded in
   ``data_health_actions``.
+- ``report``: the health report and the ``health`` step that the ``data_health`` DAG runs.
+- ``coverage``: what the Data health page (``plugins/``) draws: rows present per table x day and per
+  coin x day.
 
 This package sits beside ``loaders``: it reads the warehouse and the step registry, never Airflow.
 """

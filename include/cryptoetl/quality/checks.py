@@ -18,6 +18,8 @@ The checks, by table (thresholds in ``quality.json``; README "Data health" expla
 - ``positive`` / ``non_negative`` (hard): price and close > 0; market cap, volume and on-chain
   totals >= 0.
 - ``null_rate`` (warning): the share of NULLs per column.
+- ``never_priced`` (warning): universe coins without any price yet while others have one (a coin
+  not listed yet, or a wrong CoinGecko id): not expected by ``rows``, so named here.
 - ``extreme_return`` and ``stale_price`` (warnings): a 1-hour move beyond ``max_abs_return_1h``;
   a coin whose price did not change for ``stale_hours`` hours or more.
 - Duplicate keys: every table's primary key makes them impossible, so no check runs for them.
@@ -147,6 +149,9 @@ def check_prices(ctx: StepContext, step: Step, interval: Interval, limits: dict)
             out.append(Result("coverage", "fail", not missing, len(missing), 0,
                               f"coins with history and no price in the interval: {_names(missing)}" if missing
                               else ""))
+        if first and (never := sorted(set(symbols) - set(first))):  # not listed yet, or a wrong id
+            out.append(Result("never_priced", "warn", False, len(never), 0,
+                              f"universe coins CoinGecko never gave a price for: {_names(never)}"))
         out += _value_checks(conn, p, where, limits, positive=("price",), non_negative=("market_cap", "total_volume"))
     return out + _series_checks(frame[frame["time"] >= lo - timedelta(hours=1)], lo, limits)
 

@@ -10,8 +10,8 @@ Bounds, so that healing can never become a loop:
   ``CRYPTOETL_HEAL_BACKOFF_MINUTES`` sets the first wait), and
   after ``MAX_ATTEMPTS`` attempts it is left to a person (action ``gave_up``, shown on the page and
   failing the health run), so a source that keeps failing is not called again and again;
-- derived tables are not refilled where their input has a hole: the refilled input's asset event
-  rebuilds them;
+- derived tables are not refilled where their input has a hole, or where an input was backfilled
+  within the first backoff: the refilled input's asset events rebuild them;
 - what the source can no longer serve (older than the CoinGecko plan's history) is reported only.
 
 A refill of prices passes ``{"options": ["refetch"]}`` as the runs' conf: the landing store may
@@ -107,6 +107,24 @@ def _attempts(history: list[dict], hole: Hole) -> list[dict]:
             and a["interval_start"] < hole.end and a["interval_end"] > hole.start]
 
 
+def _upstream_dags(step: str) -> set[str]:
+    """The DAGs whose asset events (directly or through another derived step) rebuild ``step``'s table."""
+    out: set[str] = set()
+    for table in steps()[step].triggered_by:
+        for other in steps().values():
+            if other.writes == table and other.name != step:
+                out |= {other.dag_id} | _upstream_dags(other.name)
+    return out
+
+
+def _refilled_upstream(hole: Hole, history: list[dict], now: datetime, recent: timedelta) -> bool:
+    """An input of a derived table was backfilled over the hole's days lately: its asset events are
+    rebuilding it (or just did)."""
+    upstream = _upstream_dags(hole.step)
+    return any(a["action"] == "backfill" and a["dag_id"] in upstream and a["created_at"] > now - recent
+               and a["interval_start"] < hole.end and a["interval_end"] > hole.start for a in history)
+
+
 def _upstream_hole(hole: Hole, found: list[Hole]) -> bool:
     """A derived table's hole inside a hole of one of its inputs."""
     inputs = steps()[hole.step].triggered_by
@@ -125,8 +143,9 @@ def decide(found: list[Hole], history: list[dict], running: dict[str, set[int]],
         if not hole.fillable:
             out.append(Decision(hole, "cannot", hole.why))
             continue
-        if hole.step in ("technical", "features") and _upstream_hole(hole, found):
-            out.append(Decision(hole, "follows", "its input has a hole here: refilling that rebuilds it"))
+        if steps()[hole.step].triggered_by and (_upstream_hole(hole, found)
+                                                or _refilled_upstream(hole, history, now, first_backoff)):
+            out.append(Decision(hole, "follows", "its input has a hole here, or was just refilled: that rebuilds it"))
             continue
         earlier = _attempts(history, hole)
         if hole.dag_id in busy or any(a["backfill_id"] in running.get(hole.dag_id, ()) for a in earlier):
