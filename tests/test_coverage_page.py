@@ -61,7 +61,7 @@ class Seed:
     universe_first: date = date(2026, 11, 30)
     macro_first: date = date(2026, 11, 20)  # a value known on every day FRED publishes, from then to yesterday
     synthetic: bool = True
-    failed_check: str = "row_ratio"
+    failed_check: str = "coverage"
     backfill_id: int = 42
     now: datetime = field(default=NOW)
 
@@ -146,10 +146,10 @@ def seed(engine, s: Seed = Seed()) -> Seed:
                       start=hole_start, end=hole_start + DAY, action="gave_up", detail="3 backfills, still empty")
     hole_start = datetime.combine(s.hole[1], datetime.min.time(), UTC)
     record_results(engine, "price_data_real", hole_start, hole_start + DAY, [
-        Result(s.failed_check, "fail", False, 2 / 3, 0.95, f"{s.hole[0]}: 24 hours missing"),
-        Result("max_abs_return_1h", "fail", True, 0.01, 0.5)], now=s.now - 3 * HOUR)
-    record_results(engine, "crypto_news", hole_start, hole_start + DAY, [
-        Result("min_rows_per_day", "warn", False, 0, 1, "no article")], now=s.now - 4 * HOUR)
+        Result(s.failed_check, "fail", False, 1, 0, f"coins with history and no price in the interval: {s.hole[0]}"),
+        Result("extreme_return", "warn", True, 0.01, 0.5)], now=s.now - 3 * HOUR)
+    record_results(engine, "crypto_news:guardian", hole_start, hole_start + DAY, [
+        Result("null_rate:summary", "warn", False, 0.4, 0.2, "4 of 10 rows have no summary")], now=s.now - 4 * HOUR)
     return s
 
 

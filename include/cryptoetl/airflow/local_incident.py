@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",  # pytest's conftest sets it; this is a real Airflow
         "CRYPTOETL_MODE": "local", "CRYPTOETL_WAREHOUSE_FILE": str(base / "warehouse.db"),
         "CRYPTOETL_START_DATE": f"{datetime.now(UTC).date() - timedelta(days=args.days)}",
         "CRYPTOETL_PORT_BASE": str(args.port_base), "CRYPTOETL_SYMBOLS": SYMBOLS,
