@@ -50,3 +50,18 @@ def test_a_backfill_or_catch_up_run_created_after_its_deadline_is_logged_not_ale
         assert alerts.message("prices_coingecko", "3:00:00", context)[1] is False
         asyncio.run(alerts.run_late("prices_coingecko", "3:00:00", context=context))
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_the_deadline_as_airflow_hands_it_over_is_compared_as_a_time():
+    """The scheduler passes the deadline through Airflow's serde (a datetime, str() with a space) and
+    the run as JSON (ISO with a T): queued before its deadline means alert."""
+    from datetime import UTC, datetime
+
+    from airflow.sdk import serde
+
+    deadline = serde.deserialize(serde.serialize(datetime(2026, 3, 2, 3, 0, tzinfo=UTC)))
+    context = _context("scheduled", "2026-03-02T00:00:05.123456Z", "")
+    context["deadline"]["deadline_time"] = deadline
+    assert alerts.message("prices_coingecko", "3:00:00", context)[1] is True
+    context["dag_run"]["queued_at"] = "2026-03-02T04:00:00Z"  # a run queued after its deadline: late by design
+    assert alerts.message("prices_coingecko", "3:00:00", context)[1] is False

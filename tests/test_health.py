@@ -133,8 +133,10 @@ def test_holes_in_prices_and_a_derived_table_with_the_backfill_that_fills_each(e
     prices, technical = found
     assert prices.dag_id == "prices_coingecko" and prices.fillable
     assert prices.backfill_dates() == (date(2026, 3, 14), date(2026, 3, 15))
+    # a prices refill fetches again: the landing store may hold an outage's empty answer
     assert prices.command() == ("airflow backfill create --dag-id prices_coingecko --from-date 2026-03-14 "
-                                "--to-date 2026-03-15 --reprocess-behavior completed")
+                                "--to-date 2026-03-15 --reprocess-behavior completed "
+                                "--dag-run-conf '{\"options\": [\"refetch\"]}'")
     # a derived DAG's run of day D covers the hours up to its time on D+1: one day earlier, one day later
     assert technical.command() == ("airflow backfill create --dag-id technical_indicators --from-date 2026-03-16 "
                                    "--to-date 2026-03-18 --reprocess-behavior completed")
@@ -384,7 +386,7 @@ def test_derived_holes_inside_an_input_hole_follow_it():
         ("ml_features_materialized", day(10)): "follows",  # its input technical_indicators... and prices' hole
         ("technical_indicators", day(15)): "backfill",
         ("crypto_onchain_data:blockchain_info", day(17)): "backfill",
-        ("ml_features_materialized", day(17)): "follows",
+        ("ml_features_materialized", day(17)): "backfill",  # an on-chain hole leaves feature rows, with NULLs
     }
 
 
@@ -425,6 +427,7 @@ class FakeAirflow:
         self.posts: list[dict] = []
         self.token_requests = 0
         self.refuse_next = False  # answer 409 once, as when another backfill started in between
+        self.forbidden: set[str] = set()  # DAGs this account may not backfill: 403
         self.lock = threading.Lock()
 
     def complete(self, backfill_id: int) -> None:
@@ -453,6 +456,8 @@ class FakeAirflow:
             if set(body) - POST_FIELDS or {"dag_id", "from_date", "to_date"} - set(body):
                 return 422, {"detail": "invalid body"}
             dag = body["dag_id"]
+            if dag in self.forbidden:
+                return 403, {"detail": "Forbidden"}
             if self.refuse_next or any(b["dag_id"] == dag and b["completed_at"] is None for b in self.backfills):
                 self.refuse_next = False
                 return 409, {"detail": f"There is already a running backfill for dag {dag}"}
@@ -548,6 +553,24 @@ def test_heal_backfills_a_derived_dag_a_day_wider_without_the_refetch_option(eng
                               "to_date": "2026-03-18T00:00:00Z", "reprocess_behavior": "completed",
                               "max_active_runs": 2, "dag_run_conf": {}}]
     assert _recorded(engine) == [("technical_indicators", "technical_indicators", day(17), day(18), "backfill", 1)]
+
+
+def test_an_api_error_on_one_hole_keeps_the_backfills_already_created_on_record(engine, airflow):
+    """A 403 for one DAG is that hole's error: the backfill made before it stays recorded (so it counts
+    as an attempt, with its backoff), and the run goes on."""
+    ctx = _ctx(engine, airflow_api_url=airflow.url)
+    airflow.forbidden = {"macro_fred"}
+    prices = Hole("price_data_real", "prices", day(11), day(12), ("ETH",), 24, "coin-hours")
+    macro = Hole("macro_indicators", "macro", day(12), day(13), (), 1, "days")
+    got = heal(ctx, [prices, macro], AirflowApi(airflow.url), NOW)
+    assert [(d.hole.dag_id, d.action) for d in got] == [("prices_coingecko", "backfill"), ("macro_fred", "error")]
+    assert "HTTP 403" in got[1].detail
+    assert [(a[0], a[4]) for a in _recorded(engine)] == [("macro_fred", "error"), ("prices_coingecko", "backfill")]
+
+
+def test_percent_encoded_credentials_are_decoded(airflow):
+    quoted = airflow.url.replace("healer:s3cret", "heal%65r:s3cr%65t")  # what a password with @ / % needs
+    assert AirflowApi(quoted).running("prices_coingecko") == set() and airflow.token_requests == 1
 
 
 def test_a_409_from_airflow_means_running_and_records_nothing(engine, airflow):
@@ -657,7 +680,7 @@ def test_health_command_prints_the_holes_and_the_command_that_refills_each(engin
     hole_day = f"{first + 3 * DAY:%Y-%m-%d}"
     assert "Holes: 1" in out
     assert (f"airflow backfill create --dag-id prices_coingecko --from-date {hole_day} --to-date {hole_day} "
-            "--reprocess-behavior completed") in out
+            "--reprocess-behavior completed --dag-run-conf") in out
     assert "Self-healing is off" not in out  # no --heal: nothing to say about it
     assert quality.actions(engine) == []
     with engine.connect() as conn:  # a report only: nothing written
@@ -673,3 +696,13 @@ def test_settings_carry_the_health_configuration():
     assert healing.api_from_settings(settings) is None  # a budget of 0: report only
     assert healing.api_from_settings(replace(settings, heal_max_intervals=2)).base == "http://airflow:8080"
     assert "s3cret" not in repr(settings)
+
+
+def test_a_table_with_no_freshness_target_is_not_watched(engine, tmp_path):
+    """freshness_hours null: a table this deployment does not load (no CryptoPanic key, say) stays out
+    of the freshness list, so it cannot keep data_health red."""
+    own = tmp_path / "quality.json"
+    own.write_text(json.dumps({"crypto_news": {"freshness_hours": None}}))
+    watched = {f.table for f in freshness(engine, NOW, str(own))}
+    assert "crypto_news" not in watched and "price_data_real" in watched
+    assert "crypto_news" in {f.table for f in freshness(engine, NOW)}

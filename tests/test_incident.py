@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from cryptoetl.intervals import Interval
 from cryptoetl.quality import heal
 from cryptoetl.quality.checks import run_checks
-from cryptoetl.quality.health import holes
+from cryptoetl.quality.health import REFETCH, holes
 from cryptoetl.sources.coingecko import CoinGeckoClient
 from cryptoetl.step import SourceDataMissing, StepContext
 from cryptoetl.steps import get_step
@@ -111,7 +111,7 @@ def test_five_lost_days_are_reported_refilled_and_end_byte_identical(tmp_path, s
 
     # The backfill's runs (conf options ["refetch"], as heal passes them) and what their events trigger.
     for i in range((first - FIRST.date()).days, (last - FIRST.date()).days + 1):
-        assert _daily_run(_ctx(incident, sandbox_clean, options={heal.REFETCH}), i) == []
+        assert _daily_run(_ctx(incident, sandbox_clean, options={REFETCH}), i) == []
     for table in TABLES:
         assert dump(incident, table) == dump(reference, table), table.name
     found, _gaps = holes(ctx, FIRST, NOW)

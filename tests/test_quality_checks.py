@@ -341,8 +341,8 @@ def test_a_price_unchanged_all_day_warns_stale_but_not_in_a_one_hour_interval(en
 def test_a_coin_missing_from_an_hour_only_warns(engine):
     """Over an hour, CoinGecko's own gaps weigh too much: rows warns; the day's run holds the threshold."""
     _seed_prices(engine)
-    _drop_prices(engine, "SOL", D + 5 * H, D + 6 * H)
-    _drop_prices(engine, "ETH", D + 5 * H, D + 6 * H)
+    _drop_prices(engine, "SOL", D + 5 * H, D + 24 * H)  # the hourly run: nothing after it yet
+    _drop_prices(engine, "ETH", D + 5 * H, D + 24 * H)
     hour = Interval(D + 5 * H, D + 6 * H)
     results = run_checks(_ctx(engine), get_step("prices_hourly"), hour)
     assert not any(r.status == "fail" for r in results)
@@ -683,3 +683,32 @@ def test_check_command_exits_0_when_a_derived_table_is_only_short_of_rows(cli_en
         conn.execute(update(t).where(t.c.symbol == "ETH", t.c.time == _naive(D + 5 * H)).values(close=0.0))
     assert main(["check", "technical", "--interval", "2026-03-10T00:00Z/2026-03-11T00:00Z"]) == 1
     assert "positive" in capsys.readouterr().err
+
+
+def test_a_day_that_failed_its_gate_with_its_rows_in_place_is_a_hole_the_prices_refill_owns(engine):
+    """A zero price fails `positive`: the rows are there, so no coin-hour is missing, but the features
+    leave the day out. The health scan names the day, the prices DAG refills it, the features follow."""
+    from cryptoetl.quality.heal import decide
+    from cryptoetl.quality.health import holes
+
+    _seed_prices(engine, hours=72)
+    _set_prices(engine, "BTC", D + 10 * H, D + 11 * H, price=0.0)
+    ctx = _ctx(engine)
+    run_checks(ctx, get_step("prices"), THE_DAY)
+    run_features(ctx, Interval(D - DAY, D + 2 * DAY))
+    found, _gaps = holes(ctx, D - DAY, D + 2 * DAY)
+    gate = [h for h in found if h.table == "price_data_real"]
+    assert [(h.step, h.start, h.end, h.unit) for h in gate] == [("prices", D, D + DAY, "days failing positive")]
+    features = [h for h in found if h.table == "ml_features_materialized"]
+    assert [(h.start, h.end) for h in features] == [(D, D + DAY)]  # the day the features left out
+    got = {h.table: d.action for d in decide(found, [], {}, D + 3 * DAY, 7) for h in [d.hole]}
+    assert got == {"price_data_real": "backfill", "ml_features_materialized": "follows",
+                   "technical_indicators": "follows"}  # none computed here: prices are being refilled
+
+
+def test_a_gap_across_the_end_of_the_day_with_a_price_after_it_is_coingeckos_own(engine):
+    """On a rerun, the next day's prices are there: a short gap across midnight has both its sides."""
+    _seed_prices(engine, hours=72)  # the day before, the day, and the day after
+    _drop_prices(engine, "BTC", D + 21 * H, D + 25 * H)  # 21:00 to 01:00: 4 hours, a price on each side
+    results = {r.check: r for r in run_checks(_ctx(engine), get_step("prices"), THE_DAY)}
+    assert (results["rows"].status, results["rows"].observed) == ("pass", 1.0)

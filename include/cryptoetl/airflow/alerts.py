@@ -14,10 +14,25 @@ import json
 import logging
 import os
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
 WEBHOOK = "CRYPTOETL_ALERT_WEBHOOK"
+
+
+def _when(value: Any) -> datetime | None:
+    """An aware datetime from what the context carries: a datetime (the deadline, through Airflow's
+    serde) or an ISO string (the run, as JSON)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def message(dag_id: str, grace: str, context: Any = None) -> tuple[str, bool]:
@@ -25,9 +40,9 @@ def message(dag_id: str, grace: str, context: Any = None) -> tuple[str, bool]:
     catch-up of old days) was late before it started: that is logged, not alerted."""
     context = context if isinstance(context, dict) else {}
     run = context.get("dag_run") or {}
-    deadline = str((context.get("deadline") or {}).get("deadline_time") or "")
-    queued = str(run.get("queued_at") or run.get("run_after") or "")
-    alert = not (queued and deadline and queued[:19] > deadline[:19]) and run.get("run_type") != "backfill"
+    deadline = _when((context.get("deadline") or {}).get("deadline_time"))
+    queued = _when(run.get("queued_at") or run.get("run_after"))
+    alert = not (queued and deadline and queued > deadline) and run.get("run_type") != "backfill"
     return (f"cryptoetl: DAG {dag_id} run {run.get('run_id') or '?'} ({run.get('data_interval_start') or '?'} to "
             f"{run.get('data_interval_end') or '?'}) has not finished {grace} after its data interval ended: its "
             "data is late. See the Data health page and the run's logs."), alert

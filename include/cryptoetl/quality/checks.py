@@ -112,14 +112,14 @@ def _covered(frame: pd.DataFrame, symbols: Sequence[str], first: dict, lo: datet
     A coin is expected from its first price on; before any coin has one (a first load), all are."""
     from cryptoetl.quality.health import HOUR, source_gaps
 
-    hours = [lo - HOUR * (gap_hours + 1) + HOUR * i for i in range(int((hi - lo) / HOUR) + gap_hours + 1)]
+    hours = [lo - HOUR * (gap_hours + 1) + HOUR * i for i in range(int((hi - lo) / HOUR) + 2 * (gap_hours + 1))]
     by_symbol = {symbol: set(times) for symbol, times in frame.groupby("symbol")["time"]}
     expected = covered = 0
     for symbol in symbols:
         since = first[symbol].replace(tzinfo=None) if symbol in first else (lo if not first else hi)
         present = {t.to_pydatetime() for t in by_symbol.get(symbol, ())}
         gaps = source_gaps([h for h in hours if h >= since], present, gap_hours)
-        wanted = [h for h in hours if h >= max(lo, since)]
+        wanted = [h for h in hours if max(lo, since) <= h < hi]
         expected += len(wanted)
         covered += sum(1 for h in wanted if h in present or h in gaps)
     return expected, covered
@@ -134,9 +134,12 @@ def check_prices(ctx: StepContext, step: Step, interval: Interval, limits: dict)
         where = (p.c.time >= lo, p.c.time < hi, p.c.symbol.in_(symbols))
         first = dict(conn.execute(select(p.c.symbol, func.min(p.c.time)).where(
             p.c.symbol.in_(symbols), p.c.time < hi).group_by(p.c.symbol)).all())
+        # the hours after the interval too (a rerun, a backfill): a gap across its end is judged on both sides
         frame = pd.read_sql(select(p.c.symbol, p.c.time, p.c.price).where(
-            p.c.time >= lo - timedelta(hours=gap + 1), p.c.time < hi, p.c.symbol.in_(symbols)), conn)
+            p.c.time >= lo - timedelta(hours=gap + 1), p.c.time < hi + timedelta(hours=gap + 1),
+            p.c.symbol.in_(symbols)), conn)
         expected, covered = _covered(frame, symbols, first, lo, hi, gap)
+        frame = frame[frame["time"] < hi]
         inside = frame[frame["time"] >= lo]
         # short (hourly) runs only warn: the day's run holds the day to the threshold
         short = hours < limits["coverage_min_hours"]

@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8  # 1 + 2 + ... + 64 h of backoff (the default first wait): a source down for five days is refilled
 FIRST_BACKOFF = timedelta(hours=1)  # CRYPTOETL_HEAL_BACKOFF_MINUTES
-REFETCH = "refetch"
 
 
 class AirflowApiError(RuntimeError):
@@ -52,7 +51,7 @@ class AirflowApi:
         parts = urlsplit(url)
         if not parts.scheme or not parts.hostname:
             raise AirflowApiError("CRYPTOETL_AIRFLOW_API_URL must look like http://user:password@host:port")
-        self._user, self._password = parts.username or "", parts.password or ""
+        self._user, self._password = unquote(parts.username or ""), unquote(parts.password or "")
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
         self.base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         self._session = session or requests.Session()
@@ -87,7 +86,7 @@ class AirflowApi:
 
     def running(self, dag_id: str) -> set[int]:
         """Ids of the DAG's backfills that have not completed."""
-        answer = self._request("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100})
+        answer = self._request("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100, "order_by": "-id"})
         if answer.status_code != 200:
             raise AirflowApiError(f"GET /api/v2/backfills {dag_id}: HTTP {answer.status_code}: {answer.text[:300]}")
         return {item["id"] for item in answer.json().get("backfills", []) if not item.get("completed_at")}
@@ -125,13 +124,17 @@ def _refilled_upstream(hole: Hole, history: list[dict], now: datetime, recent: t
                and a["interval_start"] < hole.end and a["interval_end"] > hole.start for a in history)
 
 
+# The inputs whose rows a derived table's rows stand on: a hole there is a hole here too (macro,
+# on-chain or sentiment holes leave feature rows in place, with NULLs).
+ROW_INPUTS = {"technical": ("price_data_real",), "features": ("technical_indicators", "price_data_real"),
+              "sentiment": ("crypto_news",)}
+
+
 def _upstream_hole(hole: Hole, found: list[Hole]) -> bool:
-    """A derived table's hole inside a hole of one of its inputs."""
-    inputs = steps()[hole.step].triggered_by
+    """A derived table's hole inside a hole of an input its rows stand on."""
+    inputs = ROW_INPUTS.get(hole.step, ())
     return any(other is not hole and other.table.split(":")[0] in inputs and other.start < hole.end
-               and other.end > hole.start for other in found) or (
-        hole.step == "features" and any(o.step == "prices" and o.start < hole.end and o.end > hole.start
-                                        for o in found if o is not hole))
+               and other.end > hole.start for other in found)
 
 
 def decide(found: list[Hole], history: list[dict], running: dict[str, set[int]], now: datetime,
@@ -181,23 +184,31 @@ def heal(ctx: StepContext, found: list[Hole], api: AirflowApi | None, now: datet
                        timedelta(minutes=ctx.settings.heal_backoff_minutes))
     gave_up_before = {(a["dag_id"], a["interval_start"]) for a in history if a["action"] == "gave_up"}
     out = []
-    with ctx.engine.begin() as conn:
-        for d in decisions:
-            hole = d.hole
-            if d.action == "backfill" and api is not None:
-                lo, hi = hole.backfill_dates()
-                options = [REFETCH] if any(o.name == REFETCH for o in steps()[hole.step].options) else []
-                made = api.create_backfill(hole.dag_id, str(lo), str(hi), {"options": options} if options else None)
-                if made is None:
-                    d = Decision(hole, "running", f"Airflow refused: {hole.dag_id} has a running backfill")
-                else:
-                    d = Decision(hole, "backfill", f"{d.detail}: {hole.command()}", backfill_id=int(made["id"]))
-            if d.action == "backfill" and d.backfill_id is not None or \
-                    d.action == "gave_up" and (hole.dag_id, hole.start) not in gave_up_before:
+    for d in decisions:
+        hole = d.hole
+        if d.action == "backfill" and api is not None:
+            d = _create(api, d)
+        if d.action == "backfill" and d.backfill_id is not None or \
+                d.action in ("gave_up", "error") and (hole.dag_id, hole.start) not in gave_up_before:
+            with ctx.engine.begin() as conn:  # each on its own: a later failure keeps what was done
                 quality.record_action(conn, now=now, dag_id=hole.dag_id, table=hole.table, start=hole.start,
                                       end=hole.end, action=d.action, backfill_id=d.backfill_id, detail=d.detail)
-            out.append(d)
+        out.append(d)
     return out
+
+
+def _create(api: AirflowApi, d: Decision) -> Decision:
+    """Create the backfill of a decision; an API error is this hole's, not the run's."""
+    hole = d.hole
+    lo, hi = hole.backfill_dates()
+    try:
+        made = api.create_backfill(hole.dag_id, str(lo), str(hi), hole.conf())
+    except AirflowApiError as exc:
+        log.error("data_health: %s", exc)
+        return Decision(hole, "error", str(exc))
+    if made is None:
+        return Decision(hole, "running", f"Airflow refused: {hole.dag_id} has a running backfill")
+    return Decision(hole, "backfill", f"{d.detail}: {hole.command()}", backfill_id=int(made["id"]))
 
 
 def api_from_settings(settings) -> AirflowApi | None:

@@ -8,6 +8,8 @@ existed is covered too):
 - every price hour without its ``technical_indicators`` row or its ``ml_features_materialized`` row;
 - every missing day of on-chain totals (per coin), of each backfillable news source's articles, of
   scored articles, and days with no FRED value becoming known (the day after each US business day);
+- every day of a price or indicator interval whose latest quality check failed (its rows are there,
+  but the features leave those hours out until a rerun passes);
 - every table whose newest row is older than its freshness target (``freshness_hours``).
 
 Only the days whose daily run is due (``due_hours`` after the day ends) count: the hours of today
@@ -17,6 +19,7 @@ create`` command that refills it; ``heal.py`` creates those backfills itself.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,11 +34,12 @@ from cryptoetl.loaders.universe import coins_for
 from cryptoetl.quality.rules import limits_for, tables
 from cryptoetl.step import StepContext
 from cryptoetl.steps import steps
-from cryptoetl.warehouse import schema
+from cryptoetl.warehouse import quality, schema
 from cryptoetl.warehouse.engine import to_naive_utc
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
+REFETCH = "refetch"  # the prices step's option (loaders/prices.py): call CoinGecko again for landed blocks
 
 # Where each table keeps the time that places a row (freshness: its newest value).
 TIME_COLUMN = {
@@ -71,10 +75,16 @@ class Hole:
             return first - DAY, last + DAY
         return first, last
 
+    def conf(self) -> dict | None:
+        """The runs' conf: a prices refill fetches again (the landing store may hold an outage's empty
+        answer, which only a new call replaces)."""
+        return {"options": [REFETCH]} if any(o.name == REFETCH for o in steps()[self.step].options) else None
+
     def command(self) -> str:
         lo, hi = self.backfill_dates()
+        conf = f" --dag-run-conf '{json.dumps(self.conf())}'" if self.conf() else ""
         return (f"airflow backfill create --dag-id {self.dag_id} --from-date {lo} --to-date {hi} "
-                "--reprocess-behavior completed")
+                f"--reprocess-behavior completed{conf}")
 
 
 def _day_runs(missing: dict[date, set[str]], counts: dict[date, int], table: str, step: str, unit: str,
@@ -246,7 +256,23 @@ def holes(ctx: StepContext, start: datetime, end: datetime) -> tuple[list[Hole],
              *_derived_holes(ctx, schema.ml_features_materialized, "features", lo, upto("ml_features_materialized")),
              *_daily_holes(ctx, lo, upto),
              *_unscored_holes(ctx, lo, upto("crypto_sentiment_data"))]
+    found += [h for h in _gate_holes(ctx, lo, upto) if not any(
+        o.table == h.table and o.start < h.end and o.end > h.start for o in found)]
     return [h for h in found if h.start < end], source_gaps
+
+
+def _gate_holes(ctx: StepContext, lo: datetime, upto: Callable[[str], datetime]) -> list[Hole]:
+    """Days of price or indicator intervals whose latest check failed: their rows are there, but the
+    features leave those hours out until a rerun passes, so the rerun is what refills them."""
+    out = []
+    for table, start, stop, checks in quality.bad_ranges(ctx.engine, quality.FEATURE_INPUTS, lo, upto(
+            schema.price_data_real.name)):
+        first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        last = stop if stop == stop.replace(hour=0, minute=0, second=0, microsecond=0) else \
+            stop.replace(hour=0, minute=0, second=0, microsecond=0) + DAY
+        step = "prices" if table == schema.price_data_real.name else "technical"
+        out.append(Hole(table, step, first, last, (), int((last - first) / DAY), f"days failing {checks}"))
+    return out
 
 
 @dataclass(frozen=True)
@@ -269,6 +295,8 @@ def freshness(engine, now: datetime, quality_file: str | None = None) -> list[Fr
     out = []
     with engine.connect() as conn:
         for table, limits in tables(quality_file).items():
+            if limits.get("freshness_hours") is None:  # null: a table this deployment does not load
+                continue
             column = schema.metadata.tables[table].c[TIME_COLUMN[table]]
             newest = conn.execute(select(func.max(column))).scalar()
             if newest is not None:

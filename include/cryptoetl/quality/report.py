@@ -31,7 +31,8 @@ def judge(ctx: StepContext, found: list[Hole], now: datetime) -> list[Hole]:
     plan = coingecko.SPEC.resolve(ctx.settings).plan
     out = []
     for hole in found:
-        if hole.step == "prices" and (why := coingecko.beyond_plan_history(plan, hole.start, now)):
+        first_point = coingecko.points_needed(hole.start, hole.end)[0]  # an hour before: hour H's point
+        if hole.step == "prices" and (why := coingecko.beyond_plan_history(plan, first_point, now)):
             hole = Hole(**{**hole.__dict__, "fillable": False, "why": why})
         out.append(hole)
     return out
@@ -100,7 +101,8 @@ def run_health(ctx: StepContext, interval: Interval) -> int:
                                    do_heal=True)
     now = heal.now_utc(ctx)
     stale = [f.table for f in fresh if f.stale(now)]
-    given_up = [f"{d.hole.table} {d.hole.start:%Y-%m-%d}" for d in decisions if d.action == "gave_up"]
+    given_up = [f"{d.hole.table} {d.hole.start:%Y-%m-%d}" + (f" ({d.detail})" if d.action == "error" else "")
+                for d in decisions if d.action in ("gave_up", "error")]
     if stale or given_up:
         raise DataHealthAlert("; ".join(filter(None, [stale and f"stale: {', '.join(stale)}",
                                                       given_up and f"needs a person: {', '.join(given_up)}"])))
