@@ -8,7 +8,6 @@ The warehouse is seeded with plain SQL inserts (no API call). Data is SYNTHETIC.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -41,30 +40,6 @@ def day(d: int) -> datetime:
 
 def _naive(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None)
-
-
-@pytest.fixture(scope="module")
-def sqlite_template(tmp_path_factory):
-    """One migrated SQLite warehouse per module, copied for each test (migrating takes a quarter second)."""
-    from cryptoetl.warehouse.engine import get_engine
-    from cryptoetl.warehouse.schema import create_all
-
-    path = tmp_path_factory.mktemp("template") / "warehouse.db"
-    template = get_engine(f"sqlite:///{path}")
-    create_all(template)
-    template.dispose()
-    return path
-
-
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
-def engine(request, tmp_path, sqlite_template):
-    """The warehouse on each supported backend (conftest's, with SQLite copied from the template)."""
-    from cryptoetl.warehouse.engine import get_engine
-
-    if request.param == "sqlite":
-        shutil.copy(sqlite_template, tmp_path / "warehouse.db")
-        return get_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
-    return request.getfixturevalue("mysql_engine")
 
 
 def _ctx(engine, symbols=("BTC", "ETH", "SOL"), now: datetime = NOW, **overrides) -> StepContext:
