@@ -192,6 +192,19 @@ def test_event_without_intervals_is_a_clear_error():
         resolve_intervals(ctx, get_step("technical"))
 
 
+def test_a_runs_conf_options_reach_the_load_command_and_only_the_steps_own():
+    """The health check's refills pass {"options": ["refetch"]}: the load runs with --refetch, its gate
+    without; an option the step does not declare fails the task, naming it."""
+    from cryptoetl.airflow.operators import command_for, conf_options
+
+    prices = get_step("prices")
+    context = {"dag_run": SimpleNamespace(conf={"options": ["refetch"]})}
+    assert command_for(prices, [DAY[0]], "run", conf_options(context, prices))[-1] == "--refetch"
+    assert conf_options({"dag_run": SimpleNamespace(conf={})}, prices) == []
+    with pytest.raises(ConfigError, match="not among this step's options"):
+        conf_options(context, get_step("technical"))
+
+
 def test_record_outlet_attaches_intervals_for_downstream():
     accessor = {table_asset("price_data_real"): SimpleNamespace(extra=None)}
     record_outlet({"outlet_events": accessor}, get_step("prices"), [DAY[0]])
