@@ -51,6 +51,7 @@ help:
 	@echo "make ui     start Airflow + the sandbox and open the web UI on :$(CRYPTOETL_PORT_BASE)"
 	@echo "make lint   ruff"
 	@echo "make incident  replay the 5-day price outage through the real scheduler: found, refilled, identical"
+	@echo "make test-scheduler  the same, as a test (~10 min; CI runs it after make test)"
 	@echo "make bench  timings at production scale on MariaDB (make bench-small: a few minutes)"
 	@echo "make clean  remove the local Airflow state and warehouse (and its PostgreSQL metadata DB)"
 	@echo 'eval "$$(make -s env)"   this shell gets the same Airflow/cryptoetl settings (for airflow CLI calls)'
