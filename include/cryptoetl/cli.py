@@ -260,6 +260,11 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _range_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")
+    parser.add_argument("--end", help="range end, exclusive")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cryptoetl", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -289,20 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--end", help="interval end, exclusive")
     health = sub.add_parser("health", help="holes and stale tables, with the backfill that fills each "
                                            "(default: the last CRYPTOETL_HEALTH_DAYS days)")
-    health.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")
-    health.add_argument("--end", help="range end, exclusive")
+    _range_args(health)
     health.add_argument("--heal", action="store_true", help="create the backfills through Airflow's REST API "
                                                              "(CRYPTOETL_AIRFLOW_API_URL), bounded, recorded")
 
     rebuild = sub.add_parser("rebuild-features", help="rebuild ml_features_materialized in SQL (default: all)")
-    rebuild.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")
-    rebuild.add_argument("--end", help="range end, exclusive")
+    _range_args(rebuild)
 
     sub.add_parser("summary", help="rows per table and an example query")
     quota_parser = sub.add_parser("quota", help="CoinGecko calls this month, and what loading prices for "
                                                 "--start/--end would cost")
-    quota_parser.add_argument("--start", help="range start (ISO-8601, UTC if no offset)")
-    quota_parser.add_argument("--end", help="range end, exclusive")
+    _range_args(quota_parser)
     sub.add_parser("pools", help="the Airflow pools of the registered sources as JSON (include/pools.json)")
 
     sandbox = sub.add_parser("sandbox", help="serve the offline API sandbox (synthetic data)")
