@@ -72,6 +72,13 @@ def table_counts(engine: Engine) -> dict[str, tuple[int, int | None, object, obj
     return counts
 
 
+def table_lines(rows: list[list[str]], header: list[str], *, rule: bool = True) -> list[str]:
+    """Aligned columns: the header, a rule of dashes under it (``rule``), then the rows."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+    return [line(header), *([line(["-" * w for w in widths])] if rule else []), *(line(r) for r in rows)]
+
+
 def print_summary(engine: Engine) -> None:
     counts = table_counts(engine)
     print(f"\nWarehouse: {engine.url.render_as_string(hide_password=True)}")
@@ -102,10 +109,8 @@ def print_summary(engine: Engine) -> None:
         result = conn.execute(text(EXAMPLE_QUERY))
         headers = list(result.keys())
         rows = result.fetchall()
-    widths = [max(len(h), *(len(_fmt(r[i])) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-    for r in rows:
-        print("  ".join(_fmt(v).ljust(w) for v, w in zip(r, widths, strict=True)))
+    for line in table_lines([[_fmt(v) for v in r] for r in rows], headers, rule=False):
+        print(line)
     if not rows:
         print("(no rows yet)")
 

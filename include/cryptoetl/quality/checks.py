@@ -36,6 +36,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders.onchain import STEP_SYMBOLS, completed_days
 from cryptoetl.loaders.universe import coins_for
+from cryptoetl.quality.health import HOUR, source_gaps
 from cryptoetl.quality.rules import limits_for
 from cryptoetl.step import Step, StepContext
 from cryptoetl.steps import steps
@@ -110,8 +111,6 @@ def _covered(frame: pd.DataFrame, symbols: Sequence[str], first: dict, lo: datet
              gap_hours: int) -> tuple[int, int]:
     """(coin-hours expected, coin-hours with a price or inside CoinGecko's own short gap) in [lo, hi).
     A coin is expected from its first price on; before any coin has one (a first load), all are."""
-    from cryptoetl.quality.health import HOUR, source_gaps
-
     hours = [lo - HOUR * (gap_hours + 1) + HOUR * i for i in range(int((hi - lo) / HOUR) + 2 * (gap_hours + 1))]
     by_symbol = {symbol: set(times) for symbol, times in frame.groupby("symbol")["time"]}
     expected = covered = 0

@@ -25,23 +25,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, Date, Engine, and_, func, literal, select
 
-from cryptoetl.quality.health import fred_publishes_before
+from cryptoetl.quality.health import DAY, HOUR, fred_publishes_before
 from cryptoetl.quality.rules import limits_for
 from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.engine import to_naive_utc
 
-DAY = timedelta(days=1)
-HOUR = timedelta(hours=1)
 PRICE_FAMILY = ("price_data_real", "technical_indicators", "ml_features_materialized")
-TABLES = (*PRICE_FAMILY, "macro_indicators", "crypto_onchain_data", "crypto_news", "crypto_sentiment_data",
-          "universe_snapshots")
-# The column that places a row on a day.
+# The column that places a row on a day; the tables drawn, in this order.
 DAY_COLUMN = {"price_data_real": "time", "technical_indicators": "time", "ml_features_materialized": "time",
               "macro_indicators": "known_at", "crypto_onchain_data": "date", "crypto_news": "published_at",
               "crypto_sentiment_data": "published_at", "universe_snapshots": "snapshot_date"}
+TABLES = tuple(DAY_COLUMN)
 UNIT = {**dict.fromkeys(PRICE_FAMILY, "coin-hours"), "macro_indicators": "values", "crypto_onchain_data": "coin-days",
         "crypto_news": "articles", "crypto_sentiment_data": "articles scored", "universe_snapshots": "coins"}
 STATES = ("full", "partial", "pending", "empty", "none")
@@ -79,10 +77,6 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day)
 
 
-def _naive(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
-
-
 def _as_date(value) -> date:
     if isinstance(value, datetime):
         return value.date()
@@ -95,7 +89,8 @@ def _as_time(value) -> datetime:
 
 def _due_day(table: str, day: date, now: datetime, quality_file: str | None) -> bool:
     """Whether ``day`` is due in ``table``: its daily run is due ``due_hours`` after the day ends."""
-    return _midnight(day) + DAY + timedelta(hours=float(limits_for(table, quality_file)["due_hours"])) <= _naive(now)
+    due = timedelta(hours=float(limits_for(table, quality_file)["due_hours"]))
+    return _midnight(day) + DAY + due <= to_naive_utc(now)
 
 
 def _per_coin_day(conn: Connection, table: str, lo: datetime, hi: datetime) -> dict[str, dict[date, int]]:
@@ -127,7 +122,7 @@ def _elapsed_hours(day: date, first: datetime, now_hour: datetime) -> int:
 
 def _hour_cells(present: dict[str, dict[date, int]], first: dict[str, datetime], window: list[date],
                 table: str, now: datetime, quality_file: str | None) -> dict[str, dict[date, Cell]]:
-    now_hour = _naive(now).replace(minute=0, second=0, microsecond=0)
+    now_hour = to_naive_utc(now).replace(minute=0, second=0, microsecond=0)
     due = {day: _due_day(table, day, now, quality_file) for day in window}
     coins = sorted(set(first) | set(present))
     return {coin: {day: Cell(present.get(coin, {}).get(day, 0),
@@ -182,7 +177,7 @@ def _onchain_cells(conn: Connection, lo: datetime, hi: datetime, window: list[da
     first = {symbol: _as_date(d) for symbol, d in conn.execute(select(o.c.symbol, func.min(o.c.date))
                                                                   .group_by(o.c.symbol))}
     present = _per_day(conn, o.name, lo, hi)
-    today = _naive(now).date()
+    today = to_naive_utc(now).date()
     return {day: Cell(present.get(day, 0), sum(1 for f in first.values() if f <= day) if day < today else 0,
                       _due_day(o.name, day, now, quality_file), UNIT[o.name]) for day in window}
 
@@ -191,7 +186,7 @@ def _count_cells(conn: Connection, table: str, lo: datetime, hi: datetime, windo
                  quality_file: str | None) -> dict[date, Cell]:
     """Rows per day against ``min_rows_per_day`` (FRED: a value on the day after each US business day);
     sentiment: articles scored against the articles published that day."""
-    first, today = _first_day(conn, table), _naive(now).date()
+    first, today = _first_day(conn, table), to_naive_utc(now).date()
     if table == schema.crypto_sentiment_data.name:
         present = _per_day(conn, table, lo, hi, distinct="article_id")
         wanted = _per_day(conn, schema.crypto_news.name, lo, hi)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from cryptoetl.intervals import Interval
 from cryptoetl.quality import heal
 from cryptoetl.quality.health import Freshness, Hole, freshness, holes
+from cryptoetl.report import table_lines
 from cryptoetl.sources import coingecko
 from cryptoetl.step import StepContext
 
@@ -38,12 +39,6 @@ def judge(ctx: StepContext, found: list[Hole], now: datetime) -> list[Hole]:
     return out
 
 
-def _table(rows: list[list[str]], header: list[str]) -> list[str]:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
-    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-
-
 def _keys(keys: Iterable[str]) -> str:
     keys = list(keys)
     return "all" if not keys else ", ".join(keys[:6]) + (f" +{len(keys) - 6}" if len(keys) > 6 else "")
@@ -52,7 +47,7 @@ def _keys(keys: Iterable[str]) -> str:
 def report_lines(found: list[Hole], source_gaps: int, fresh: list[Freshness], now: datetime,
                  decisions: list[heal.Decision] | None = None) -> list[str]:
     lines = ["Freshness:"]
-    lines += _table([[f.table, f"{f.newest:%Y-%m-%d %H:%M}" if f.newest else "(empty)",
+    lines += table_lines([[f.table, f"{f.newest:%Y-%m-%d %H:%M}" if f.newest else "(empty)",
                       f"{f.age_hours(now):.1f} h" if f.newest else "-", f"{f.target_hours:g} h",
                       "STALE" if f.stale(now) else "ok"] for f in fresh],
                     ["table", "newest (UTC)", "age", "target", "status"])
@@ -68,7 +63,7 @@ def report_lines(found: list[Hole], source_gaps: int, fresh: list[Freshness], no
             rows.append([h.table, f"{h.start:%Y-%m-%d}", f"{h.end - timedelta(days=1):%Y-%m-%d}",
                          f"{h.missing} {h.unit}", _keys(h.keys), action])
         lines.append(f"Holes: {len(found)}")
-        lines += _table(rows, ["table", "from", "to", "missing", "keys", "action"])
+        lines += table_lines(rows, ["table", "from", "to", "missing", "keys", "action"])
         lines.append("")
         lines.append("To refill by hand:")
         lines += sorted({f"  {h.command()}" if h.fillable else f"  ({h.table} {h.start:%Y-%m-%d}: {h.why})"
