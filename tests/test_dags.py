@@ -208,7 +208,10 @@ def test_a_runs_conf_options_reach_the_load_command_and_only_the_steps_own():
 def test_record_outlet_attaches_intervals_for_downstream():
     accessor = {table_asset("price_data_real"): SimpleNamespace(extra=None)}
     record_outlet({"outlet_events": accessor}, get_step("prices"), [DAY[0]])
-    assert accessor[table_asset("price_data_real")].extra == {"intervals": [str(DAY[0])]}
+    assert accessor[table_asset("price_data_real")].extra == {"intervals": [str(DAY[0])], "history": []}
+    record_outlet({"outlet_events": accessor}, get_step("prices"), DAY[:2], history=DAY[1:2])
+    assert accessor[table_asset("price_data_real")].extra == {"intervals": [str(DAY[0]), str(DAY[1])],
+                                                              "history": [str(DAY[1])]}
 
 
 # --- Kubernetes mode ---------------------------------------------------------------------

@@ -9,10 +9,11 @@ Which intervals? A scheduled or backfill run computes its own data interval. A r
 triggered by upstream asset events computes the union of the intervals those events
 carry (in ``extra["intervals"]``), each extended by the step's lookahead for that input
 (``Step.lookahead_for``): a price correction on day X changes EMAs and 7-day returns after X
-too, and a macro value is used by every hour until the next release. After success the
-task attaches the intervals it wrote to its own asset event, so the next step downstream
-rebuilds exactly what changed. A run with neither an interval nor events fails: it never
-falls back to "now".
+too, and a macro value is used by every hour until the next release. A derived load then plans
+them (``planning.py``): the intervals of a history load wait until it is over, for one rebuild.
+The load hands its intervals to its gate (XCom), and the gate attaches them to its asset event,
+so the next step downstream rebuilds exactly what changed. A run with neither an interval nor
+events fails: it never falls back to "now".
 
 Pod defaults, and why:
 - image: ``CRYPTOETL_IMAGE``, a pinned tag (validated in config), so a backfill runs the
@@ -59,8 +60,10 @@ from typing import Any
 from airflow.sdk import Asset, BaseOperator
 
 from cryptoetl import config, redaction
+from cryptoetl.airflow import planning
+from cryptoetl.airflow.planning import resolve_intervals
 from cryptoetl.config import RESOURCE_PROFILES, ConfigError, Settings
-from cryptoetl.intervals import Interval, covering_hours, make_interval, merge, parse_interval
+from cryptoetl.intervals import Interval, parse_interval
 from cryptoetl.sources import registry
 from cryptoetl.step import Step
 from cryptoetl.steps import get_step
@@ -126,61 +129,62 @@ def conf_options(context: Mapping[str, Any], step: Step) -> list[str]:
     return list(wanted)
 
 
-def _intervals_from_event(event: Any) -> list[Interval]:
-    extra = getattr(event, "extra", None) or {}
-    raw = extra.get("intervals")
-    if not raw:
-        source = getattr(event, "source_dag_id", None) or "an external producer"
-        raise ConfigError(
-            f"asset event from {source} carries no extra['intervals']; cannot tell which data "
-            'changed. Create asset events with extra {"intervals": ["START/END", ...]}'
-        )
-    return [parse_interval(text) for text in raw]
-
-
-def resolve_intervals(context: Mapping[str, Any], step: Step) -> list[Interval]:
-    """The intervals this run must (re)build; see the module docstring."""
-    events = context.get("triggering_asset_events") or {}
-    from_events: list[Interval] = []
-    for key, asset_events in events.items():
-        for event in asset_events:
-            # the asset is named after its table; each input has its own lookahead
-            table = getattr(getattr(event, "asset", None), "name", None) or getattr(key, "name", key)
-            hours = step.lookahead_for(table)
-            from_events += [iv.extended(hours) for iv in _intervals_from_event(event)]
-    if from_events:
-        return merge(from_events)
-    start, end = context.get("data_interval_start"), context.get("data_interval_end")
-    if step.triggered_by:  # derived: a timed run off the hour covers the whole hours around it
-        return [covering_hours(start, end, step.name)]
-    if start is not None and start == end:  # Airflow's NullTimetable gives a manual run an empty interval
-        raise ConfigError(f"{step.name}: this run's data interval is empty ({start}): its DAG has no schedule (an "
-                          "hourly twin that the plan's quota turned off), so a run has no hours to load. Run or "
-                          "backfill the daily DAG instead")
-    return [make_interval(start, end, step.name)]
-
-
-def record_outlet(context: Mapping[str, Any], step: Step, intervals: Iterable[Interval]) -> None:
-    """Attach what was written to this task's asset event, for downstream DAGs."""
-    context["outlet_events"][table_asset(step.writes)].extra = {"intervals": [str(iv) for iv in intervals]}
+def record_outlet(context: Mapping[str, Any], step: Step, intervals: Iterable[Interval],
+                  history: Iterable[Interval] = ()) -> None:
+    """Attach what was written to this task's asset event, for downstream DAGs; ``history``: those of
+    the intervals that a history load wrote (``planning``: downstream may hold them back)."""
+    context["outlet_events"][table_asset(step.writes)].extra = {
+        "intervals": [str(iv) for iv in intervals], "history": [str(iv) for iv in history]}
 
 
 class _StepMixin:
     step: Step
     verb: str = "run"
     emits: bool = True  # attach the intervals to the asset event (the DAG's last task does)
+    _plan: planning.Plan | None = None
 
     def _prepare(self, context: Mapping[str, Any]) -> list[str]:
-        """The command: the intervals of this run, and the conf's step options for a load."""
-        intervals = resolve_intervals(context, self.step)
+        """The command: the intervals of this run (a load plans them, its gate takes the load's from
+        XCom), and the conf's step options for a load."""
+        ti = context["ti"]
+        if self.verb == "run":
+            intervals, history = self._plan_load(context)
+            ti.xcom_push(key="intervals", value=[str(iv) for iv in intervals])
+            ti.xcom_push(key="history", value=[str(iv) for iv in history])
+        else:
+            pulled = [ti.xcom_pull(task_ids=self.step.task_id, key=key) for key in ("intervals", "history")]
+            if pulled[0] is None:  # no load task ran in this run (a lone gate): what the run covers
+                intervals = resolve_intervals(context, self.step)
+                history = intervals if planning.is_history_run(context) else []
+            else:
+                intervals, history = ([parse_interval(text) for text in texts or ()] for texts in pulled)
         self.log.info("%s %s over %s", self.verb, self.step.name, ", ".join(map(str, intervals)))
-        self._intervals = intervals
+        self._intervals, self._history = intervals, history
         options = conf_options(context, self.step) if self.verb == "run" else []
         return command_for(self.step, intervals, self.verb, options)
 
+    def _plan_load(self, context: Mapping[str, Any]) -> tuple[list[Interval], list[Interval]]:
+        """A source load covers its run; a derived one plans by range (``planning``), and is skipped
+        (its gate too, so no event goes on) when all its work waits for a history load to end."""
+        if not self.step.triggered_by:
+            intervals = resolve_intervals(context, self.step)
+            return intervals, intervals if planning.is_history_run(context) else []
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        timed = None if context.get("triggering_asset_events") else resolve_intervals(context, self.step)
+        self._plan = plan = planning.plan_run(context, self.step, timed)
+        if not plan.run:
+            raise AirflowSkipException(
+                f"{self.step.name}: {len(plan.pending)} interval(s) of a history load held back until the DAGs "
+                f"upstream are done ({', '.join(map(str, plan.pending))}); Variable "
+                f"{planning.VARIABLE.format(dag_id=self.step.dag_id)}")
+        return plan.run, plan.history
+
     def _emit(self, context: Mapping[str, Any]) -> None:
+        if self._plan is not None:
+            planning.finish(self.step, self._plan)
         if self.emits:
-            record_outlet(context, self.step, self._intervals)
+            record_outlet(context, self.step, self._intervals, self._history)
 
 
 # A Python exception line ("sqlalchemy.exc.IntegrityError: ...", "KeyError: 'x'"), and the noise
