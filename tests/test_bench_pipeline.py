@@ -85,3 +85,13 @@ def test_the_freshness_lag_is_timed_from_the_trigger_to_the_settled_feature_rows
     saved = json.loads((tmp_path / "freshness.json").read_text())
     # the run's own rows: the earlier one was removed
     assert saved["rows"] == 2 and saved["lag_s"] == lag >= 0 and saved["hour"].startswith(f"{hour:%Y-%m-%dT%H}")
+
+
+def test_the_amplification_row_compares_the_derived_runs_with_one_run_over_the_range():
+    tries = [{"dag": "technical_indicators", "work": 3.0}, {"dag": "technical_indicators", "work": None},
+             {"dag": "ml_features", "work": 2.0}, {"dag": "ml_features", "work": 1.0},
+             {"dag": "prices_coingecko", "work": 50.0}]  # a source's work is not derived work
+    name, value = bench_pipeline.amplification_row(tries, {"technical": 2.5, "features": 2.5})
+    assert value.startswith("1.20x one run over the range") and "technical 1 runs 3.0 s" in value
+    assert "features 2 runs 3.0 s" in value and value.endswith("met")
+    assert bench_pipeline.amplification_row(tries, {"technical": 1.0, "features": 1.0})[1].endswith("MISSED")

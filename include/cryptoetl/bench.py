@@ -1,17 +1,16 @@
 """``make bench``: the pipeline's heavy steps at a chosen scale, on MariaDB/MySQL.
 
-    python -m cryptoetl.bench            # production scale: 320 symbols x 1.25 years hourly (~3.5M rows)
-    python -m cryptoetl.bench --small    # 20 symbols x 60 days: a couple of minutes
+    python -m cryptoetl.bench            # production scale: 320 symbols x 456 and 912 days hourly (7M rows)
+    python -m cryptoetl.bench --small    # 20 symbols x 30 and 60 days: a couple of minutes
     python -m cryptoetl.bench --symbols 50 --days 120 --url mysql+mysqldb://root@127.0.0.1:3306/test
 
 It creates a throwaway database on the server, fills ``price_data_real`` with SYNTHETIC seeded
-random walks, then times, in the same run:
+random walks (the longest of ``--days``), then times, in the same run:
 
 - technical indicators, full backfill, end to end (read prices, ``ta``, write): rows/s;
-- ml_features_materialized, full rebuild (DELETE + INSERT ... SELECT), against the floor of a
-  plain ``INSERT ... SELECT`` copy of the same rows (all columns) into an empty table of the same
-  shape: the cost of writing the rows, without any join or computation;
-- ml_features_materialized, one day for all symbols;
+- ml_features_materialized, full rebuild (DELETE + INSERT ... SELECT) at each history length
+  (456 and 912 days), against the floor of a plain ``INSERT ... SELECT`` copy of the same rows;
+- the hourly increments of both steps and a one-day features rebuild (``bench_derived.py``);
 - sentiment end to end (``run_sentiment``: read, tokenize, score, write) against the raw forward pass
   of the same BERT-base-sized model (random weights) on the same texts (``bench_sentiment.py``);
 - what each DAG file costs the DAG processor over a bare DAG, in local and Kubernetes mode
@@ -27,21 +26,22 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import create_engine, make_url, text
 
+from cryptoetl import bench_derived
 from cryptoetl.config import Settings
 from cryptoetl.intervals import Interval
-from cryptoetl.loaders.technical import run_technical
 from cryptoetl.step import StepContext
 from cryptoetl.universe import Coin
-from cryptoetl.warehouse import features, schema
+from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.engine import get_engine
 from cryptoetl.warehouse.records import to_records
+from cryptoetl.warehouse.writes import replace_interval_parts
 
 DEFAULT_URL = "mysql+mysqldb://root@127.0.0.1:3306/test"
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -145,61 +145,52 @@ def _timed(func):
     return result, time.perf_counter() - began
 
 
-def run(url: str, n_symbols: int, days: int, n_articles: int = 200) -> list[tuple[str, str, str, str]]:
+def run(url: str, n_symbols: int, days: Sequence[int], n_articles: int = 200) -> list[tuple[str, str, str, str]]:
+    """Fill a throwaway database with the longest history of ``days``, then time the derived steps
+    (``bench_derived``; the features rebuild at each length) and sentiment. The database is dropped."""
     admin = create_engine(url)
     name = f"cryptoetl_bench_{uuid.uuid4().hex[:8]}"
     with admin.begin() as conn:
         conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
     bench_url = make_url(url).set(database=name, query={"charset": "utf8mb4"}).render_as_string(hide_password=False)
+    results = []
     try:
         engine = get_engine(bench_url)
         schema.create_all(engine)
         symbols = [f"S{i:03d}" for i in range(n_symbols)]
-        hours = days * 24
-        rows = _fill(engine, name, symbols, hours, days)
-
+        hours = max(days) * 24
+        _fill(engine, name, symbols, hours, max(days))
         universe = tuple(Coin(s, s.lower(), s) for s in symbols)
-        settings = Settings(warehouse_url=bench_url, symbols=universe)
-        ctx = StepContext(settings=settings, engine=engine)
+        ctx = StepContext(settings=Settings(warehouse_url=bench_url, symbols=universe), engine=engine)
         full = Interval(START, START + timedelta(hours=hours))
-        _reset_peak_rss()
-        written, tech_s = _timed(lambda: run_technical(ctx, full))
-        print(f"· technical indicators: {written:,} rows in {tech_s:.1f}s, peak RSS {_peak_rss_mb():.0f} MB "
-              "(includes the bench's own price frame)")
-
-        f = _bench_features(engine, full, symbols)
-        sentiment = None
+        results.append(bench_derived.technical_full(ctx, full))
+        results += [bench_derived.features_vs_floor(engine, START, length, symbols) for length in sorted(days)]
+        results += bench_derived.increments(ctx, engine, full.end, symbols)
         if n_articles:
             from cryptoetl.bench_sentiment import bench_sentiment
 
             print(f"· sentiment: {n_articles} SYNTHETIC articles, random-weight BERT-base (scores mean nothing)")
-            sentiment = bench_sentiment(engine, n_articles)
+            results.append(_sentiment_row(bench_sentiment(engine, n_articles)))
+        else:
+            results.append(_sentiment_row(None))
         engine.dispose()
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
-
-    ratio = f["features_s"] / f["floor_s"] if f["floor_s"] else float("inf")
-    return [
-        ("technical indicators, full backfill", f"{written:,} rows in {tech_s:.1f}s", f"{written / tech_s:,.0f} rows/s",
-         "target >= 50,000 rows/s"),
-        ("ml_features, full rebuild", f"{rows:,} rows in {f['features_s']:.1f}s",
-         f"{ratio:.2f}x the INSERT...SELECT floor ({f['floor_rows']:,} rows in {f['floor_s']:.1f}s; "
-         f"{f['features_s'] / f['narrow_s']:.1f}x a copy of the price columns only, {f['narrow_s']:.1f}s)",
-         "target <= 3x"),
-        ("ml_features, one day, all symbols", f"{f['day_rows']:,} rows", f"{f['day_s']:.2f}s", "target <= 1 s"),
-        _sentiment_row(sentiment),
-    ]
+    return results
 
 
 def _fill(engine, name: str, symbols: list[str], hours: int, days: int) -> int:
-    """Load the SYNTHETIC prices and context; returns the number of price rows."""
-    prices = synthetic_prices(symbols, hours)
-    rows = len(prices)
-    print(f"· {len(symbols)} symbols x {days} days = {rows:,} hourly SYNTHETIC price rows on {name}")
-    _, load_s = _timed(partial(_load, engine, prices))
-    print(f"· loaded prices in {load_s:.1f}s")
+    """Load the SYNTHETIC prices (through the warehouse's bulk write path, a group of coins at a time)
+    and context; returns the number of price rows."""
+    print(f"· {len(symbols)} symbols x {days} days = {len(symbols) * hours:,} hourly SYNTHETIC price rows on {name}")
+    end = START + timedelta(hours=hours)
+    groups = [symbols[i:i + 40] for i in range(0, len(symbols), 40)]
+    parts = (({"symbol": group}, synthetic_prices(group, hours, seed=11 + k)) for k, group in enumerate(groups))
+    rows, load_s = _timed(lambda: replace_interval_parts(engine, schema.price_data_real, parts, time_column="time",
+                                                          start=START, end=end))
+    print(f"· loaded {rows:,} prices in {load_s:.1f}s")
     context = synthetic_context(symbols, hours)
     for table, context_rows in context.items():
         _load_rows(engine, table, context_rows)
@@ -207,65 +198,32 @@ def _fill(engine, name: str, symbols: list[str], hours: int, days: int) -> int:
     return rows
 
 
-def _bench_features(engine, full: Interval, symbols: list[str]) -> dict:
-    """Time the full features rebuild, its floors and a one-day rebuild (seconds and row counts)."""
-    _, features_s = _timed(lambda: features.rebuild(engine, full.start, full.end, symbols))
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE bench_floor LIKE ml_features_materialized"))
-    # The floor: writing the same rows, same width, with no computation at all: a plain
-    # INSERT ... SELECT copy of the finished feature rows into an empty table of the same shape.
-    floor_sql = "INSERT INTO bench_floor SELECT * FROM ml_features_materialized"
-
-    def copy_floor():
-        with engine.begin() as conn:
-            conn.execute(text(floor_sql))
-
-    _, floor_s = _timed(copy_floor)
-    with engine.begin() as conn:
-        floor_rows = conn.execute(text("SELECT COUNT(*) FROM bench_floor")).scalar_one()
-        # For reference: the same row count with only the price columns filled (narrow rows).
-        conn.execute(text("CREATE TABLE bench_floor_narrow LIKE ml_features_materialized"))
-    counts = [c for c in schema.SENTIMENT_FEATURE_COLUMNS if c.endswith("_count")]  # NOT NULL
-    narrow_cols = ", ".join(["symbol", "time", "price", "market_cap", "total_volume", "is_synthetic", *counts])
-
-    def copy_narrow():
-        with engine.begin() as conn:
-            conn.execute(text(f"INSERT INTO bench_floor_narrow ({narrow_cols}) SELECT symbol, time, price, "
-                              f"market_cap, total_volume, 1{', 0' * len(counts)} FROM price_data_real"))
-
-    _, narrow_s = _timed(copy_narrow)
-    last_day = Interval(full.end - timedelta(days=1), full.end)
-    day_rows, day_s = _timed(lambda: features.rebuild(engine, last_day.start, last_day.end, symbols))
-    print(f"· features: full {features_s:.1f}s, floor {floor_s:.1f}s (price columns only: {narrow_s:.1f}s), "
-          f"one day {day_s:.2f}s")
-    return {"features_s": features_s, "floor_s": floor_s, "floor_rows": floor_rows, "narrow_s": narrow_s,
-            "day_rows": day_rows, "day_s": day_s}
-
-
 def _sentiment_row(result: dict | None) -> tuple[str, str, str, str]:
     if result is None:
-        return ("sentiment, end to end", "-", "skipped (--articles 0)", "")
-    detail = (f"{result['n_articles']} articles ({result['mean_tokens']} tokens avg), {result['threads']} threads: "
-              f"{result['e2e_articles_per_s']} articles/s vs raw forward {result['raw_articles_per_s']}/s")
-    quality = f"{result['ratio'] * 100:.0f}% of raw"
-    if result.get("int8_max_abs_score_diff") is not None:
-        quality += (f"; int8 {result['int8_raw_articles_per_s']}/s raw, |score diff| max "
-                    f"{result['int8_max_abs_score_diff']} mean {result['int8_mean_abs_score_diff']}")
-    return ("sentiment, end to end (BERT-base, random weights)", detail, quality, "target >= 90% of raw")
+        return ("sentiment, default path", "-", "skipped (--articles 0)", "")
+    gate = (f"gate chose {result['precision']}: calibration mean |Δscore| {result['gate_mean_abs_score_diff']}, "
+            f"labels {result['gate_label_agreement']:.1%}, {result['gate_s']}s once per load"
+            if result["gate_label_agreement"] is not None else f"{result['precision']}, gate {result['gate_s']}s")
+    detail = (f"{result['n_articles']} articles ({result['mean_tokens']} tokens avg), {result['threads']} threads; "
+              f"{gate}; fp32 forward {result['fp32_raw_articles_per_s']}/s")
+    measured = (f"default path {result['default_e2e_articles_per_s']} articles/s = {result['ratio']}× fp32 forward "
+                "(target ≥ 3×)")
+    return ("sentiment, default path (BERT-base, random weights)", detail, measured, "")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cryptoetl.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="20 symbols x 60 days")
     parser.add_argument("--symbols", type=int, help="number of symbols (default 320)")
-    parser.add_argument("--days", type=int, help="days of hourly data (default 456, about 1.25 years)")
+    parser.add_argument("--days", help="history lengths in days, comma-separated (default 456,912: the features "
+                                       "rebuild is timed at each; small: 30,60)")
     parser.add_argument("--articles", type=int, help="sentiment articles (default 200, small 48; 0 skips)")
     parser.add_argument("--url", default=DEFAULT_URL, help="MySQL/MariaDB server URL (a database is created)")
     parser.add_argument("--parse-repeat", type=int, default=3, help="DAG parse timing: best of N (0 skips)")
     parser.add_argument("--quota-coins", type=int, default=20, help="coins of the CoinGecko quota bench (0 skips)")
     args = parser.parse_args(argv)
     n_symbols = args.symbols or (20 if args.small else 320)
-    days = args.days or (60 if args.small else 456)
+    days = [int(d) for d in (args.days or ("30,60" if args.small else "456,912")).split(",")]
     n_articles = args.articles if args.articles is not None else (48 if args.small else 200)
     results = run(args.url, n_symbols, days, n_articles)
     if args.parse_repeat:

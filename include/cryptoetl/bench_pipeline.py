@@ -13,7 +13,11 @@ database, warehouse file and ports), against the offline sandbox (SYNTHETIC data
 - API calls per coin, as the sandbox counted them (``sandbox-stats.json``, written by the demo);
 - the freshness lag: the hourly prices DAG triggered for the hour that just ended, once the backlog
   is done, until its feature rows are in (``freshness.json``, written by the demo);
-- peak RSS per step, from the same log lines.
+- peak RSS per step, from the same log lines;
+- the derived work the history load caused (every indicator and features run's own work, from the
+  same lines) against ONE indicator run and ONE features run over the whole loaded range, run after
+  the demo on the same warehouse (``derived_once``): planning by range (airflow/planning.py) must
+  keep it within ``AMPLIFICATION_TARGET``.
 
 Times belong here, never in pytest.
 """
@@ -39,6 +43,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[2]
 WORK_LINE = re.compile(r"(\w+) \S+: (\d+) rows written in ([\d.]+)s; peak RSS (\d+) MiB")
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+DERIVED_DAGS = {"technical_indicators": "technical", "ml_features": "features"}
+AMPLIFICATION_TARGET = 1.2
 
 
 def _metadata_url(name: str, home: Path) -> str:
@@ -54,8 +60,8 @@ def _metadata_url(name: str, home: Path) -> str:
         return f"sqlite:///{home / 'airflow.db'}?timeout=60"
 
 
-def run_demo(symbols: int, days: int, port_base: int) -> tuple[Path, float, int]:
-    """The demo in a throwaway Airflow; (its AIRFLOW_HOME, wall seconds, exit code)."""
+def run_demo(symbols: int, days: int, port_base: int) -> tuple[Path, float, int, dict[str, str]]:
+    """The demo in a throwaway Airflow; (its AIRFLOW_HOME, wall seconds, exit code, its environment)."""
     bench = ROOT / ".bench"
     shutil.rmtree(bench, ignore_errors=True)
     home = bench / "airflow"
@@ -70,12 +76,13 @@ def run_demo(symbols: int, days: int, port_base: int) -> tuple[Path, float, int]
         "CRYPTOETL_START_DATE": f"{datetime.now(UTC).date() - timedelta(days=days)}",
         "CRYPTOETL_PORT_BASE": str(port_base),
         "DEMO_SYMBOLS": str(symbols),
+        "CRYPTOETL_UNIVERSE": f"top:{symbols}",  # what the demo sets for DEMO_SYMBOLS (derived_once needs it)
         "DEMO_DAYS": str(days),
     })
     began = time.monotonic()
     code = subprocess.run([sys.executable, "-m", "cryptoetl.airflow.local", "demo", "--days", str(days),
                            "--timeout", str(6 * 3600)], env=env, check=False).returncode
-    return home, time.monotonic() - began, code
+    return home, time.monotonic() - began, code, env
 
 
 def task_times(home: Path, metadata_url: str) -> list[dict]:
@@ -99,6 +106,38 @@ def task_times(home: Path, metadata_url: str) -> list[dict]:
         out.append({"dag": r["dag_id"], "task": r["task_id"], "duration": (end - start).total_seconds(),
                     "work": work, "rss": rss})
     return out
+
+
+def derived_once(home: Path, env: dict[str, str]) -> dict[str, float]:
+    """One run of each derived step over the whole range the demo loaded, on its warehouse: the work
+    seconds each logs (the reference for the history load's derived work)."""
+    engine = create_engine(f"sqlite:///{home.parent / 'warehouse.db'}")
+    with engine.connect() as conn:
+        lo, hi = conn.execute(text("SELECT MIN(time), MAX(time) FROM price_data_real")).one()
+    engine.dispose()
+    start = datetime.fromisoformat(str(lo)).replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
+    end = datetime.fromisoformat(str(hi)).replace(minute=0, second=0, microsecond=0, tzinfo=UTC) + timedelta(hours=1)
+    work = {}
+    for step in DERIVED_DAGS.values():
+        out = subprocess.run([sys.executable, "-m", "cryptoetl", "run", step, "--interval",
+                              f"{start.isoformat()}/{end.isoformat()}"], env=env, capture_output=True, text=True,
+                             check=True)
+        work[step] = sum(float(m.group(3)) for m in WORK_LINE.finditer(out.stdout + out.stderr))
+    return work
+
+
+def amplification_row(tries: list[dict], once: dict[str, float]) -> tuple[str, str]:
+    """The derived work the history load caused against one run of each derived step over its range."""
+    runs = {dag: [t for t in tries if t["dag"] == dag and t["work"] is not None] for dag in DERIVED_DAGS}
+    spent = sum(t["work"] for ts in runs.values() for t in ts)
+    reference = sum(once.values())
+    ratio = spent / reference if reference else float("inf")
+    counts = ", ".join(f"{DERIVED_DAGS[dag]} {len(ts)} runs {sum(t['work'] for t in ts):.1f} s"
+                       for dag, ts in runs.items())
+    mark = "met" if ratio <= AMPLIFICATION_TARGET else "MISSED"
+    return ("derived work of the history load", f"{ratio:.2f}x one run over the range ({counts}; one run each: "
+            + ", ".join(f"{step} {s:.1f} s" for step, s in once.items())
+            + f"); target <= {AMPLIFICATION_TARGET}x: {mark}")
 
 
 def report(symbols: int, days: int, wall: float, tries: list[dict], stats: dict,
@@ -136,13 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--port-base", type=int, default=int(os.environ.get("CRYPTOETL_PORT_BASE", "8080")) + 20)
     args = parser.parse_args(argv)
-    home, wall, code = run_demo(args.symbols, args.days, args.port_base)
+    home, wall, code, env = run_demo(args.symbols, args.days, args.port_base)
     stats_file = home / "sandbox-stats.json"
     stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
     metadata = (home / "metadata-url").read_text().strip()
     fresh_file = home / "freshness.json"
     freshness = json.loads(fresh_file.read_text()) if fresh_file.exists() else None
-    rows = report(args.symbols, args.days, wall, task_times(home, metadata), stats, freshness)
+    tries = task_times(home, metadata)
+    rows = report(args.symbols, args.days, wall, tries, stats, freshness)
+    if not code:
+        rows.append(amplification_row(tries, derived_once(home, env)))
     width = max(len(name) for name, _ in rows)
     print("\nPipeline bench (through the Airflow scheduler; SYNTHETIC sandbox data)")
     for name, value in rows:

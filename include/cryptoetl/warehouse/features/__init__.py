@@ -53,11 +53,10 @@ _TEMP_TABLES = (*calendar.TEMP_TABLES, *macro.TEMP_TABLES, *onchain.TEMP_TABLES,
                 *universe.TEMP_TABLES)
 
 
-def _context_statements(d: Dialect, macro_columns: Sequence[tuple[str, str, str]]) -> list[tuple[str, bool]]:
-    """(statement, needs the :symbols expansion) in execution order; parameters :lo, :hi, :macro_lo,
-    :onchain_lo, :ext_lo_open, :hi_close (see ``rebuild``)."""
-    return [*macro.context_statements(d, macro_columns), *onchain.context_statements(d),
-            *sentiment.context_statements(d), *universe.context_statements(d)]
+def _context_statements(d: Dialect) -> list[tuple[str, bool]]:
+    """(statement, needs the :symbols expansion) in execution order; parameters :lo, :hi,
+    :onchain_lo, :ext_lo_open, :hi_close (see ``rebuild``). The macro family fills its table itself."""
+    return [*onchain.context_statements(d), *sentiment.context_statements(d), *universe.context_statements(d)]
 
 
 def _drop_hours(conn: Connection, lo: datetime, hi: datetime, symbols: Sequence[str],
@@ -86,7 +85,7 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
         d = Dialect(conn.dialect.name)
         params = {
             "lo": d.param_time(lo), "hi": d.param_time(hi), "symbols": list(symbols),
-            "macro_lo": d.param_time(lo), "onchain_lo": d.param_time(lo - timedelta(days=ONCHAIN_MAX_AGE_DAYS + 1)),
+            "onchain_lo": d.param_time(lo - timedelta(days=ONCHAIN_MAX_AGE_DAYS + 1)),
             "ext_lo_open": d.param_time(lo - timedelta(hours=MAX_WINDOW_HOURS)),
             "hi_close": d.param_time(hi - timedelta(hours=1)),
         }
@@ -95,11 +94,12 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
         # writer has committed ("database is locked" at once, with no wait).
         deleted = conn.execute(table.delete().where(
             table.c.time >= lo, table.c.time < hi, table.c.symbol.in_(list(symbols)))).rowcount
-        for name in _TEMP_TABLES:
-            conn.execute(text(d.drop_temp(name)))
+        for sql in d.drop_temps(_TEMP_TABLES):
+            conn.execute(text(sql))
         try:
             calendar.fill_calendar(conn, d, lo, hi)
-            for sql, expanding in _context_statements(d, macro_columns):
+            macro.fill_macro(conn, d, lo, hi, macro_columns)
+            for sql, expanding in _context_statements(d):
                 statement = text(sql)
                 if expanding:
                     statement = statement.bindparams(bindparam("symbols", expanding=True))
@@ -109,8 +109,8 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
             inserted = conn.execute(statement, {k: params[k] for k in ("lo", "hi", "symbols")}).rowcount
             inserted -= _drop_hours(conn, lo, hi, symbols, exclude)
         finally:
-            for name in _TEMP_TABLES:
-                conn.execute(text(d.drop_temp(name)))
+            for sql in d.drop_temps(_TEMP_TABLES):
+                conn.execute(text(sql))
         log.info("ml_features_materialized: [%s, %s) rebuilt: %s rows deleted, %s inserted", lo, hi, deleted, inserted)
         return inserted
 

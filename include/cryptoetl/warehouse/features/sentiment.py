@@ -40,7 +40,10 @@ def _event_statements(d: Dialect) -> list[tuple[str, bool]]:
                                 "PRIMARY KEY (symbol, model_key, time)"), False))
     models = ", ".join(f"'{m}'" for m in schema.SENTIMENT_MODELS)
     bucket = d.ceil_hour("a.published_at")
-    scored = (f"FROM crypto_news a JOIN crypto_sentiment_data s ON s.article_id = a.article_id "
+    # Driven from the articles of the window (published_at's index), then their scores and mentions by
+    # key: left to itself, MariaDB drove from every mention of the symbols (all of history) instead.
+    join = d.straight_join()
+    scored = (f"FROM crypto_news a {join} crypto_sentiment_data s ON s.article_id = a.article_id "
               f"AND s.model_key IN ({models})")
     window = "a.published_at > :ext_lo_open AND a.published_at <= :hi_close"
     stmts.append((f"""INSERT INTO tmp_feat_sent_events (symbol, model_key, time, n, total)
@@ -51,7 +54,7 @@ GROUP BY s.model_key, {bucket}""", False))
     stmts.append((f"""INSERT INTO tmp_feat_sent_events (symbol, model_key, time, n, total)
 SELECT mt.symbol, s.model_key, {bucket}, COUNT(*), SUM(s.score)
 {scored}
-JOIN crypto_news_mentions mt ON mt.article_id = a.article_id
+{join} crypto_news_mentions mt ON mt.article_id = a.article_id
 WHERE {window} AND mt.symbol IN :symbols
 GROUP BY mt.symbol, s.model_key, {bucket}""", True))
     return stmts

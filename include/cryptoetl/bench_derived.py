@@ -1,0 +1,102 @@
+"""``make bench``: the derived steps (indicators, features) at production scale, each against a
+reference measured in the same run (``bench.py`` fills the database and prints the table).
+
+- the full features rebuild at each history length, against the floor of a plain same-width
+  ``INSERT ... SELECT`` copy of the same rows into an empty table of the same shape (the cost of
+  writing the rows, without any join or computation): linear growth is measured, not assumed;
+- the hourly increment of both steps and a one-day features rebuild, as the hourly DAGs run them
+  (all symbols, the newest hour/day of a long history), best of ``REPEATS``;
+- the technical full backfill's rows/s.
+
+Timings belong here, never in pytest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, text
+
+from cryptoetl.intervals import Interval
+from cryptoetl.loaders.technical import run_technical
+from cryptoetl.step import StepContext
+from cryptoetl.warehouse import features
+
+REPEATS = 3
+Row = tuple[str, str, str, str]
+# Targets of issue 14 (same-run ratios, or seconds at 320 coins).
+FEATURES_FLOOR_RATIO = {456: 1.3, 912: 1.5}
+HOURLY_TECHNICAL_S = 2.0
+HOURLY_FEATURES_S = 0.1
+DAY_FEATURES_S = 0.3
+
+
+def timed(func: Callable):
+    began = time.perf_counter()
+    result = func()
+    return result, time.perf_counter() - began
+
+
+def best_of(func: Callable, repeats: int = REPEATS) -> tuple[object, float]:
+    """The result and the shortest of ``repeats`` timings (the machine's noise only adds)."""
+    runs = [timed(func) for _ in range(repeats)]
+    return runs[0][0], min(seconds for _, seconds in runs)
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def features_vs_floor(engine: Engine, start: datetime, days: int, symbols: Sequence[str]) -> Row:
+    """A full rebuild of ``days`` from ``start``, then the copy of its rows into an empty table."""
+    end = start + timedelta(days=days)
+    rows, rebuild_s = timed(lambda: features.rebuild(engine, start, end, symbols))
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS bench_floor"))
+        conn.execute(text("CREATE TABLE bench_floor LIKE ml_features_materialized"))
+
+    def copy() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO bench_floor SELECT * FROM ml_features_materialized WHERE time >= :lo "
+                              "AND time < :hi"), {"lo": start.replace(tzinfo=None), "hi": end.replace(tzinfo=None)})
+
+    _, floor_s = timed(copy)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE bench_floor"))
+    ratio = rebuild_s / floor_s
+    target = FEATURES_FLOOR_RATIO.get(days)
+    print(f"· features, {days} days: rebuild {rebuild_s:.1f}s, copy floor {floor_s:.1f}s = {ratio:.2f}x")
+    return (f"ml_features, full rebuild, {len(symbols)} coins x {days} days", f"{rows:,} rows in {rebuild_s:.1f}s",
+            f"{ratio:.2f}x the INSERT...SELECT copy ({floor_s:.1f}s)",
+            f"target <= {target}x: {_mark(ratio <= target)}" if target else "")
+
+
+def increments(ctx: StepContext, engine: Engine, end: datetime, symbols: Sequence[str]) -> list[Row]:
+    """The newest hour of both steps and the newest day of features, as the hourly DAGs run them."""
+    hour = Interval(end - timedelta(hours=1), end)
+    day = Interval(end - timedelta(days=1), end)
+    tech_rows, tech_s = best_of(lambda: run_technical(ctx, hour))
+    tech_day_rows, tech_day_s = best_of(lambda: run_technical(ctx, day))
+    feat_rows, feat_s = best_of(lambda: features.rebuild(engine, hour.start, hour.end, symbols))
+    day_rows, day_s = best_of(lambda: features.rebuild(engine, day.start, day.end, symbols))
+    print(f"· increments: technical hour {tech_s:.2f}s, day {tech_day_s:.2f}s; features hour {feat_s:.3f}s, "
+          f"day {day_s:.3f}s")
+    n = len(symbols)
+    return [
+        (f"technical, hourly increment, {n} coins", f"{tech_rows:,} rows", f"{tech_s:.2f}s",
+         f"target <= {HOURLY_TECHNICAL_S:g} s: {_mark(tech_s <= HOURLY_TECHNICAL_S)}"),
+        (f"technical, one day, {n} coins", f"{tech_day_rows:,} rows", f"{tech_day_s:.2f}s", ""),
+        (f"ml_features, hourly increment, {n} coins", f"{feat_rows:,} rows", f"{feat_s:.3f}s",
+         f"target <= {HOURLY_FEATURES_S:g} s: {_mark(feat_s <= HOURLY_FEATURES_S)}"),
+        (f"ml_features, one day, {n} coins", f"{day_rows:,} rows", f"{day_s:.3f}s",
+         f"target <= {DAY_FEATURES_S:g} s: {_mark(day_s <= DAY_FEATURES_S)}"),
+    ]
+
+
+def technical_full(ctx: StepContext, full: Interval) -> Row:
+    written, seconds = timed(lambda: run_technical(ctx, full))
+    print(f"· technical indicators: {written:,} rows in {seconds:.1f}s")
+    return ("technical indicators, full backfill", f"{written:,} rows in {seconds:.1f}s",
+            f"{written / seconds:,.0f} rows/s", "")
