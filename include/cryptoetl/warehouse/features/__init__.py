@@ -59,6 +59,11 @@ def _context_statements(d: Dialect) -> list[tuple[str, bool]]:
     return [*onchain.context_statements(d), *sentiment.context_statements(d), *universe.context_statements(d)]
 
 
+def _drop_temps(conn: Connection, d: Dialect) -> None:
+    for sql in d.drop_temps(_TEMP_TABLES):
+        conn.execute(text(sql))
+
+
 def _drop_hours(conn: Connection, lo: datetime, hi: datetime, symbols: Sequence[str],
                 ranges: Sequence[tuple[datetime, datetime]]) -> int:
     """Delete the feature rows of ``ranges`` inside [lo, hi); the rows deleted."""
@@ -94,8 +99,7 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
         # writer has committed ("database is locked" at once, with no wait).
         deleted = conn.execute(table.delete().where(
             table.c.time >= lo, table.c.time < hi, table.c.symbol.in_(list(symbols)))).rowcount
-        for sql in d.drop_temps(_TEMP_TABLES):
-            conn.execute(text(sql))
+        _drop_temps(conn, d)
         try:
             calendar.fill_calendar(conn, d, lo, hi)
             macro.fill_macro(conn, d, lo, hi, macro_columns)
@@ -109,8 +113,7 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
             inserted = conn.execute(statement, {k: params[k] for k in ("lo", "hi", "symbols")}).rowcount
             inserted -= _drop_hours(conn, lo, hi, symbols, exclude)
         finally:
-            for sql in d.drop_temps(_TEMP_TABLES):
-                conn.execute(text(sql))
+            _drop_temps(conn, d)
         log.info("ml_features_materialized: [%s, %s) rebuilt: %s rows deleted, %s inserted", lo, hi, deleted, inserted)
         return inserted
 
