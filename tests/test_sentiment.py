@@ -171,7 +171,8 @@ def test_step_routes_scores_and_stores(engine, tiny_models, caplog):
         handle = ctx.models[key]
         text = step.article_text(art[2], art[3])
         assert row["model_id"] == {"cryptobert": "ElKulako/cryptobert", "finbert": "ProsusAI/finbert"}[key]
-        assert row["model_revision"] == sm.content_revision(tiny_models[key])
+        # the default path: the precision gate keeps these random models in fp32 (test_sentiment_precision.py)
+        assert row["model_revision"] == sm.content_revision(tiny_models[key]) == handle.revision
         assert row["published_at"] == T0 + timedelta(hours=art[1])
         assert row["text_sha256"] == hashlib.sha256(text.encode()).hexdigest()
         assert row["is_synthetic"] is True  # tiny models are synthetic
@@ -192,7 +193,7 @@ def test_rerun_scores_nothing_and_rewrites_nothing(engine, tiny_models):
     assert [c[0] for c in calls] == [0, 0]
     fresh = _ctx(engine, tiny_models)  # a new pod: resolves the revision, loads no weights
     assert step.run_sentiment(fresh, DAY) == 0
-    assert not any(h.loaded for h in fresh.clients.values())
+    assert set(fresh.models) == {"cryptobert", "finbert"} and not any(h.loaded for h in fresh.models.values())
     assert dump(engine, schema.crypto_sentiment_data) == before
 
 
@@ -222,7 +223,7 @@ def test_a_new_revision_replaces_the_old_scores(sqlite_engine, tiny_models):
     """int8 (or a model upgrade) is a new revision: it rescores and replaces, one row per article
     and model role, so features never count an article twice."""
     _add_news(sqlite_engine, ARTICLES[:2])
-    step.run_sentiment(_ctx(sqlite_engine, tiny_models), DAY)
+    step.run_sentiment(_ctx(sqlite_engine, tiny_models, int8=False), DAY)  # fp32 forced (the old default)
     t = schema.crypto_sentiment_data
     with sqlite_engine.connect() as conn:
         fp32 = sorted(conn.execute(select(t.c.article_id, t.c.model_revision)).all())
@@ -248,7 +249,7 @@ def test_vanished_article_rows_are_deleted_others_untouched(engine, tiny_models)
         conn.execute(delete(schema.crypto_news))
     fresh = _ctx(engine, tiny_models)
     assert step.run_sentiment(fresh, DAY) == 0
-    assert _rows(engine) == {} and not any(h.loaded for h in fresh.clients.values())
+    assert _rows(engine) == {} and not any(h.loaded for h in fresh.models.values())
 
 
 def test_category_change_moves_the_article_to_the_other_model(sqlite_engine, tiny_models):
@@ -269,7 +270,7 @@ def test_empty_interval_returns_0_and_loads_no_model(engine, tmp_path, monkeypat
     ctx = StepContext(settings=settings_for(engine, sentiment=SentimentSettings(cryptobert_path=str(tmp_path / "no"))),
                       engine=engine)
     assert step.run_sentiment(ctx, Interval(utc(2026, 1, 7), utc(2026, 1, 8))) == 0
-    assert ctx.clients == {} and _rows(engine) == {}
+    assert ctx.clients == {} and ctx.models == {} and _rows(engine) == {}
 
 
 def test_missing_model_is_a_clear_error_and_writes_nothing(sqlite_engine, tiny_models, tmp_path, monkeypatch):

@@ -136,13 +136,23 @@ class SentimentSettings:
     finbert_path: str | None = None
     finbert_max_length: int = 256  # model limit 512
     batch_size: int = 32
-    int8: bool = False  # dynamic int8 Linear layers, revision "<rev>+int8"
+    # None (auto): the precision gate decides at load time (sentiment/precision.py); True: dynamic int8
+    # Linear layers; False: fp32. Scores made in int8 are stored under revision "<rev>+int8".
+    int8: bool | None = None
     rescore: bool = False  # score again articles already scored (also `run sentiment --rescore`)
     torch_threads: int | None = None  # default: the pod's CPUs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SentimentSettings:
         return cls(**_read(SENTIMENT_ENV, env))
+
+
+def _flag_or_auto(raw: str, name: str) -> bool | None:
+    if raw.lower() == "auto":
+        return None
+    if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name}={raw!r}: use auto, 1 or 0")
+    return _flag(raw, name)
 
 
 SENTIMENT_ENV: tuple[EnvSetting, ...] = (
@@ -153,7 +163,7 @@ SENTIMENT_ENV: tuple[EnvSetting, ...] = (
     EnvSetting("CRYPTOETL_FINBERT_PATH", "finbert_path"),
     EnvSetting("CRYPTOETL_FINBERT_MAX_LENGTH", "finbert_max_length", _integer(8, 512), pod=True),
     EnvSetting("CRYPTOETL_SENTIMENT_BATCH_SIZE", "batch_size", _integer(1, 1024), pod=True),
-    EnvSetting("CRYPTOETL_SENTIMENT_INT8", "int8", _flag, pod=True),
+    EnvSetting("CRYPTOETL_SENTIMENT_INT8", "int8", _flag_or_auto, pod=True),  # auto (default), 1 or 0
     EnvSetting("CRYPTOETL_SENTIMENT_RESCORE", "rescore", _flag),
     EnvSetting("CRYPTOETL_TORCH_THREADS", "torch_threads", _integer(1, 256), pod=True),
 )

@@ -16,6 +16,15 @@ twice. Switching back to an earlier revision scores again.
 ``CRYPTOETL_SENTIMENT_RESCORE=1`` (or ``python -m cryptoetl run sentiment --rescore``) scores every
 article of the interval again with the current revision and replaces those rows.
 
+Precision (``sentiment/precision.py``): by default (``CRYPTOETL_SENTIMENT_INT8=auto``) the precision
+gate chooses int8 or fp32 when the weights load, and new rows get ``<rev>+int8`` or ``<rev>``. A row
+under either of the two counts as scored (``ModelHandle.revisions``): the gate holds int8 to within
+its tolerance of fp32, so turning the default on (or the gate changing its mind) does not rescore
+the history, and the step still knows what to score without loading weights. The log line of each
+model role counts the interval's rows by revision, so a mix is visible. Forcing a path
+(``CRYPTOETL_SENTIMENT_INT8=0`` or ``1``) accepts only that path's revision: its rows replace the
+other path's as the intervals are run again.
+
 Deletions: rows of articles that vanished from the interval (published_at in [start, end) but no
 such article in crypto_news there any more) are deleted, every model and revision; rows of an
 article under the other model role (its category changed) are deleted.
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -90,7 +100,7 @@ class _Plan:
     key: str
     handle: ModelHandle
     n_articles: int
-    n_existing: int  # rows of the current (model_id, revision) among them
+    held: dict[str, int]  # rows of the current model_id among them that count as scored, by revision
     to_score: list[Article]
     to_fix: list[Article]  # scored, but published_at / is_synthetic changed in crypto_news
     misrouted: list[str]  # articles with rows under the other model role
@@ -99,7 +109,7 @@ class _Plan:
 def _plan(ctx: StepContext, key: str, group: list[Article], rescore: bool) -> _Plan:
     sent = schema.crypto_sentiment_data
     handle = model_handle(ctx, key)
-    model_id, revision = handle.spec.model_id, handle.revision  # resolves the model: may raise ModelNotAvailable
+    model_id, revisions = handle.spec.model_id, handle.revisions  # resolves the model: may raise ModelNotAvailable
     existing: dict[str, tuple] = {}
     misrouted: set[str] = set()
     with ctx.engine.connect() as conn:
@@ -109,8 +119,8 @@ def _plan(ctx: StepContext, key: str, group: list[Article], rescore: bool) -> _P
                                   .where(sent.c.article_id.in_(chunk))):
                 if r.model_key != key:
                     misrouted.add(r.article_id)
-                elif r.model_id == model_id and r.model_revision == revision:
-                    existing[r.article_id] = (r.published_at, r.text_sha256, bool(r.is_synthetic))
+                elif r.model_id == model_id and r.model_revision in revisions:
+                    existing[r.article_id] = (r.published_at, r.text_sha256, bool(r.is_synthetic), r.model_revision)
     to_score, to_fix = [], []
     for a in group:
         held = existing.get(a.article_id)
@@ -118,7 +128,8 @@ def _plan(ctx: StepContext, key: str, group: list[Article], rescore: bool) -> _P
             to_score.append(a)
         elif (held[0], held[2]) != (a.published_at, a.is_synthetic or handle.synthetic):
             to_fix.append(a)
-    return _Plan(key, handle, len(group), len(existing), to_score, to_fix, sorted(misrouted))
+    held = Counter(row[3] for row in existing.values())
+    return _Plan(key, handle, len(group), dict(sorted(held.items())), to_score, to_fix, sorted(misrouted))
 
 
 def run_sentiment(ctx: StepContext, interval: Interval, *, rescore: bool | None = None) -> int:
@@ -172,14 +183,17 @@ def _read_articles(ctx: StepContext, interval: Interval) -> tuple[list[Article],
 def _score(ctx: StepContext, plan: _Plan, interval: Interval, rescore: bool) -> list[dict]:
     """Score rows for the plan's articles (outside any transaction; weights load only when needed)."""
     handle = plan.handle
-    log.info("sentiment %s: %s revision %s: %d articles in %s, %d to score (%d already scored%s)", plan.key,
-             handle.spec.model_id, handle.revision, plan.n_articles, interval, len(plan.to_score),
-             plan.n_existing, ", rescore" if rescore else "")
+    held = ", ".join(f"{n} under {rev}" for rev, n in plan.held.items()) or "none"
+    log.info("sentiment %s: %s revisions %s: %d articles in %s, %d to score (already scored: %s%s)", plan.key,
+             handle.spec.model_id, "|".join(handle.revisions), plan.n_articles, interval, len(plan.to_score), held,
+             ", rescore" if rescore else "")
     if not plan.to_score:
         return []
     if handle.synthetic:
         warn_synthetic(handle.resolved)
     probs = handle.model.score([a.text for a in plan.to_score], batch_size=ctx.settings.sentiment.batch_size)
+    log.info("sentiment %s: scored %d articles with revision %s (%s)", plan.key, len(plan.to_score), handle.revision,
+             handle.model.precision)
     rows = []
     for a, (p_pos, p_neg, p_neu) in zip(plan.to_score, probs.tolist(), strict=True):
         best = max(range(3), key=(p_pos, p_neg, p_neu).__getitem__)
@@ -201,7 +215,7 @@ def _write(ctx: StepContext, interval: Interval, plans: list[_Plan], new_rows: l
             conn.execute(delete(sent).where(sent.c.article_id.in_(chunk), sent.c.published_at >= lo,
                                             sent.c.published_at < hi))
         for plan in plans:
-            model_id, revision = plan.handle.spec.model_id, plan.handle.revision
+            model_id, revisions = plan.handle.spec.model_id, plan.handle.revisions
             for chunk in chunks(plan.misrouted):
                 conn.execute(delete(sent).where(sent.c.article_id.in_(chunk), sent.c.model_key != plan.key))
             for chunk in chunks([a.article_id for a in plan.to_score]):
@@ -209,7 +223,7 @@ def _write(ctx: StepContext, interval: Interval, plans: list[_Plan], new_rows: l
                 conn.execute(delete(sent).where(sent.c.model_key == plan.key, sent.c.article_id.in_(chunk)))
             for a in plan.to_fix:
                 conn.execute(update(sent).where(sent.c.article_id == a.article_id, sent.c.model_id == model_id,
-                                                sent.c.model_revision == revision)
+                                                sent.c.model_revision.in_(revisions))
                              .values(published_at=a.published_at,
                                      is_synthetic=a.is_synthetic or plan.handle.synthetic))
         if new_rows:

@@ -13,7 +13,10 @@ Revision (stored with every score; an article is scored once per revision):
 - any other directory: ``sha256:<16 hex>`` of the config, weight and tokenizer files' contents, so a
   changed model is a new revision;
 - ``+int8`` appended when the model runs with dynamic int8 quantization, so quantized scores are
-  never mixed with fp32 ones under one revision.
+  never mixed with fp32 ones under one revision. Forced (``CRYPTOETL_SENTIMENT_INT8=1``) it is known
+  before loading; under ``auto`` (the default) the precision gate (``sentiment/precision.py``) decides
+  at load time, so ``ModelHandle.revision`` loads the model, and ``ModelHandle.revisions`` (both
+  candidates) is what the step checks stored rows against without loading anything.
 
 Labels are read from ``model.config.id2label``, never from positions: CryptoBERT's order is
 {0: Bearish, 1: Neutral, 2: Bullish}, FinBERT's {0: positive, 1: negative, 2: neutral}.
@@ -34,7 +37,6 @@ import logging
 import math
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from cryptoetl.config import ConfigError, SentimentSettings
+from cryptoetl.sentiment.precision import INT8_SUFFIX, GateDecision, choose_precision, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,6 @@ CANONICAL_LABELS = ("positive", "negative", "neutral")  # column order of every 
 LABEL_ALIASES = {"positive": "positive", "bullish": "positive", "negative": "negative", "bearish": "negative",
                  "neutral": "neutral"}
 SYNTHETIC_KEY = "cryptoetl_synthetic"  # config.json flag of the tiny demo/test models (sentiment/tiny.py)
-INT8_SUFFIX = "+int8"
 # Files that define a model's behaviour: hashed into the revision of a non-snapshot directory.
 _REVISION_FILES = re.compile(
     r"^(config\.json|.*\.safetensors|.*\.safetensors\.index\.json|pytorch_model.*\.bin|pytorch_model\.bin\.index\.json"
@@ -81,7 +83,7 @@ class ModelSpec:
     path: str | None
     path_env: str  # the variable that sets ``path``, for error messages
     max_length: int
-    int8: bool = False
+    int8: bool | None = None  # None: auto, the precision gate decides at load time; True: int8; False: fp32
 
     @classmethod
     def from_settings(cls, settings: SentimentSettings, key: str) -> ModelSpec:
@@ -100,7 +102,7 @@ class ResolvedModel:
 
     spec: ModelSpec
     path: Path
-    revision: str  # includes the +int8 suffix when quantized
+    revision: str  # with the +int8 suffix when int8 is forced; under auto, the fp32 revision
     synthetic: bool
 
 
@@ -138,7 +140,7 @@ def resolve(spec: ModelSpec) -> ResolvedModel:
         revision = path.name
     else:
         revision = content_revision(path)
-    if spec.int8:
+    if spec.int8 is True:
         revision += INT8_SUFFIX
     config = json.loads((path / "config.json").read_text())
     synthetic = bool(config.get(SYNTHETIC_KEY, False))
@@ -209,20 +211,28 @@ def torch_threads(configured: int | None) -> int:
 # -- loading and scoring -------------------------------------------------------------------------
 
 class SentimentModel:
-    """A loaded classifier and its tokenizer, scoring texts on CPU."""
+    """A loaded classifier and its tokenizer, scoring texts on CPU. ``revision`` is the one its
+    scores are stored under (``+int8`` when ``model`` is the int8 copy); ``gate`` the precision
+    gate's decision when it ran (auto)."""
 
-    def __init__(self, resolved: ResolvedModel, model, tokenizer, max_length: int):
+    def __init__(self, resolved: ResolvedModel, model, tokenizer, max_length: int, revision: str | None = None):
         self.resolved = resolved
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.revision = revision or resolved.revision
+        self.gate: GateDecision | None = None
         self.columns = label_columns(model.config.id2label)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.pad_left = getattr(tokenizer, "padding_side", "right") == "left"
 
     @property
-    def revision(self) -> str:
-        return self.resolved.revision
+    def precision(self) -> str:
+        return "int8" if self.revision.endswith(INT8_SUFFIX) else "fp32"
+
+    def with_model(self, model, revision: str) -> SentimentModel:
+        """The same tokenizer and limits around another network (the int8 copy)."""
+        return SentimentModel(self.resolved, model, self.tokenizer, self.max_length, revision)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of every text, truncated to ``max_length``, unpadded (one batched call)."""
@@ -282,7 +292,8 @@ def model_max_length(spec_limit: int, config, tokenizer) -> int:
 
 
 def load(resolved: ResolvedModel, threads: int | None = None) -> SentimentModel:
-    """Load weights and tokenizer from the resolved directory (offline), eval mode, optional int8."""
+    """Load weights and tokenizer from the resolved directory (offline), eval mode; int8 when forced,
+    or when the precision gate accepts it (auto)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -302,28 +313,20 @@ def load(resolved: ResolvedModel, threads: int | None = None) -> SentimentModel:
             from exc
     model.eval()
     label_columns(model.config.id2label)  # fail on an unknown label set before any scoring
-    if spec.int8:
+    if spec.int8 is True:
         model = quantize_int8(model)
     if not getattr(tokenizer, "is_fast", False):
         log.warning("sentiment: %s has no fast tokenizer; tokenizing with the slow one", spec.model_id)
-    max_length = model_max_length(spec.max_length, model.config, tokenizer)
-    log.info("sentiment: loaded %s (%s) revision %s from %s: max_length %d, %d torch threads%s", spec.model_id,
-             spec.key, resolved.revision, resolved.path, max_length, torch.get_num_threads(),
-             ", dynamic int8" if spec.int8 else "")
-    return SentimentModel(resolved, model, tokenizer, max_length)
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantization of every nn.Linear (weights int8, activations quantized per batch).
-    torch 2.13 still ships ``torch.ao.quantization.quantize_dynamic`` but marks it deprecated in favour
-    of torchao; it works on CPU (x86/fbgemm kernels), so it is used with its warnings silenced."""
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
-
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    loaded = SentimentModel(resolved, model, tokenizer, model_max_length(spec.max_length, model.config, tokenizer))
+    if spec.int8 is None:
+        loaded, decision = choose_precision(loaded)
+        loaded.gate = decision
+        log.info("sentiment: precision gate for %s (%s) revision %s: %s", spec.model_id, spec.key, resolved.revision,
+                 decision.describe())
+    log.info("sentiment: loaded %s (%s) revision %s from %s: max_length %d, %d torch threads, %s%s", spec.model_id,
+             spec.key, loaded.revision, resolved.path, loaded.max_length, torch.get_num_threads(), loaded.precision,
+             "" if spec.int8 is None else " (forced by CRYPTOETL_SENTIMENT_INT8)")
+    return loaded
 
 
 def warn_synthetic(resolved: ResolvedModel) -> None:
@@ -350,8 +353,17 @@ class ModelHandle:
         return self._resolved
 
     @property
+    def revisions(self) -> tuple[str, ...]:
+        """The revisions whose stored scores count as this model's, known without loading weights: the
+        forced path's one; under auto both the fp32 and the int8 one of the same weights, as the gate
+        keeps either within the tolerance of the other (a default flip does not rescore history)."""
+        revision = self.resolved.revision
+        return (revision, revision + INT8_SUFFIX) if self.spec.int8 is None else (revision,)
+
+    @property
     def revision(self) -> str:
-        return self.resolved.revision
+        """The revision new scores are stored under. Under auto the gate decides it: this loads the model."""
+        return self.model.revision if self.spec.int8 is None else self.resolved.revision
 
     @property
     def synthetic(self) -> bool:
