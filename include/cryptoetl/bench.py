@@ -24,7 +24,6 @@ The database is dropped at the end. Timings belong here, never in pytest.
 from __future__ import annotations
 
 import argparse
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -116,35 +115,6 @@ def _load_rows(engine, table, rows: list[dict], chunk: int = 20_000) -> None:
             conn.execute(table.insert(), to_records(rows[lo:lo + chunk], table))
 
 
-def _load(engine, frame: pd.DataFrame, chunk: int = 50_000) -> None:
-    with engine.begin() as conn:
-        for lo in range(0, len(frame), chunk):
-            part = frame.iloc[lo:lo + chunk]
-            conn.execute(schema.price_data_real.insert(), part.to_dict("records"))
-
-
-def _reset_peak_rss() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:  # Linux: reset the peak-RSS counter
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
-    except (OSError, StopIteration):
-        return float("nan")
-
-
-def _timed(func):
-    began = time.perf_counter()
-    result = func()
-    return result, time.perf_counter() - began
-
-
 def run(url: str, n_symbols: int, days: Sequence[int], n_articles: int = 200) -> list[tuple[str, str, str, str]]:
     """Fill a throwaway database with the longest history of ``days``, then time the derived steps
     (``bench_derived``; the features rebuild at each length) and sentiment. The database is dropped."""
@@ -188,8 +158,8 @@ def _fill(engine, name: str, symbols: list[str], hours: int, days: int) -> int:
     end = START + timedelta(hours=hours)
     groups = [symbols[i:i + 40] for i in range(0, len(symbols), 40)]
     parts = (({"symbol": group}, synthetic_prices(group, hours, seed=11 + k)) for k, group in enumerate(groups))
-    rows, load_s = _timed(lambda: replace_interval_parts(engine, schema.price_data_real, parts, time_column="time",
-                                                          start=START, end=end))
+    rows, load_s = bench_derived.timed(lambda: replace_interval_parts(
+        engine, schema.price_data_real, parts, time_column="time", start=START, end=end))
     print(f"· loaded {rows:,} prices in {load_s:.1f}s")
     context = synthetic_context(symbols, hours)
     for table, context_rows in context.items():
