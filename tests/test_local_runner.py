@@ -138,7 +138,11 @@ def test_an_interrupt_while_airflow_starts_stops_everything_it_started(tmp_path,
         with stack:
             pass
     """)
-    proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as a terminal delivers it: to a process whose SIGINT is at its default. A child inherits
+    # an ignored SIGINT from its parent (a test worker may run with one), and Python then never raises
+    # KeyboardInterrupt: seen as a 120 s timeout in CI only.
+    proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (pidfile.exists() and pidfile.read_text().strip()):
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
