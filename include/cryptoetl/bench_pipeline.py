@@ -40,10 +40,13 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from cryptoetl.steps import get_step
+
 ROOT = Path(__file__).resolve().parents[2]
 WORK_LINE = re.compile(r"(\w+) \S+: (\d+) rows written in ([\d.]+)s; peak RSS (\d+) MiB")
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-DERIVED_DAGS = {"technical_indicators": "technical", "ml_features": "features"}
+# The derived steps whose work a history load multiplied (issue 14), by DAG id (from the step registry).
+DERIVED_DAGS = {get_step(name).dag_id: name for name in ("technical", "features")}
 AMPLIFICATION_TARGET = 1.2
 
 

@@ -52,7 +52,6 @@ class Plan:
     run: list[Interval]
     history: list[Interval]
     pending: list[Interval]
-    deferred: bool = False  # history intervals were held back because the upstream is busy
     keeps_pending: bool = True  # this run reads and writes the pending work (not a backfill of the DAG)
 
 
@@ -63,14 +62,14 @@ def plan(now: Iterable[Interval], history: Iterable[Interval], pending: Iterable
     now, history, pending = merge(now), merge(history), merge(pending)
     waiting = merge([*history, *pending])
     if waiting and upstream_busy():
-        return Plan(run=now, history=[], pending=waiting, deferred=True)
+        return Plan(run=now, history=[], pending=waiting)
     return Plan(run=merge([*now, *waiting]), history=waiting, pending=[])
 
 
 def is_history_run(context: Mapping[str, Any]) -> bool:
     """A backfill run, or a run of an interval that ended more than ``CATCHUP_AFTER`` before it started."""
     dag_run = context.get("dag_run")
-    if getattr(dag_run, "run_type", None) in ("backfill", "backfill_job") or \
+    if getattr(dag_run, "run_type", None) == "backfill" or \
             str(getattr(dag_run, "run_id", "")).startswith("backfill__"):
         return True
     end = context.get("data_interval_end")

@@ -1,7 +1,8 @@
 """Set-based rebuild of ``ml_features_materialized``: DELETE + INSERT ... SELECT in the database.
 
 The rows of an interval [lo, hi) are rebuilt in one transaction, entirely inside the warehouse:
-no fact row travels to Python (only the hour calendar of the interval is sent). Small session
+no price, indicator or news row travels to Python (only per-hour rows are sent: the calendar, and
+the macro values as of each hour, from the macro rows that can still be current). Small session
 temporary tables hold the per-hour context first, so that the final INSERT ... SELECT
 joins each price row to a handful of primary-key lookups. One module per part, each with its
 point-in-time rule (every value knowable at the row's ``time`` T, the hour start):

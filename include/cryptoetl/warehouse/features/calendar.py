@@ -1,4 +1,4 @@
-"""The calendar the families join to, sent from Python (the only rows that do):
+"""The calendar the families join to, sent from Python (with ``macro.py``'s per-hour values, the only rows that are):
 
 ``tmp_feat_hours``     every hour of [lo - 167 h, hi): the sentiment windows reach that far back.
 """
