@@ -272,3 +272,77 @@ def test_default_flip_keeps_history_and_forcing_a_path_rescores(sqlite_engine, t
     assert step.run_sentiment(_ctx(sqlite_engine, trained_model, int8=True), DAY) == 5
     assert set(_revisions(sqlite_engine).values()) == {base + "+int8"}
     assert step.run_sentiment(_ctx(sqlite_engine, trained_model), DAY) == 0
+
+
+def _decisions(engine) -> list[dict]:
+    t = schema.sentiment_precision_decisions
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(t).order_by(t.c.model_id)).mappings()]
+
+
+def test_a_later_pod_reuses_the_kept_decision_without_scoring_the_calibration_set(sqlite_engine, trained_model,
+                                                                                   monkeypatch, caplog):
+    _add_news(sqlite_engine, ARTICLES)
+    assert step.run_sentiment(_ctx(sqlite_engine, trained_model), DAY) == 5  # the first pod measures
+    kept = _decisions(sqlite_engine)
+    import torch
+    assert [(d["model_id"], d["precision"], d["reason"], d["n_texts"]) for d in kept] == [
+        ("ElKulako/cryptobert", "int8", "within tolerance", 60), ("ProsusAI/finbert", "int8", "within tolerance", 60)]
+    base = sm.content_revision(trained_model)
+    assert {(d["model_revision"], d["calibration_version"], d["torch_version"]) for d in kept} == {
+        (base, calibration.CALIBRATION_VERSION, torch.__version__)}
+    assert all(0 < d["mean_abs_score_diff"] <= 0.01 and d["label_agreement"] >= 0.98 for d in kept)
+
+    def no_second_measurement(*args, **kwargs):
+        raise AssertionError("the gate measured again")
+
+    monkeypatch.setattr(precision, "_measure", no_second_measurement)
+    with caplog.at_level(logging.INFO):
+        assert step.run_sentiment(_ctx(sqlite_engine, trained_model, rescore=True), DAY) == 5  # a new pod
+    assert set(_revisions(sqlite_engine).values()) == {base + "+int8"}
+    assert caplog.text.count("int8 (within tolerance") == 2 and caplog.text.count("recorded ") == 2
+    assert _decisions(sqlite_engine) == kept  # reused, not written again
+
+
+def test_another_torch_build_or_tolerance_measures_again(sqlite_engine, trained_model, monkeypatch):
+    records = step.GateRecordsTable(sqlite_engine)
+    first = sm.load(sm.resolve(_spec(trained_model)), records=records)
+    assert first.gate.recorded_at is None and len(_decisions(sqlite_engine)) == 1
+    again = sm.load(sm.resolve(_spec(trained_model)), records=records)
+    assert again.gate.recorded_at is not None and again.precision == "int8"
+    assert again.gate.mean_abs_score_diff == first.gate.mean_abs_score_diff
+    import torch
+    monkeypatch.setattr(torch, "__version__", "9.9.9")  # an upgraded image
+    assert sm.load(sm.resolve(_spec(trained_model)), records=records).gate.recorded_at is None
+    strict = precision.Tolerance(max_mean_abs_score_diff=0.0, min_label_agreement=1.0)
+    fp32 = sm.load(sm.resolve(_spec(trained_model, int8=False)))
+    chosen, decision = precision.choose_precision(fp32, strict, records=records)
+    assert (decision.precision, decision.recorded_at, chosen is fp32) == ("fp32", None, True)
+    _, reused = precision.choose_precision(fp32, strict, records=records)
+    assert (reused.precision, reused.reason) == ("fp32", "outside tolerance") and reused.recorded_at is not None
+    assert [d["torch_version"] for d in _decisions(sqlite_engine)].count("9.9.9") == 2
+
+
+def test_a_kept_int8_decision_falls_back_to_fp32_when_quantizing_fails_now(sqlite_engine, trained_model,
+                                                                          monkeypatch, caplog):
+    records = step.GateRecordsTable(sqlite_engine)
+    sm.load(sm.resolve(_spec(trained_model)), records=records)
+
+    def no_int8_kernels(model):
+        raise RuntimeError("no int8 engine on this CPU")
+
+    monkeypatch.setattr(precision, "quantize_int8", no_int8_kernels)
+    model = sm.load(sm.resolve(_spec(trained_model)), records=records)
+    assert (model.precision, model.gate.reason, _quantized(model)) == ("fp32", "int8 failed", False)
+    assert model.revision == sm.content_revision(trained_model) and "no int8 engine" in caplog.text
+
+
+def test_two_pods_keeping_the_same_decision_at_once_both_go_on(sqlite_engine, trained_model):
+    records = step.GateRecordsTable(sqlite_engine)
+    fp32 = sm.load(sm.resolve(_spec(trained_model, int8=False)))
+    key = precision.GateKey.of(fp32, precision.TOLERANCE, calibration.HEADLINES)
+    decision = precision.GateDecision("int8", "within tolerance", 60, precision.TOLERANCE, 0.001, 0.002, 1.0)
+    records.put(key, decision)
+    records.put(key, replace(decision, precision="fp32"))  # the loser of the race: no error, the first kept
+    assert [d["precision"] for d in _decisions(sqlite_engine)] == ["int8"]
+    assert records.get(replace(key, cpu="other")) is None

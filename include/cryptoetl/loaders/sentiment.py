@@ -20,7 +20,9 @@ Precision (``sentiment/precision.py``): by default (``CRYPTOETL_SENTIMENT_INT8=a
 gate chooses int8 or fp32 when the weights load, and new rows get ``<rev>+int8`` or ``<rev>``. A row
 under either of the two counts as scored (``ModelHandle.revisions``): the gate holds int8 to within
 its tolerance of fp32, so turning the default on (or the gate changing its mind) does not rescore
-the history, and the step still knows what to score without loading weights. The log line of each
+the history, and the step still knows what to score without loading weights. The gate's decision is
+kept in ``sentiment_precision_decisions`` (``GateRecordsTable``): a pod that loads the same weights
+with the same torch on the same kind of CPU reuses it instead of measuring again. The log line of each
 model role counts the interval's rows by revision, so a mix is visible. Forcing a path
 (``CRYPTOETL_SENTIMENT_INT8=0`` or ``1``) accepts only that path's revision: its rows replace the
 other path's as the intervals are run again.
@@ -43,13 +45,15 @@ import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders import chunks
 from cryptoetl.sentiment.model import CANONICAL_LABELS, ModelHandle, ModelSpec, warn_synthetic
+from cryptoetl.sentiment.precision import GateDecision, GateKey
 from cryptoetl.step import StepContext
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.engine import to_naive_utc
@@ -86,12 +90,35 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class GateRecordsTable:
+    """The precision gate's decisions in ``sentiment_precision_decisions`` (``precision.GateRecords``)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def get(self, key: GateKey) -> dict | None:
+        table = schema.sentiment_precision_decisions
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(*(table.c[name] == value
+                                                     for name, value in key.record().items()))).mappings().first()
+        return dict(row) if row is not None else None
+
+    def put(self, key: GateKey, decision: GateDecision) -> None:
+        row = {**key.record(), **decision.record(), "decided_at": to_naive_utc(datetime.now(UTC))}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(schema.sentiment_precision_decisions), row)
+        except IntegrityError:  # another pod kept its decision for this key first: the same one
+            log.info("sentiment: precision decision for %s %s already kept", key.model_id, key.model_revision)
+
+
 def model_handle(ctx: StepContext, key: str) -> ModelHandle:
     """The model of role ``key``, loaded once per step context (tests and the bench put their own
     in ``ctx.models``)."""
     if key not in ctx.models:
         settings = ctx.settings.sentiment
-        ctx.models[key] = ModelHandle(ModelSpec.from_settings(settings, key), threads=settings.torch_threads)
+        ctx.models[key] = ModelHandle(ModelSpec.from_settings(settings, key), threads=settings.torch_threads,
+                                      records=GateRecordsTable(ctx.engine))
     return ctx.models[key]
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from cryptoetl.config import ConfigError, SentimentSettings
-from cryptoetl.sentiment.precision import INT8_SUFFIX, GateDecision, choose_precision, quantize_int8
+from cryptoetl.sentiment.precision import INT8_SUFFIX, GateDecision, GateRecords, choose_precision, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -291,9 +291,9 @@ def model_max_length(spec_limit: int, config, tokenizer) -> int:
     return limit
 
 
-def load(resolved: ResolvedModel, threads: int | None = None) -> SentimentModel:
+def load(resolved: ResolvedModel, threads: int | None = None, records: GateRecords | None = None) -> SentimentModel:
     """Load weights and tokenizer from the resolved directory (offline), eval mode; int8 when forced,
-    or when the precision gate accepts it (auto)."""
+    or when the precision gate accepts it (auto; ``records``: where its decisions are kept)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -319,7 +319,7 @@ def load(resolved: ResolvedModel, threads: int | None = None) -> SentimentModel:
         log.warning("sentiment: %s has no fast tokenizer; tokenizing with the slow one", spec.model_id)
     loaded = SentimentModel(resolved, model, tokenizer, model_max_length(spec.max_length, model.config, tokenizer))
     if spec.int8 is None:
-        loaded, decision = choose_precision(loaded)
+        loaded, decision = choose_precision(loaded, records=records)
         loaded.gate = decision
         log.info("sentiment: precision gate for %s (%s) revision %s: %s", spec.model_id, spec.key, resolved.revision,
                  decision.describe())
@@ -340,9 +340,10 @@ class ModelHandle:
     """Lazily resolved, lazily loaded model of one role: the step resolves the revision (cheap) to see
     what needs scoring, and loads weights only when something does."""
 
-    def __init__(self, spec: ModelSpec, threads: int | None = None):
+    def __init__(self, spec: ModelSpec, threads: int | None = None, records: GateRecords | None = None):
         self.spec = spec
         self.threads = threads
+        self.records = records  # the precision gate's kept decisions (auto only)
         self._resolved: ResolvedModel | None = None
         self._model: SentimentModel | None = None
 
@@ -376,5 +377,5 @@ class ModelHandle:
     @property
     def model(self) -> SentimentModel:
         if self._model is None:
-            self._model = load(self.resolved, self.threads)
+            self._model = load(self.resolved, self.threads, self.records)
         return self._model

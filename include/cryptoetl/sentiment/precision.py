@@ -18,20 +18,28 @@ deterministic for a given model, calibration set and torch build (the image pins
 logged with the measured agreement, and recorded in the revision stored with every score:
 ``<rev>+int8`` when int8 scored it, ``<rev>`` when fp32 did, so the two are never mixed silently.
 
-Cost, once per process that loads weights (none when the interval has nothing to score):
-quantizing plus scoring the 60 short texts twice; seconds for a BERT-base on 2 CPUs
-(``python -m cryptoetl.bench_sentiment`` reports it). When int8 is chosen the fp32 weights are
-released: the int8 copy also needs less memory.
+Cost: quantizing plus scoring the 60 short texts twice, tens of seconds for both BERT-base models on
+2 CPUs (``python -m cryptoetl.bench_sentiment`` reports it). An hourly pod scores a few dozen
+articles, so paying that in every pod would cost more than int8 saves. The step therefore keeps each
+decision in the warehouse (``sentiment_precision_decisions``) under a ``GateKey``: the model id and
+revision (the weights), the calibration set, the tolerance, the torch build and the CPU's kernels,
+everything the two scorings depend on. A later load with the same key reuses the decision, measured
+figures included, and only quantizes. Anything new (other weights, a torch upgrade, another CPU
+family) runs the gate again. Deleting the rows forces that too. Without a store (tests, the bench), the
+gate runs at every load. When int8 is chosen the fp32 weights are released: the int8 copy also needs
+less memory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -56,6 +64,9 @@ class Tolerance:
         return (mean_abs_score_diff <= self.max_mean_abs_score_diff
                 and label_agreement >= self.min_label_agreement)
 
+    def spec(self) -> str:
+        return f"score<={self.max_mean_abs_score_diff:g},labels>={self.min_label_agreement:g}"
+
 
 TOLERANCE = Tolerance()
 
@@ -75,6 +86,14 @@ class GateDecision:
     int8_seconds: float | None = None  # ... and with the int8 copy
     seconds: float = 0.0  # the gate's whole one-off cost (both scorings and quantizing)
     calibration_version: str = CALIBRATION_VERSION
+    recorded_at: datetime | None = None  # set when the decision was read back, not measured by this load
+
+    def record(self) -> dict:
+        """The measured fields, as ``sentiment_precision_decisions`` stores them."""
+        return {"precision": self.precision, "reason": self.reason, "n_texts": self.n_texts,
+                "mean_abs_score_diff": self.mean_abs_score_diff, "max_abs_score_diff": self.max_abs_score_diff,
+                "label_agreement": self.label_agreement, "fp32_seconds": self.fp32_seconds,
+                "int8_seconds": self.int8_seconds, "gate_seconds": self.seconds}
 
     def describe(self) -> str:
         measured = "agreement not measured"
@@ -85,9 +104,47 @@ class GateDecision:
         timing = f"fp32 {self.fp32_seconds:.2f}s"
         if self.int8_seconds is not None:
             timing += f", int8 {self.int8_seconds:.2f}s"
+        if self.recorded_at is not None:
+            timing = f"recorded {self.recorded_at:%Y-%m-%d %H:%M} UTC ({timing}); {self.seconds:.2f}s now"
+        else:
+            timing += f", gate {self.seconds:.2f}s"
         return (f"{self.precision} ({self.reason}: mean |Δscore| ≤ {self.tolerance.max_mean_abs_score_diff}, labels "
                 f"≥ {self.tolerance.min_label_agreement:.0%}): {measured} on calibration set "
-                f"{self.calibration_version}; {timing}, gate {self.seconds:.2f}s")
+                f"{self.calibration_version}; {timing}")
+
+
+@dataclass(frozen=True)
+class GateKey:
+    """Everything a gate decision depends on: the same key scores the calibration set identically both
+    ways, so it reaches the same decision (the columns of ``sentiment_precision_decisions``' key)."""
+
+    model_id: str
+    model_revision: str  # the fp32 revision: a snapshot commit or a content hash of the files
+    calibration_version: str
+    tolerance: str
+    torch_version: str
+    cpu: str  # torch's CPU capability (the fp32 kernels) and quantized engine (the int8 ones)
+
+    @classmethod
+    def of(cls, fp32: SentimentModel, tolerance: Tolerance, texts: Sequence[str]) -> GateKey:
+        import torch
+
+        calibration = CALIBRATION_VERSION if tuple(texts) == HEADLINES else \
+            "sha256:" + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        return cls(fp32.resolved.spec.model_id, fp32.revision, calibration, tolerance.spec(), torch.__version__,
+                   f"{torch.backends.cpu.get_cpu_capability()}/{torch.backends.quantized.engine}")
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+class GateRecords(Protocol):
+    """Where decisions are kept between loads (the step's: the warehouse). ``get`` returns a stored
+    ``GateDecision.record()`` plus ``decided_at``, or None; ``put`` keeps the first decision of a key."""
+
+    def get(self, key: GateKey) -> dict | None: ...
+
+    def put(self, key: GateKey, decision: GateDecision) -> None: ...
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float, float]:
@@ -113,9 +170,40 @@ def quantize_int8(model):
 
 
 def choose_precision(fp32: SentimentModel, tolerance: Tolerance = TOLERANCE, texts: Sequence[str] = HEADLINES,
-                     batch_size: int = 32) -> tuple[SentimentModel, GateDecision]:
+                     batch_size: int = 32, records: GateRecords | None = None) -> tuple[SentimentModel, GateDecision]:
     """The model to score with, fp32 (``fp32`` itself) or an int8 copy (revision ``+int8``), and the
-    decision with its measured agreement. ``fp32`` is a model loaded in fp32, not yet quantized."""
+    decision with its measured agreement. ``fp32`` is a model loaded in fp32, not yet quantized.
+    ``records``: a decision kept there for this ``GateKey`` is reused; a new measured one is kept."""
+    key = GateKey.of(fp32, tolerance, texts) if records is not None else None
+    if records is not None and (kept := records.get(key)) is not None:
+        return _reuse(fp32, tolerance, kept)
+    chosen, decision = _measure(fp32, tolerance, texts, batch_size)
+    if records is not None and decision.label_agreement is not None:  # a failed quantization is tried again
+        records.put(key, decision)
+    return chosen, decision
+
+
+def _reuse(fp32: SentimentModel, tolerance: Tolerance, kept: dict) -> tuple[SentimentModel, GateDecision]:
+    """A kept decision applied to this load: int8 quantizes (nothing is scored), fp32 keeps ``fp32``."""
+    began = time.perf_counter()
+    figures = {name: kept[name] for name in ("n_texts", "mean_abs_score_diff", "max_abs_score_diff",
+                                             "label_agreement", "fp32_seconds", "int8_seconds")}
+    chosen, precision_ = fp32, kept["precision"]
+    if precision_ == "int8":
+        try:
+            chosen = fp32.with_model(quantize_int8(fp32.model), fp32.revision + INT8_SUFFIX)
+        except Exception as exc:  # noqa: BLE001 - as in _measure
+            log.warning("sentiment: int8 quantization of %s failed, scoring in fp32: %s: %s",
+                        fp32.resolved.spec.model_id, type(exc).__name__, exc)
+            precision_ = "fp32"
+    return chosen, GateDecision(precision_, kept["reason"] if precision_ == kept["precision"] else "int8 failed",
+                                tolerance=tolerance, seconds=time.perf_counter() - began,
+                                recorded_at=kept["decided_at"], **figures)
+
+
+def _measure(fp32: SentimentModel, tolerance: Tolerance, texts: Sequence[str],
+             batch_size: int) -> tuple[SentimentModel, GateDecision]:
+    """The gate itself: both scorings of ``texts`` and the comparison."""
     began = time.perf_counter()
     reference = fp32.score(texts, batch_size)
     fp32_s = time.perf_counter() - began

@@ -115,3 +115,27 @@ crypto_sentiment_data = Table(
     comment="One score per article per model revision (loaders/sentiment.py, docs/SENTIMENT.md)",
     **UTF8MB4,
 )
+
+sentiment_precision_decisions = Table(
+    "sentiment_precision_decisions",
+    metadata,
+    Column("model_id", String(128), primary_key=True),
+    Column("model_revision", String(64), primary_key=True, comment="the fp32 revision (weights)"),
+    Column("calibration_version", String(32), primary_key=True),
+    Column("tolerance", String(48), primary_key=True),
+    Column("torch_version", String(32), primary_key=True),
+    Column("cpu", String(48), primary_key=True, comment="torch's CPU capability / quantized engine"),
+    Column("precision", String(8), nullable=False, comment="int8 | fp32: what the gate chose"),
+    Column("reason", String(64), nullable=False),
+    Column("n_texts", Integer, nullable=False),
+    Column("mean_abs_score_diff", Double),
+    Column("max_abs_score_diff", Double),
+    Column("label_agreement", Double),
+    Column("fp32_seconds", Double),
+    Column("int8_seconds", Double),
+    Column("gate_seconds", Double),
+    Column("decided_at", DateTime(), nullable=False, comment="UTC"),
+    comment="The sentiment precision gate's decisions, reused by later loads of the same key "
+            "(sentiment/precision.py)",
+    **UTF8MB4,
+)
