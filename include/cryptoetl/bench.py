@@ -172,7 +172,8 @@ def _sentiment_row(result: dict | None) -> tuple[str, str, str, str]:
     if result is None:
         return ("sentiment, default path", "-", "skipped (--articles 0)", "")
     gate = (f"gate chose {result['precision']}: calibration mean |Δscore| {result['gate_mean_abs_score_diff']}, "
-            f"labels {result['gate_label_agreement']:.1%}, {result['gate_s']}s once per load"
+            f"labels {result['gate_label_agreement']:.1%}, {result['gate_s']}s once per model revision, torch "
+            "build and CPU (kept in the warehouse)"
             if result["gate_label_agreement"] is not None else f"{result['precision']}, gate {result['gate_s']}s")
     detail = (f"{result['n_articles']} articles ({result['mean_tokens']} tokens avg), {result['threads']} threads; "
               f"{gate}; fp32 forward {result['fp32_raw_articles_per_s']}/s")

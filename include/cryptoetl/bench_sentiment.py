@@ -19,7 +19,8 @@ Measured in the same run, with the same torch thread count, best of ``repeats``,
 - default e2e: ``run_sentiment`` with the default settings and both models already loaded (read the
   interval's articles, check what is scored, tokenize, batch, forward, write in one transaction),
   rescoring every article. ``ratio`` = default e2e articles/s / fp32 raw articles/s (target >= 3);
-- the gate, once per model load: its cost in seconds, its agreement on the calibration set and its
+- the gate, once per model revision, torch build and CPU (the step keeps its decisions in the
+  warehouse; the bench measures it): its cost in seconds, its agreement on the calibration set and its
   choice; and the stored default-path scores against the fp32 forward pass on the bench texts;
 - default cold: ``run_sentiment`` from a fresh context: resolve + content-hash + load + gate of both
   models included, as a pod does once per run.

@@ -2,7 +2,7 @@
 
 ``CRYPTOETL_SENTIMENT_INT8`` (``SentimentSettings.int8``) chooses how a loaded model runs:
 
-- ``auto`` (the default, ``None``): the gate below decides, once per model load;
+- ``auto`` (the default, ``None``): the gate below decides when a model loads (or reuses a kept decision);
 - ``1`` (``True``): dynamic int8 without the gate; ``0`` (``False``): fp32, as loaded.
 
 The gate scores the fixed calibration set (``sentiment/calibration.py``: 60 headlines written for
