@@ -289,8 +289,9 @@ def test_a_later_pod_reuses_the_kept_decision_without_scoring_the_calibration_se
     assert [(d["model_id"], d["precision"], d["reason"], d["n_texts"]) for d in kept] == [
         ("ElKulako/cryptobert", "int8", "within tolerance", 60), ("ProsusAI/finbert", "int8", "within tolerance", 60)]
     base = sm.content_revision(trained_model)
-    assert {(d["model_revision"], d["calibration_version"], d["torch_version"]) for d in kept} == {
-        (base, calibration.CALIBRATION_VERSION, torch.__version__)}
+    assert {(d["model_revision"], d["calibration"]) for d in kept} == {
+        (base, f"{calibration.CALIBRATION_VERSION}/len128/b32")}  # the tiny model's 128 positions
+    assert all(f"torch {torch.__version__}, transformers " in d["runtime"] for d in kept)
     assert all(0 < d["mean_abs_score_diff"] <= 0.01 and d["label_agreement"] >= 0.98 for d in kept)
 
     def no_second_measurement(*args, **kwargs):
@@ -320,7 +321,8 @@ def test_another_torch_build_or_tolerance_measures_again(sqlite_engine, trained_
     assert (decision.precision, decision.recorded_at, chosen is fp32) == ("fp32", None, True)
     _, reused = precision.choose_precision(fp32, strict, records=records)
     assert (reused.precision, reused.reason) == ("fp32", "outside tolerance") and reused.recorded_at is not None
-    assert [d["torch_version"] for d in _decisions(sqlite_engine)].count("9.9.9") == 2
+    assert sum("torch 9.9.9," in d["runtime"] for d in _decisions(sqlite_engine)) == 2
+    assert len(_decisions(sqlite_engine)) == 3
 
 
 def test_a_kept_int8_decision_falls_back_to_fp32_when_quantizing_fails_now(sqlite_engine, trained_model,
@@ -333,16 +335,28 @@ def test_a_kept_int8_decision_falls_back_to_fp32_when_quantizing_fails_now(sqlit
 
     monkeypatch.setattr(precision, "quantize_int8", no_int8_kernels)
     model = sm.load(sm.resolve(_spec(trained_model)), records=records)
-    assert (model.precision, model.gate.reason, _quantized(model)) == ("fp32", "int8 failed", False)
+    assert (model.precision, model.gate.reason, _quantized(model)) == ("fp32", "int8 failed: RuntimeError", False)
+    assert model.gate.recorded_at is not None  # applied from the kept decision, not measured again
     assert model.revision == sm.content_revision(trained_model) and "no int8 engine" in caplog.text
 
 
-def test_two_pods_keeping_the_same_decision_at_once_both_go_on(sqlite_engine, trained_model):
+def test_two_pods_keeping_the_same_decision_at_once_both_go_on(sqlite_engine, trained_model, caplog):
     records = step.GateRecordsTable(sqlite_engine)
     fp32 = sm.load(sm.resolve(_spec(trained_model, int8=False)))
-    key = precision.GateKey.of(fp32, precision.TOLERANCE, calibration.HEADLINES)
+    key = precision.GateKey.of(fp32, precision.TOLERANCE, calibration.HEADLINES, 32)
     decision = precision.GateDecision("int8", "within tolerance", 60, precision.TOLERANCE, 0.001, 0.002, 1.0)
     records.put(key, decision)
     records.put(key, replace(decision, precision="fp32"))  # the loser of the race: no error, the first kept
     assert [d["precision"] for d in _decisions(sqlite_engine)] == ["int8"]
+    assert "this load's gate chose fp32, the kept decision is int8" in caplog.text
     assert records.get(replace(key, cpu="other")) is None
+    assert records.get(replace(key, calibration=key.calibration.replace("/b32", "/b8"))) is None
+
+
+def test_an_unusable_decision_table_is_a_warning_and_the_gate_measures(sqlite_engine, trained_model, caplog):
+    with sqlite_engine.begin() as conn:
+        schema.sentiment_precision_decisions.drop(conn)
+    model = sm.load(sm.resolve(_spec(trained_model)), records=step.GateRecordsTable(sqlite_engine))
+    assert (model.precision, model.gate.recorded_at) == ("int8", None)  # measured, used for this load
+    assert "precision decisions unreadable, measuring" in caplog.text
+    assert "not kept (measured again next load)" in caplog.text

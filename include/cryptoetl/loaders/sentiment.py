@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders import chunks
@@ -91,16 +91,22 @@ def text_hash(text: str) -> str:
 
 
 class GateRecordsTable:
-    """The precision gate's decisions in ``sentiment_precision_decisions`` (``precision.GateRecords``)."""
+    """The precision gate's decisions in ``sentiment_precision_decisions`` (``precision.GateRecords``).
+    A cache: a database error reading or keeping one is logged, and the gate then measures (or its
+    decision is used for this load only), never failing the step."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
 
     def get(self, key: GateKey) -> dict | None:
         table = schema.sentiment_precision_decisions
-        with self.engine.connect() as conn:
-            row = conn.execute(select(table).where(*(table.c[name] == value
-                                                     for name, value in key.record().items()))).mappings().first()
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(table).where(*(table.c[name] == value for name, value in
+                                                         key.record().items()))).mappings().first()
+        except SQLAlchemyError as exc:
+            log.warning("sentiment: precision decisions unreadable, measuring: %s", exc)
+            return None
         return dict(row) if row is not None else None
 
     def put(self, key: GateKey, decision: GateDecision) -> None:
@@ -108,8 +114,14 @@ class GateRecordsTable:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(schema.sentiment_precision_decisions), row)
-        except IntegrityError:  # another pod kept its decision for this key first: the same one
-            log.info("sentiment: precision decision for %s %s already kept", key.model_id, key.model_revision)
+        except IntegrityError:  # another pod kept its decision for this key first
+            kept = self.get(key)
+            if kept is None or kept["precision"] != decision.precision:
+                log.warning("sentiment: %s %s: this load's gate chose %s, the kept decision is %s", key.model_id,
+                            key.model_revision, decision.precision, kept and kept["precision"])
+        except SQLAlchemyError as exc:
+            log.warning("sentiment: precision decision for %s not kept (measured again next load): %s",
+                        key.model_id, exc)
 
 
 def model_handle(ctx: StepContext, key: str) -> ModelHandle:

@@ -22,11 +22,12 @@ Cost: quantizing plus scoring the 60 short texts twice, tens of seconds for both
 2 CPUs (``python -m cryptoetl.bench_sentiment`` reports it). An hourly pod scores a few dozen
 articles, so paying that in every pod would cost more than int8 saves. The step therefore keeps each
 decision in the warehouse (``sentiment_precision_decisions``) under a ``GateKey``: the model id and
-revision (the weights), the calibration set, the tolerance, the torch build and the CPU's kernels,
-everything the two scorings depend on. A later load with the same key reuses the decision, measured
-figures included, and only quantizes. Anything new (other weights, a torch upgrade, another CPU
-family) runs the gate again. Deleting the rows forces that too. Without a store (tests, the bench), the
-gate runs at every load. When int8 is chosen the fp32 weights are released: the int8 copy also needs
+revision (the weights), the calibration set with the truncation length and batch size, the tolerance,
+the torch, transformers and tokenizers versions, and the CPU's kernels. A later load with the same key
+reuses the decision, measured figures included, and only quantizes. Anything new (other weights, an
+upgraded library, another CPU family) runs the gate again. Deleting the rows forces that too. A model
+loaded without a store (``ModelHandle`` without ``records``, as the bench's own handles are) measures
+at every load. When int8 is chosen the fp32 weights are released: the int8 copy also needs
 less memory.
 """
 
@@ -39,6 +40,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -65,7 +67,7 @@ class Tolerance:
                 and label_agreement >= self.min_label_agreement)
 
     def spec(self) -> str:
-        return f"score<={self.max_mean_abs_score_diff:g},labels>={self.min_label_agreement:g}"
+        return f"score<={self.max_mean_abs_score_diff!r},labels>={self.min_label_agreement!r}"
 
 
 TOLERANCE = Tolerance()
@@ -120,22 +122,39 @@ class GateKey:
 
     model_id: str
     model_revision: str  # the fp32 revision: a snapshot commit or a content hash of the files
-    calibration_version: str
+    calibration: str  # the set's version (or digest), the truncation length and the batch size
     tolerance: str
-    torch_version: str
-    cpu: str  # torch's CPU capability (the fp32 kernels) and quantized engine (the int8 ones)
+    runtime: str  # torch, transformers and tokenizers versions: the kernels, the forward code, the ids
+    cpu: str  # torch's CPU capability (fp32 kernels), quantized engine and int8 dot-product instructions
 
     @classmethod
-    def of(cls, fp32: SentimentModel, tolerance: Tolerance, texts: Sequence[str]) -> GateKey:
+    def of(cls, fp32: SentimentModel, tolerance: Tolerance, texts: Sequence[str], batch_size: int) -> GateKey:
+        import tokenizers
         import torch
+        import transformers
 
-        calibration = CALIBRATION_VERSION if tuple(texts) == HEADLINES else \
+        version = CALIBRATION_VERSION if tuple(texts) == HEADLINES else \
             "sha256:" + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-        return cls(fp32.resolved.spec.model_id, fp32.revision, calibration, tolerance.spec(), torch.__version__,
-                   f"{torch.backends.cpu.get_cpu_capability()}/{torch.backends.quantized.engine}")
+        runtime = f"torch {torch.__version__}, transformers {transformers.__version__}, tokenizers " \
+                  f"{tokenizers.__version__}"
+        cpu = "/".join([str(torch.backends.cpu.get_cpu_capability()), str(torch.backends.quantized.engine),
+                        *int8_dot_product_flags()])
+        return cls(fp32.resolved.spec.model_id, fp32.revision, f"{version}/len{fp32.max_length}/b{batch_size}",
+                   tolerance.spec(), runtime, cpu)
 
     def record(self) -> dict:
         return asdict(self)
+
+
+def int8_dot_product_flags() -> list[str]:
+    """The CPU's int8 dot-product extensions. Without them (plain AVX2) an int8 matmul is not much faster
+    than an fp32 one: 1.7x on the 2-core AMD EPYC dev machine (fbgemm vs MKL, 1500x768 @ 768x3072, one
+    thread), so int8 alone cannot make the forward pass 3x faster there."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:  # pragma: no cover - not Linux
+        return []
+    return sorted(flags & {"avx512_vnni", "avx_vnni", "amx_int8", "avx_vnni_int8"})
 
 
 class GateRecords(Protocol):
@@ -174,7 +193,7 @@ def choose_precision(fp32: SentimentModel, tolerance: Tolerance = TOLERANCE, tex
     """The model to score with, fp32 (``fp32`` itself) or an int8 copy (revision ``+int8``), and the
     decision with its measured agreement. ``fp32`` is a model loaded in fp32, not yet quantized.
     ``records``: a decision kept there for this ``GateKey`` is reused; a new measured one is kept."""
-    key = GateKey.of(fp32, tolerance, texts) if records is not None else None
+    key = GateKey.of(fp32, tolerance, texts, batch_size) if records is not None else None
     if records is not None and (kept := records.get(key)) is not None:
         return _reuse(fp32, tolerance, kept)
     chosen, decision = _measure(fp32, tolerance, texts, batch_size)
@@ -188,16 +207,15 @@ def _reuse(fp32: SentimentModel, tolerance: Tolerance, kept: dict) -> tuple[Sent
     began = time.perf_counter()
     figures = {name: kept[name] for name in ("n_texts", "mean_abs_score_diff", "max_abs_score_diff",
                                              "label_agreement", "fp32_seconds", "int8_seconds")}
-    chosen, precision_ = fp32, kept["precision"]
+    chosen, precision_, reason = fp32, kept["precision"], kept["reason"]
     if precision_ == "int8":
         try:
             chosen = fp32.with_model(quantize_int8(fp32.model), fp32.revision + INT8_SUFFIX)
         except Exception as exc:  # noqa: BLE001 - as in _measure
             log.warning("sentiment: int8 quantization of %s failed, scoring in fp32: %s: %s",
                         fp32.resolved.spec.model_id, type(exc).__name__, exc)
-            precision_ = "fp32"
-    return chosen, GateDecision(precision_, kept["reason"] if precision_ == kept["precision"] else "int8 failed",
-                                tolerance=tolerance, seconds=time.perf_counter() - began,
+            precision_, reason = "fp32", f"int8 failed: {type(exc).__name__}"
+    return chosen, GateDecision(precision_, reason, tolerance=tolerance, seconds=time.perf_counter() - began,
                                 recorded_at=kept["decided_at"], **figures)
 
 

@@ -1,7 +1,7 @@
 """The sentiment precision gate's decisions: ``sentiment_precision_decisions``.
 
 A pod that loads a sentiment model under ``CRYPTOETL_SENTIMENT_INT8=auto`` reuses the decision an
-earlier load made for the same weights, calibration set, tolerance, torch build and CPU kernels,
+earlier load made for the same weights, calibration set, tolerance, libraries and CPU kernels,
 instead of scoring the calibration set both ways again (sentiment/precision.py). A new table only:
 the first load after this revision runs the gate once and keeps its decision.
 
@@ -28,11 +28,13 @@ def upgrade() -> None:
         sa.Column("model_id", sa.String(128), primary_key=True, nullable=False),
         sa.Column("model_revision", sa.String(64), primary_key=True, nullable=False,
                   comment="the fp32 revision (weights)"),
-        sa.Column("calibration_version", sa.String(32), primary_key=True, nullable=False),
+        sa.Column("calibration", sa.String(64), primary_key=True, nullable=False,
+                  comment="set version / truncation length / batch size"),
         sa.Column("tolerance", sa.String(48), primary_key=True, nullable=False),
-        sa.Column("torch_version", sa.String(32), primary_key=True, nullable=False),
-        sa.Column("cpu", sa.String(48), primary_key=True, nullable=False,
-                  comment="torch's CPU capability / quantized engine"),
+        sa.Column("runtime", sa.String(96), primary_key=True, nullable=False,
+                  comment="torch, transformers and tokenizers versions"),
+        sa.Column("cpu", sa.String(96), primary_key=True, nullable=False,
+                  comment="torch's CPU capability / quantized engine / int8 dot-product flags"),
         sa.Column("precision", sa.String(8), nullable=False, comment="int8 | fp32: what the gate chose"),
         sa.Column("reason", sa.String(64), nullable=False),
         sa.Column("n_texts", sa.Integer, nullable=False),
