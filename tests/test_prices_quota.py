@@ -11,6 +11,7 @@ import pytest
 from helpers import dump, settings_for, utc
 from sqlalchemy import select
 
+from cryptoetl.config import ConfigError
 from cryptoetl.intervals import Interval
 from cryptoetl.sandbox.server import SandboxServer
 from cryptoetl.sources.coingecko import CoinGeckoClient, CoinGeckoHistoryError
@@ -81,6 +82,16 @@ def test_a_range_beyond_the_plan_fails_before_any_call(sqlite_engine):
         ctx = context(sqlite_engine, server)
         with pytest.raises(CoinGeckoHistoryError, match="public plan serves the last 365 days"):
             get_step("prices").execute(ctx, Interval(utc(2025, 3, 1), utc(2025, 3, 2)))
+        assert server.requests == []
+
+
+def test_a_client_on_another_plan_than_the_settings_is_refused_before_any_call(sqlite_engine):
+    """The planner reads the plan from the settings (production builds the client from them): a pro
+    client under settings naming none (public) would plan the public window and fetch nothing older."""
+    with SandboxServer(now=NOW.timestamp, require_key="pro") as server:
+        ctx = context(sqlite_engine, server, api_key="CG-x", plan="pro")
+        with pytest.raises(ConfigError, match="client is on the pro plan but the settings name the public plan"):
+            get_step("prices").execute(ctx, Interval(utc(2025, 1, 1), utc(2025, 1, 2)))
         assert server.requests == []
 
 

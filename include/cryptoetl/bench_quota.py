@@ -25,7 +25,6 @@ from pathlib import Path
 
 from cryptoetl.intervals import Interval
 from cryptoetl.sandbox.server import SandboxServer
-from cryptoetl.sources.coingecko import CoinGeckoClient
 from cryptoetl.step import StepContext
 from cryptoetl.steps import get_step
 
@@ -44,9 +43,12 @@ def _context(path: Path, server: SandboxServer, coins: int, clock: float) -> Ste
     create_all(engine)
     ids = sorted(server.apis["CoinGeckoApi"].coins)[:coins]  # known and synthetic coins alike
     universe = tuple(Coin(f"C{i:03d}", coin_id, coin_id) for i, coin_id in enumerate(ids))
-    settings = replace(Settings(warehouse_url=str(engine.url)), symbols=universe)
-    client = CoinGeckoClient(server.base_url, api_key="bench", plan="pro", rate_per_minute=600_000)
-    return StepContext(settings=settings, engine=engine, clients={CoinGeckoClient: client}, clock=lambda: clock)
+    # the pro plan (456 days are served) named in the settings, as in production: the planner reads the
+    # plan there, and the step builds its client from them (ctx.client -> from_settings), so both agree
+    source_env = {**server.env(), "COINGECKO_API_PLAN": "pro", "COINGECKO_API_KEY": "bench",
+                  "COINGECKO_RATE_PER_MINUTE": "600000"}
+    settings = replace(Settings(warehouse_url=str(engine.url), source_env=source_env), symbols=universe)
+    return StepContext(settings=settings, engine=engine, clock=lambda: clock)
 
 
 def load(coins: int, days: int, now: datetime) -> dict:

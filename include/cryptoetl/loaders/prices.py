@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+from cryptoetl.config import ConfigError
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders.universe import coins_for
 from cryptoetl.sources.coingecko import (
@@ -73,6 +74,7 @@ def run_prices(ctx: StepContext, interval: Interval) -> int:
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     if interval.end > now:  # its last hour needs points up to 5 minutes past its start: all there at its end
         raise SourceDataGap(f"prices: {interval} is not over until {interval.end:%Y-%m-%d %H:%M} UTC; run it then")
+    _check_plan(ctx, client)
     client.check_history(points_needed(interval.start, interval.end)[0], now)
     coins, todo = planned_fetches(ctx, interval)
     refetch = "refetch" in ctx.options
@@ -86,6 +88,17 @@ def run_prices(ctx: StepContext, interval: Interval) -> int:
     return retry_transient(lambda: replace_interval_parts(
         ctx.engine, schema.price_data_real, _parts(ctx, coins, interval), time_column="time", start=interval.start,
         end=interval.end), what=f"prices {interval}")
+
+
+def _check_plan(ctx: StepContext, client: CoinGeckoClient) -> None:
+    """The plan is the settings' (``COINGECKO_API_PLAN``): the planner reads it there, and the client is
+    built from them (``from_settings``). A client on another plan would refuse ranges the plan serves, or
+    plan blocks it cannot fetch (and pay for them day by day): refused before any call."""
+    plan = SPEC.resolve(ctx.settings).plan
+    if client.plan != plan:
+        raise ConfigError(f"prices: the CoinGecko client is on the {client.plan} plan but the settings name the "
+                          f"{plan} plan ({SPEC.env_name('API_PLAN')}); build the client from the settings "
+                          "(CoinGeckoClient.from_settings): nothing was called")
 
 
 def _land(ctx: StepContext, client: CoinGeckoClient, todo: Sequence[landing.Fetch], *, refetch: bool) -> None:
