@@ -298,6 +298,7 @@ def test_a_later_pod_reuses_the_kept_decision_without_scoring_the_calibration_se
         raise AssertionError("the gate measured again")
 
     monkeypatch.setattr(precision, "_measure", no_second_measurement)
+    caplog.clear()  # the first pod's lines (captured when the logger is already at INFO)
     with caplog.at_level(logging.INFO):
         assert step.run_sentiment(_ctx(sqlite_engine, trained_model, rescore=True), DAY) == 5  # a new pod
     assert set(_revisions(sqlite_engine).values()) == {base + "+int8"}

@@ -12,7 +12,8 @@ point-in-time rule (every value knowable at the row's ``time`` T, the hour start
 ``onchain``    ``tmp_feat_onchain``: per symbol and hour, the latest on-chain day its source had published.
 ``sentiment``  ``tmp_feat_sent_*``: per (scope, model, hour), trailing-window counts and means.
 ``universe``   ``tmp_feat_snap``: per hour, the universe snapshot known then (the coin's rank).
-``select``     the final INSERT ... SELECT (prices and indicators join it directly).
+``select``     ``tmp_feat_hour_ctx``: the per-hour tables above gathered in one (in memory), then
+               the final INSERT ... SELECT (prices and indicators join it directly).
 
 Each family also states how far past a changed input interval the features change
 (``LOOKAHEAD_HOURS``, merged here): a rebuild triggered by that input covers that much more.
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 LOOKAHEAD_HOURS: dict[str, int] = {**final.LOOKAHEAD_HOURS, **macro.LOOKAHEAD_HOURS, **onchain.LOOKAHEAD_HOURS,
                                    **sentiment.LOOKAHEAD_HOURS, **universe.LOOKAHEAD_HOURS}
 _TEMP_TABLES = (*calendar.TEMP_TABLES, *macro.TEMP_TABLES, *onchain.TEMP_TABLES, *sentiment.TEMP_TABLES,
-                *universe.TEMP_TABLES)
+                *universe.TEMP_TABLES, *final.TEMP_TABLES)
 
 
 def _context_statements(d: Dialect) -> list[tuple[str, bool]]:
@@ -62,6 +63,20 @@ def _context_statements(d: Dialect) -> list[tuple[str, bool]]:
 
 def _drop_temps(conn: Connection, d: Dialect) -> None:
     for sql in d.drop_temps(_TEMP_TABLES):
+        conn.execute(text(sql))
+
+
+def _fill_context(conn: Connection, d: Dialect, lo: datetime, hi: datetime,
+                  macro_columns: Sequence[tuple[str, str, str]], params: dict) -> None:
+    """Every family's temporary tables for [lo, hi), then the hour table the final statement probes."""
+    calendar.fill_calendar(conn, d, lo, hi)
+    macro.fill_macro(conn, d, lo, hi, macro_columns)
+    for sql, expanding in _context_statements(d):
+        statement = text(sql)
+        if expanding:
+            statement = statement.bindparams(bindparam("symbols", expanding=True))
+        conn.execute(statement, params)
+    for sql in final.hour_context_statements(d, macro_columns, int((hi - lo) / timedelta(hours=1))):
         conn.execute(text(sql))
 
 
@@ -102,13 +117,7 @@ def rebuild(target: Engine | Connection, start: datetime, end: datetime, symbols
             table.c.time >= lo, table.c.time < hi, table.c.symbol.in_(list(symbols)))).rowcount
         _drop_temps(conn, d)
         try:
-            calendar.fill_calendar(conn, d, lo, hi)
-            macro.fill_macro(conn, d, lo, hi, macro_columns)
-            for sql, expanding in _context_statements(d):
-                statement = text(sql)
-                if expanding:
-                    statement = statement.bindparams(bindparam("symbols", expanding=True))
-                conn.execute(statement, params)
+            _fill_context(conn, d, lo, hi, macro_columns, params)
             statement = text(insert_select_sql(conn.dialect.name, macro_columns)).bindparams(
                 bindparam("symbols", expanding=True))
             inserted = conn.execute(statement, {k: params[k] for k in ("lo", "hi", "symbols")}).rowcount
