@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.features import sentiment as sentiment_family
 from cryptoetl.warehouse.features.dialect import Dialect
 
 # Indicators and returns change only their own hour's features (the technical step already
@@ -24,21 +25,16 @@ LOOKAHEAD_HOURS = {"price_data_real": 0, "technical_indicators": 0}
 TEMP_TABLES = ("tmp_feat_hour_ctx",)
 
 
-def _sentiment_all_columns() -> list[str]:
-    return [f"{model}_{window}_{stat}" for model in schema.SENTIMENT_MODELS
-            for window in schema.SENTIMENT_WINDOWS_HOURS for stat in ("n", "mean")]
-
-
 def hour_context_statements(d: Dialect, macro_columns: Sequence[tuple[str, str, str]], hours: int) -> list[str]:
     """Create and fill ``tmp_feat_hour_ctx`` (the ``hours`` hours of [:lo, :hi)) from the per-hour tables
     of the families: ``tmp_feat_snap`` (one row per hour), ``tmp_feat_macro`` and ``tmp_feat_sent_all``."""
     macro = [column for _, value, age in macro_columns for column in (value, age)]
-    sentiment = _sentiment_all_columns()
+    spread = sentiment_family.spread_columns()
+    levels = [name for name, _ in spread]
     body = ", ".join([f"time {d.datetime_type} NOT NULL PRIMARY KEY", f"known_at {d.datetime_type} NULL",
-                      *(f"{c} DOUBLE" for c in macro),
-                      *(f"{c} {'INTEGER' if c.endswith('_n') else 'DOUBLE'}" for c in sentiment)])
-    columns = ", ".join(["time", "known_at", *macro, *sentiment])
-    values = ", ".join(["ks.time", "ks.known_at", *(f"m.{c}" for c in macro), *(f"sa.{c}" for c in sentiment)])
+                      *(f"{c} DOUBLE" for c in macro), *(f"{name} {kind}" for name, kind in spread)])
+    columns = ", ".join(["time", "known_at", *macro, *levels])
+    values = ", ".join(["ks.time", "ks.known_at", *(f"m.{c}" for c in macro), *(f"sa.{c}" for c in levels)])
     return [*d.memory_room(hours), d.create_temp("tmp_feat_hour_ctx", body, in_memory=True),
             f"""INSERT INTO tmp_feat_hour_ctx ({columns})
 SELECT {values}

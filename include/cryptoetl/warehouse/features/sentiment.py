@@ -108,14 +108,21 @@ GROUP BY symbol, time""", False),
     ]
 
 
+def spread_columns() -> list[tuple[str, str]]:
+    """(name, SQL type) of the level columns of ``tmp_feat_sent_all`` and ``tmp_feat_sent_sym``: a count
+    and a mean per (model, window)."""
+    return [column for m in schema.SENTIMENT_MODELS for w in schema.SENTIMENT_WINDOWS_HOURS
+            for column in ((f"{m}_{w}_n", "INTEGER"), (f"{m}_{w}_mean", "DOUBLE"))]
+
+
 def _spread_statements(d: Dialect, combos: list[Combo]) -> list[tuple[str, bool]]:
     """Each level spread over the hours it covers: per hour for all articles (``tmp_feat_sent_all``)
     and per (symbol, hour) for the articles that mention the symbol (``tmp_feat_sent_sym``)."""
     dt = d.datetime_type
-    defs, names_, exprs = [], [], []
-    for m, w, _ in combos:
-        defs += [f"{m}_{w}_n INTEGER", f"{m}_{w}_mean DOUBLE"]
-        names_ += [f"{m}_{w}_n", f"{m}_{w}_mean"]
+    defs = [f"{name} {kind}" for name, kind in spread_columns()]
+    names_ = [name for name, _ in spread_columns()]
+    exprs = []
+    for m, w, _ in combos:  # the same (model, window) order as spread_columns
         exprs += [f"v.n_{m}_{w}", f"CASE WHEN v.n_{m}_{w} > 0 THEN v.t_{m}_{w} / v.n_{m}_{w} END"]
     any_article = " OR ".join(f"v.n_{m}_{w} > 0" for m, w, _ in combos)
     spread = (f"FROM tmp_feat_sent_levels v {d.straight_join()} tmp_feat_hours h\n"
