@@ -12,8 +12,9 @@ point-in-time rule (every value knowable at the row's ``time`` T, the hour start
 ``onchain``    ``tmp_feat_onchain``: per symbol and hour, the latest on-chain day its source had published.
 ``sentiment``  ``tmp_feat_sent_*``: per (scope, model, hour), trailing-window counts and means.
 ``universe``   ``tmp_feat_snap``: per hour, the universe snapshot known then (the coin's rank).
-``select``     ``tmp_feat_hour_ctx``: the per-hour tables above gathered in one (in memory), then
-               the final INSERT ... SELECT (prices and indicators join it directly).
+``select``     ``tmp_feat_hour_ctx``: the per-hour tables above gathered in one (in memory), and
+               ``tmp_feat_sym_ctx``: the per-(symbol, hour) ones likewise; then the final
+               INSERT ... SELECT (prices and indicators join them directly).
 
 Each family also states how far past a changed input interval the features change
 (``LOOKAHEAD_HOURS``, merged here): a rebuild triggered by that input covers that much more.
@@ -68,7 +69,8 @@ def _drop_temps(conn: Connection, d: Dialect) -> None:
 
 def _fill_context(conn: Connection, d: Dialect, lo: datetime, hi: datetime,
                   macro_columns: Sequence[tuple[str, str, str]], params: dict) -> None:
-    """Every family's temporary tables for [lo, hi), then the hour table the final statement probes."""
+    """Every family's temporary tables for [lo, hi), then the hour and (symbol, hour) tables the final
+    statement probes."""
     calendar.fill_calendar(conn, d, lo, hi)
     macro.fill_macro(conn, d, lo, hi, macro_columns)
     for sql, expanding in _context_statements(d):
@@ -76,7 +78,8 @@ def _fill_context(conn: Connection, d: Dialect, lo: datetime, hi: datetime,
         if expanding:
             statement = statement.bindparams(bindparam("symbols", expanding=True))
         conn.execute(statement, params)
-    for sql in final.hour_context_statements(d, macro_columns, int((hi - lo) / timedelta(hours=1))):
+    hours = int((hi - lo) / timedelta(hours=1))
+    for sql in [*final.hour_context_statements(d, macro_columns, hours), *final.symbol_context_statements(d)]:
         conn.execute(text(sql))
 
 
