@@ -9,12 +9,12 @@ point-in-time rule (every value knowable at the row's ``time`` T, the hour start
 
 ``calendar``   ``tmp_feat_hours``: the hours the context covers.
 ``macro``      ``tmp_feat_macro``: per hour, every macro series as of that hour, and its age.
-``onchain``    ``tmp_feat_onchain``: per symbol and hour, the latest on-chain day its source had published.
+``symbol_context``  ``tmp_feat_sym_ctx``: per (symbol, hour), the columns of the next two families.
+``onchain``    its columns there: per symbol and hour, the latest on-chain day its source had published.
 ``sentiment``  ``tmp_feat_sent_*``: per (scope, model, hour), trailing-window counts and means.
 ``universe``   ``tmp_feat_snap``: per hour, the universe snapshot known then (the coin's rank).
-``select``     ``tmp_feat_hour_ctx``: the per-hour tables above gathered in one (in memory), and
-               ``tmp_feat_sym_ctx``: the per-(symbol, hour) ones likewise; then the final
-               INSERT ... SELECT (prices and indicators join them directly).
+``select``     ``tmp_feat_hour_ctx``: the per-hour tables above gathered in one (in memory), then
+               the final INSERT ... SELECT (prices and indicators join it directly).
 
 Each family also states how far past a changed input interval the features change
 (``LOOKAHEAD_HOURS``, merged here): a rebuild triggered by that input covers that much more.
@@ -35,7 +35,7 @@ from sqlalchemy import select as sql_select
 
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.engine import is_mysql, to_naive_utc
-from cryptoetl.warehouse.features import calendar, macro, onchain, sentiment, universe
+from cryptoetl.warehouse.features import calendar, macro, onchain, sentiment, symbol_context, universe
 from cryptoetl.warehouse.features import select as final
 from cryptoetl.warehouse.features.dialect import Dialect
 from cryptoetl.warehouse.features.macro import MACRO_MAX_AGE_DAYS
@@ -52,14 +52,16 @@ log = logging.getLogger(__name__)
 # How far past a changed input interval (by table) the features change.
 LOOKAHEAD_HOURS: dict[str, int] = {**final.LOOKAHEAD_HOURS, **macro.LOOKAHEAD_HOURS, **onchain.LOOKAHEAD_HOURS,
                                    **sentiment.LOOKAHEAD_HOURS, **universe.LOOKAHEAD_HOURS}
-_TEMP_TABLES = (*calendar.TEMP_TABLES, *macro.TEMP_TABLES, *onchain.TEMP_TABLES, *sentiment.TEMP_TABLES,
-                *universe.TEMP_TABLES, *final.TEMP_TABLES)
+_TEMP_TABLES = (*calendar.TEMP_TABLES, *macro.TEMP_TABLES, *symbol_context.TEMP_TABLES, *onchain.TEMP_TABLES,
+                *sentiment.TEMP_TABLES, *universe.TEMP_TABLES, *final.TEMP_TABLES)
 
 
 def _context_statements(d: Dialect) -> list[tuple[str, bool]]:
     """(statement, needs the :symbols expansion) in execution order; parameters :lo, :hi,
     :onchain_lo, :ext_lo_open, :hi_close (see ``rebuild``). The macro family fills its table itself."""
-    return [*onchain.context_statements(d), *sentiment.context_statements(d), *universe.context_statements(d)]
+    symbol_columns = [*onchain.symbol_columns(d), *sentiment.spread_columns()]
+    return [(symbol_context.create(d, symbol_columns), False), *onchain.context_statements(d),
+            *sentiment.context_statements(d), *universe.context_statements(d)]
 
 
 def _drop_temps(conn: Connection, d: Dialect) -> None:
@@ -69,8 +71,7 @@ def _drop_temps(conn: Connection, d: Dialect) -> None:
 
 def _fill_context(conn: Connection, d: Dialect, lo: datetime, hi: datetime,
                   macro_columns: Sequence[tuple[str, str, str]], params: dict) -> None:
-    """Every family's temporary tables for [lo, hi), then the hour and (symbol, hour) tables the final
-    statement probes."""
+    """Every family's temporary tables for [lo, hi), then the hour table the final statement probes."""
     calendar.fill_calendar(conn, d, lo, hi)
     macro.fill_macro(conn, d, lo, hi, macro_columns)
     for sql, expanding in _context_statements(d):
@@ -78,8 +79,7 @@ def _fill_context(conn: Connection, d: Dialect, lo: datetime, hi: datetime,
         if expanding:
             statement = statement.bindparams(bindparam("symbols", expanding=True))
         conn.execute(statement, params)
-    hours = int((hi - lo) / timedelta(hours=1))
-    for sql in [*final.hour_context_statements(d, macro_columns, hours), *final.symbol_context_statements(d)]:
+    for sql in final.hour_context_statements(d, macro_columns, int((hi - lo) / timedelta(hours=1))):
         conn.execute(text(sql))
 
 

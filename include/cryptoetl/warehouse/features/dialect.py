@@ -53,6 +53,16 @@ class Dialect:
         engine = " ENGINE=MEMORY" if in_memory and not self.sqlite else ""
         return f"CREATE TEMPORARY TABLE {name} ({body}){engine}"
 
+    def upsert(self, table: str, key: Sequence[str], columns: Sequence[str], select: str) -> str:
+        """INSERT INTO ``table`` the rows of ``select`` (a SELECT ending in a WHERE clause, which SQLite's
+        grammar needs here), a row whose ``key`` is already there updating its ``columns`` instead."""
+        names = ", ".join([*key, *columns])
+        if self.sqlite:
+            sets = ", ".join(f"{c} = excluded.{c}" for c in columns)
+            return f"INSERT INTO {table} ({names})\n{select}\nON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+        sets = ", ".join(f"{c} = VALUES({c})" for c in columns)
+        return f"INSERT INTO {table} ({names})\n{select}\nON DUPLICATE KEY UPDATE {sets}"
+
     def memory_room(self, rows: int) -> list[str]:
         """Before creating a MEMORY table of ``rows`` hours: raise the session's cap (16 MB by default,
         about 30,000 hours of the widest one) when it may not hold them; the table takes only what it

@@ -1,4 +1,5 @@
-"""On-chain features: per symbol and hour, the latest on-chain day usable then (``tmp_feat_onchain``).
+"""On-chain features: per symbol and hour, the latest on-chain day usable then (its columns of
+``tmp_feat_sym_ctx``, ``symbol_context.py``).
 
 Point in time: at hour T, the symbol's latest day with ``complete_at`` <= T, if that day became
 usable within ``ONCHAIN_MAX_AGE_DAYS`` before T; age = T minus the start of that day.
@@ -9,6 +10,7 @@ usable within ``ONCHAIN_MAX_AGE_DAYS`` before T; age = T minus the start of that
 from __future__ import annotations
 
 from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.features import symbol_context
 from cryptoetl.warehouse.features.dialect import Dialect
 
 ONCHAIN_MAX_AGE_DAYS = 7
@@ -18,7 +20,12 @@ ONCHAIN_MAX_DELAY_HOURS = 24
 # A day [D, D+1) is used from its complete_at (D+1 + delay) for at most ONCHAIN_MAX_AGE_DAYS, and it
 # ends the previous day's use: a change of it reaches that far past the end of its interval.
 LOOKAHEAD_HOURS = {"crypto_onchain_data": ONCHAIN_MAX_AGE_DAYS * 24 + ONCHAIN_MAX_DELAY_HOURS}
-TEMP_TABLES = ("tmp_feat_onchain_cand", "tmp_feat_onchain")
+TEMP_TABLES = ("tmp_feat_onchain_cand",)
+
+
+def symbol_columns(d: Dialect) -> list[tuple[str, str]]:
+    """(name, SQL type) of the family's columns in ``tmp_feat_sym_ctx``: the day used, and its metrics."""
+    return [("onchain_date", d.date_type), *((name, "DOUBLE") for name, _ in schema.ONCHAIN_METRIC_COLUMNS)]
 
 
 def context_statements(d: Dialect) -> list[tuple[str, bool]]:
@@ -41,10 +48,9 @@ FROM (SELECT symbol, date, complete_at, {names},
              LEAD(complete_at) OVER (PARTITION BY symbol ORDER BY date) AS next_complete
       FROM crypto_onchain_data WHERE symbol IN :symbols AND complete_at < :hi) chain
 WHERE complete_at > :onchain_lo""", True))
-    stmts.append((d.create_temp("tmp_feat_onchain", f"symbol VARCHAR(16) NOT NULL, time {dt} NOT NULL, "
-                                f"date {day} NOT NULL, {metric_cols}, PRIMARY KEY (symbol, time)"), False))
-    stmts.append((f"""INSERT INTO tmp_feat_onchain (symbol, time, date, {names})
-SELECT c.symbol, h.time, c.date, {', '.join(f'c.{n}' for n in metrics)}
+    columns = [name for name, _ in symbol_columns(d)]
+    values = ", ".join(f"c.{n}" for n in metrics)
+    stmts.append((symbol_context.upsert(d, columns, f"""SELECT c.symbol, h.time, c.date, {values}
 FROM tmp_feat_onchain_cand c {d.straight_join()} tmp_feat_hours h
-WHERE h.time >= {d.greatest('c.valid_from', ':lo')} AND h.time < c.valid_to""", False))
+WHERE h.time >= {d.greatest('c.valid_from', ':lo')} AND h.time < c.valid_to"""), False))
     return stmts

@@ -3,9 +3,9 @@ to the context tables the families filled (a handful of primary-key lookups per 
 
 The per-hour context of the families (macro, all-article sentiment, the universe snapshot) is first
 gathered into one in-memory table, ``tmp_feat_hour_ctx``, so that each feature row probes one hour
-table instead of three; likewise the per-(symbol, hour) context (on-chain, the symbol's own sentiment)
-into ``tmp_feat_sym_ctx``, one probe instead of two. At 320 coins x 456 days the probes were most of
-what the rebuild cost over a plain copy of its rows.
+table instead of three; the per-(symbol, hour) context (on-chain, the symbol's own sentiment) is one
+table from the start (``symbol_context.py``). At 320 coins x 456 days the probes were most of what
+the rebuild cost over a plain copy of its rows.
 
 Prices and indicators, point in time: the price rows at or before T (returns look back exactly
 1/24/168 h; the technical step computes them with the indicators, and the warm-up bar count over the
@@ -18,12 +18,13 @@ from collections.abc import Sequence
 
 from cryptoetl.warehouse import schema
 from cryptoetl.warehouse.features import sentiment as sentiment_family
+from cryptoetl.warehouse.features import symbol_context
 from cryptoetl.warehouse.features.dialect import Dialect
 
 # Indicators and returns change only their own hour's features (the technical step already
 # extends a price change over the 720 h it reaches).
 LOOKAHEAD_HOURS = {"price_data_real": 0, "technical_indicators": 0}
-TEMP_TABLES = ("tmp_feat_hour_ctx", "tmp_feat_sym_ctx")
+TEMP_TABLES = ("tmp_feat_hour_ctx",)
 
 
 def hour_context_statements(d: Dialect, macro_columns: Sequence[tuple[str, str, str]], hours: int) -> list[str]:
@@ -42,32 +43,6 @@ SELECT {values}
 FROM tmp_feat_snap ks
 LEFT JOIN tmp_feat_macro m ON m.time = ks.time
 LEFT JOIN tmp_feat_sent_all sa ON sa.time = ks.time"""]
-
-
-def symbol_context_statements(d: Dialect) -> list[str]:
-    """Create and fill ``tmp_feat_sym_ctx`` from the per-(symbol, hour) tables of the families:
-    ``tmp_feat_onchain`` and ``tmp_feat_sent_sym``. A (symbol, hour) in either has one row (the other's
-    columns NULL when it has none): every on-chain key with its sentiment, then the sentiment keys
-    without on-chain data (two statements, as MySQL cannot name a temporary table twice in one)."""
-    metrics = [name for name, _ in schema.ONCHAIN_METRIC_COLUMNS]
-    spread = sentiment_family.spread_columns()
-    levels = [name for name, _ in spread]
-    body = ", ".join([f"symbol VARCHAR(16) NOT NULL, time {d.datetime_type} NOT NULL",
-                      f"onchain_date {d.date_type} NULL", *(f"{m} DOUBLE" for m in metrics),
-                      *(f"{name} {kind}" for name, kind in spread), "PRIMARY KEY (symbol, time)"])
-    onchain_columns = ", ".join(["onchain_date", *metrics])
-    sentiment_columns = ", ".join(levels)
-    sentiment_values = ", ".join(f"ss.{c}" for c in levels)
-    return [d.create_temp("tmp_feat_sym_ctx", body),
-            f"""INSERT INTO tmp_feat_sym_ctx (symbol, time, {onchain_columns}, {sentiment_columns})
-SELECT o.symbol, o.time, o.date, {', '.join(f'o.{m}' for m in metrics)}, {sentiment_values}
-FROM tmp_feat_onchain o
-LEFT JOIN tmp_feat_sent_sym ss ON ss.symbol = o.symbol AND ss.time = o.time""",
-            f"""INSERT INTO tmp_feat_sym_ctx (symbol, time, {sentiment_columns})
-SELECT ss.symbol, ss.time, {sentiment_values}
-FROM tmp_feat_sent_sym ss
-LEFT JOIN tmp_feat_onchain o ON o.symbol = ss.symbol AND o.time = ss.time
-WHERE o.symbol IS NULL"""]
 
 
 def insert_select_sql(dialect: str, macro_columns: Sequence[tuple[str, str, str]] = schema.MACRO_FEATURE_COLUMNS,
@@ -102,6 +77,6 @@ SELECT {select_list}
 FROM price_data_real p
 LEFT JOIN technical_indicators t ON t.symbol = p.symbol AND t.time = p.time
 LEFT JOIN tmp_feat_hour_ctx hc ON hc.time = p.time
-LEFT JOIN tmp_feat_sym_ctx sc ON sc.symbol = p.symbol AND sc.time = p.time
+LEFT JOIN {symbol_context.TABLE} sc ON sc.symbol = p.symbol AND sc.time = p.time
 LEFT JOIN universe_snapshots u ON u.known_at = hc.known_at AND u.symbol = p.symbol
 WHERE p.time >= :lo AND p.time < :hi AND p.symbol IN :symbols"""

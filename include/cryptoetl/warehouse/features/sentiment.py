@@ -11,13 +11,13 @@ is 0 and the mean NULL when there are none.
 from __future__ import annotations
 
 from cryptoetl.warehouse import schema
+from cryptoetl.warehouse.features import symbol_context
 from cryptoetl.warehouse.features.dialect import Dialect
 
 MAX_WINDOW_HOURS = max(schema.SENTIMENT_WINDOWS_HOURS.values())
 # An article (or its score) counts in every window that still covers it: up to the longest window ahead.
 LOOKAHEAD_HOURS = {"crypto_sentiment_data": MAX_WINDOW_HOURS, "crypto_news": MAX_WINDOW_HOURS}
-TEMP_TABLES = ("tmp_feat_sent_events", "tmp_feat_sent_changes", "tmp_feat_sent_levels", "tmp_feat_sent_all",
-               "tmp_feat_sent_sym")
+TEMP_TABLES = ("tmp_feat_sent_events", "tmp_feat_sent_changes", "tmp_feat_sent_levels", "tmp_feat_sent_all")
 
 Combo = tuple[str, str, int]  # (model, window name, window hours)
 
@@ -109,15 +109,15 @@ GROUP BY symbol, time""", False),
 
 
 def spread_columns() -> list[tuple[str, str]]:
-    """(name, SQL type) of the level columns of ``tmp_feat_sent_all`` and ``tmp_feat_sent_sym``: a count
-    and a mean per (model, window)."""
+    """(name, SQL type) of the level columns of ``tmp_feat_sent_all`` and the family's columns of
+    ``tmp_feat_sym_ctx``: a count and a mean per (model, window)."""
     return [column for m in schema.SENTIMENT_MODELS for w in schema.SENTIMENT_WINDOWS_HOURS
             for column in ((f"{m}_{w}_n", "INTEGER"), (f"{m}_{w}_mean", "DOUBLE"))]
 
 
 def _spread_statements(d: Dialect, combos: list[Combo]) -> list[tuple[str, bool]]:
     """Each level spread over the hours it covers: per hour for all articles (``tmp_feat_sent_all``)
-    and per (symbol, hour) for the articles that mention the symbol (``tmp_feat_sent_sym``)."""
+    and per (symbol, hour) for the articles that mention the symbol (``tmp_feat_sym_ctx``)."""
     dt = d.datetime_type
     defs = [f"{name} {kind}" for name, kind in spread_columns()]
     names_ = [name for name, _ in spread_columns()]
@@ -131,8 +131,6 @@ def _spread_statements(d: Dialect, combos: list[Combo]) -> list[tuple[str, bool]
         (d.create_temp("tmp_feat_sent_all", f"time {dt} NOT NULL PRIMARY KEY, {', '.join(defs)}"), False),
         (f"INSERT INTO tmp_feat_sent_all (time, {', '.join(names_)})\n"
          f"SELECT h.time, {', '.join(exprs)}\n{spread} AND v.symbol = '*'", False),
-        (d.create_temp("tmp_feat_sent_sym", f"symbol VARCHAR(16) NOT NULL, time {dt} NOT NULL, "
-                       f"{', '.join(defs)}, PRIMARY KEY (symbol, time)"), False),
-        (f"INSERT INTO tmp_feat_sent_sym (symbol, time, {', '.join(names_)})\n"
-         f"SELECT v.symbol, h.time, {', '.join(exprs)}\n{spread} AND v.symbol <> '*'", False),
+        (symbol_context.upsert(d, names_, f"SELECT v.symbol, h.time, {', '.join(exprs)}\n{spread} AND v.symbol <> '*'"),
+         False),
     ]
