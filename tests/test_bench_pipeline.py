@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
 from cryptoetl import bench_pipeline
+from cryptoetl.airflow import throwaway
 from cryptoetl.cli import main
 
 
@@ -95,3 +97,31 @@ def test_the_amplification_row_compares_the_derived_runs_with_one_run_over_the_r
     assert value.startswith("1.20x one run over the range") and "technical 1 runs 3.0 s" in value
     assert "features 2 runs 3.0 s" in value and value.endswith("met")
     assert bench_pipeline.amplification_row(tries, {"technical": 1.0, "features": 1.0})[1].endswith("MISSED")
+
+
+def test_the_amplification_counts_only_the_runs_of_the_history_load():
+    """Runs that start after the backlog settled (the freshness run, the health check) are not the load."""
+    settled = datetime(2026, 12, 4, 8, 31, tzinfo=UTC)
+    before, after = settled - timedelta(minutes=2), settled + timedelta(minutes=1)
+    tries = [{"dag": "technical_indicators", "work": 3.0, "start": before},
+             {"dag": "ml_features", "work": 2.0, "start": before},
+             {"dag": "technical_indicators", "work": 9.0, "start": after},
+             {"dag": "ml_features", "work": 9.0, "start": after}]
+    _, value = bench_pipeline.amplification_row(tries, {"technical": 2.5, "features": 2.5}, settled)
+    assert value.startswith("1.00x one run over the range") and "technical 1 runs 3.0 s" in value
+    assert "features 1 runs 2.0 s" in value and value.endswith("met")
+    assert bench_pipeline.amplification_row(tries, {"technical": 2.5, "features": 2.5})[1].startswith("4.60x")
+
+
+def test_throwaway_airflow_gets_the_settings_make_exports(tmp_path):
+    """Run with ``python -m`` (no Makefile exports), the throwaway Airflow still parses this repository's
+    DAGs and no examples (without them its dag-processor found 0 files and the bench timed out);
+    a setting the caller gave is kept, the extras win."""
+    env = throwaway.airflow_env({"PATH": "/bin", "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "999"}, tmp_path / "home",
+                                "sqlite:///x.db", tmp_path / "w.db", 9100, DEMO_DAYS="3")
+    assert Path(env["AIRFLOW__CORE__DAGS_FOLDER"]) == throwaway.ROOT / "dags"
+    assert (throwaway.ROOT / "dags").is_dir()
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["AIRFLOW_HOME"] == str(tmp_path / "home") and env["CRYPTOETL_PORT_BASE"] == "9100"
+    assert env["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"] == "999"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor" and env["DEMO_DAYS"] == "3" and env["PATH"] == "/bin"

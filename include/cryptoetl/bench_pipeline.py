@@ -15,7 +15,9 @@ database, warehouse file and ports), against the offline sandbox (SYNTHETIC data
   is done, until its feature rows are in (``freshness.json``, written by the demo);
 - peak RSS per step, from the same log lines;
 - the derived work the history load caused (every indicator and features run's own work, from the
-  same lines) against ONE indicator run and ONE features run over the whole loaded range, run after
+  same lines, until the backlog settled: ``backlog.json``, written by the demo; the freshness run and
+  the health check after it are not the load) against ONE indicator run and ONE features run over the
+  whole loaded range, run after
   the demo on the same warehouse (``derived_once``): planning by range (airflow/planning.py) must
   keep it within ``AMPLIFICATION_TARGET``.
 
@@ -40,27 +42,14 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from cryptoetl.airflow import throwaway
 from cryptoetl.steps import get_step
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK_LINE = re.compile(r"(\w+) \S+: (\d+) rows written in ([\d.]+)s; peak RSS (\d+) MiB")
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 # The derived steps whose work a history load multiplied (issue 14), by DAG id (from the step registry).
 DERIVED_DAGS = {get_step(name).dag_id: name for name in ("technical", "features")}
 AMPLIFICATION_TARGET = 1.2
-
-
-def _metadata_url(name: str, home: Path) -> str:
-    """A fresh PostgreSQL database for Airflow's metadata (SQLite if none answers)."""
-    try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            conn.execute(text(f"CREATE DATABASE {name}"))
-        admin.dispose()
-        return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    except Exception:  # noqa: BLE001 - no PostgreSQL here: SQLite works for one run
-        return f"sqlite:///{home / 'airflow.db'}?timeout=60"
 
 
 def run_demo(symbols: int, days: int, port_base: int) -> tuple[Path, float, int, dict[str, str]]:
@@ -69,19 +58,13 @@ def run_demo(symbols: int, days: int, port_base: int) -> tuple[Path, float, int,
     shutil.rmtree(bench, ignore_errors=True)
     home = bench / "airflow"
     home.mkdir(parents=True)
-    metadata = _metadata_url(f"cryptoetl_bench_{hashlib.md5(str(ROOT).encode()).hexdigest()[:8]}", home)
+    metadata = throwaway.metadata_url(f"cryptoetl_bench_{hashlib.md5(str(ROOT).encode()).hexdigest()[:8]}", home)
     (home / "metadata-url").write_text(metadata)
-    env = dict(os.environ)
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
-        "CRYPTOETL_WAREHOUSE_FILE": str(bench / "warehouse.db"),
-        "CRYPTOETL_START_DATE": f"{datetime.now(UTC).date() - timedelta(days=days)}",
-        "CRYPTOETL_PORT_BASE": str(port_base),
-        "DEMO_SYMBOLS": str(symbols),
-        "CRYPTOETL_UNIVERSE": f"top:{symbols}",  # what the demo sets for DEMO_SYMBOLS (derived_once needs it)
-        "DEMO_DAYS": str(days),
-    })
+    env = throwaway.airflow_env(
+        dict(os.environ), home, metadata, bench / "warehouse.db", port_base,
+        CRYPTOETL_START_DATE=f"{datetime.now(UTC).date() - timedelta(days=days)}", DEMO_SYMBOLS=str(symbols),
+        CRYPTOETL_UNIVERSE=f"top:{symbols}",  # what the demo sets for DEMO_SYMBOLS (derived_once needs it)
+        DEMO_DAYS=str(days))
     began = time.monotonic()
     code = subprocess.run([sys.executable, "-m", "cryptoetl.airflow.local", "demo", "--days", str(days),
                            "--timeout", str(6 * 3600)], env=env, check=False).returncode
@@ -107,7 +90,7 @@ def task_times(home: Path, metadata_url: str) -> list[dict]:
                 rss = max(rss or 0, int(match.group(4)))
         start, end = (datetime.fromisoformat(v) if isinstance(v, str) else v for v in (r["start_date"], r["end_date"]))
         out.append({"dag": r["dag_id"], "task": r["task_id"], "duration": (end - start).total_seconds(),
-                    "work": work, "rss": rss})
+                    "work": work, "rss": rss, "start": start if start.tzinfo else start.replace(tzinfo=UTC)})
     return out
 
 
@@ -120,18 +103,26 @@ def derived_once(home: Path, env: dict[str, str]) -> dict[str, float]:
     engine.dispose()
     start = datetime.fromisoformat(str(lo)).replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
     end = datetime.fromisoformat(str(hi)).replace(minute=0, second=0, microsecond=0, tzinfo=UTC) + timedelta(hours=1)
+    # The warehouse by URL: outside a task, Airflow's SDK cannot look the connection up.
+    env = {**env, "CRYPTOETL_WAREHOUSE_URL": f"sqlite:///{home.parent / 'warehouse.db'}"}
     work = {}
     for step in DERIVED_DAGS.values():
         out = subprocess.run([sys.executable, "-m", "cryptoetl", "run", step, "--interval",
                               f"{start.isoformat()}/{end.isoformat()}"], env=env, capture_output=True, text=True,
-                             check=True)
+                             check=False)
+        if out.returncode:
+            raise RuntimeError(f"the reference run of {step} failed (exit {out.returncode}): {out.stderr[-2000:]}")
         work[step] = sum(float(m.group(3)) for m in WORK_LINE.finditer(out.stdout + out.stderr))
     return work
 
 
-def amplification_row(tries: list[dict], once: dict[str, float]) -> tuple[str, str]:
-    """The derived work the history load caused against one run of each derived step over its range."""
-    runs = {dag: [t for t in tries if t["dag"] == dag and t["work"] is not None] for dag in DERIVED_DAGS}
+def amplification_row(tries: list[dict], once: dict[str, float], settled_at: datetime | None = None,
+                      ) -> tuple[str, str]:
+    """The derived work the history load caused against one run of each derived step over its range:
+    the tries that started before the load ``settled_at`` (the demo's ``backlog.json``; after it come
+    the freshness run and the health check, which are not the load)."""
+    runs = {dag: [t for t in tries if t["dag"] == dag and t["work"] is not None
+                  and (settled_at is None or t["start"] < settled_at)] for dag in DERIVED_DAGS}
     spent = sum(t["work"] for ts in runs.values() for t in ts)
     reference = sum(once.values())
     ratio = spent / reference if reference else float("inf")
@@ -184,10 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     metadata = (home / "metadata-url").read_text().strip()
     fresh_file = home / "freshness.json"
     freshness = json.loads(fresh_file.read_text()) if fresh_file.exists() else None
-    tries = task_times(home, metadata)
-    rows = report(args.symbols, args.days, wall, tries, stats, freshness)
-    if not code:
-        rows.append(amplification_row(tries, derived_once(home, env)))
+    try:
+        tries = task_times(home, metadata)
+        rows = report(args.symbols, args.days, wall, tries, stats, freshness)
+        backlog = home / "backlog.json"
+        if not code and backlog.exists():
+            settled_at = datetime.fromisoformat(json.loads(backlog.read_text())["settled_at"])
+            rows.append(amplification_row(tries, derived_once(home, env), settled_at))
+    finally:
+        throwaway.drop_metadata(metadata)  # the figures are read: the throwaway database goes
     width = max(len(name) for name, _ in rows)
     print("\nPipeline bench (through the Airflow scheduler; SYNTHETIC sandbox data)")
     for name, value in rows:

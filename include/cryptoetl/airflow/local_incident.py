@@ -35,7 +35,7 @@ SYMBOLS = "BTC,ETH"
 
 def main(argv: list[str] | None = None) -> int:
     """Set up the throwaway Airflow and run the scenario in it (a child process: its own settings)."""
-    from cryptoetl.bench_pipeline import _metadata_url
+    from cryptoetl.airflow import throwaway
 
     parser = argparse.ArgumentParser(prog="python -m cryptoetl.airflow.local_incident")
     parser.add_argument("--days", type=int, default=10)
@@ -47,41 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(base, ignore_errors=True)
     home = base / "airflow"
     home.mkdir(parents=True)
-    metadata = _metadata_url(f"cryptoetl_incident_{hashlib.md5(str(base).encode()).hexdigest()[:8]}", home)
-    env = dict(os.environ)
-    env.update({
-        "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",  # pytest's conftest sets it; this is a real Airflow
-        "CRYPTOETL_MODE": "local", "CRYPTOETL_WAREHOUSE_FILE": str(base / "warehouse.db"),
-        "CRYPTOETL_START_DATE": f"{datetime.now(UTC).date() - timedelta(days=args.days)}",
-        "CRYPTOETL_PORT_BASE": str(args.port_base), "CRYPTOETL_SYMBOLS": SYMBOLS,
-        "CRYPTOETL_HEAL_BACKOFF_MINUTES": "1", "CRYPTOETL_RETRY_DELAY": env.get("CRYPTOETL_RETRY_DELAY", "15"),
-        "COINGECKO_RATE_PER_MINUTE": "6000",
-    })
-    env.setdefault("AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "60")
-    env.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "120")
+    metadata = throwaway.metadata_url(f"cryptoetl_incident_{hashlib.md5(str(base).encode()).hexdigest()[:8]}", home)
+    env = throwaway.airflow_env(
+        dict(os.environ), home, metadata, base / "warehouse.db", args.port_base,
+        CRYPTOETL_START_DATE=f"{datetime.now(UTC).date() - timedelta(days=args.days)}", CRYPTOETL_SYMBOLS=SYMBOLS,
+        CRYPTOETL_HEAL_BACKOFF_MINUTES="1", COINGECKO_RATE_PER_MINUTE="6000")
     try:
         return subprocess.run([sys.executable, "-m", "cryptoetl.airflow.local_incident_run", "--days",
                                str(args.days), "--timeout", str(args.timeout), "--result", str(base / "result.json")],
                               env=env, check=False).returncode
     finally:
-        _drop(metadata)
-
-
-def _drop(metadata: str) -> None:
-    """The throwaway metadata database goes with the run (its result is in result.json)."""
-    from sqlalchemy import create_engine, make_url, text
-
-    from cryptoetl.bench_pipeline import PG_ADMIN
-
-    if not metadata.startswith("postgresql"):
-        return
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {make_url(metadata).database} WITH (FORCE)"))
-    admin.dispose()
+        throwaway.drop_metadata(metadata)
 
 
 if __name__ == "__main__":

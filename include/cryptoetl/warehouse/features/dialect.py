@@ -79,13 +79,13 @@ class Dialect:
             return [self.drop_temp(name) for name in names]
         return [f"DROP TEMPORARY TABLE IF EXISTS {', '.join(names)}"]
 
-    @property
-    def datetime_type(self) -> str:
-        return "TEXT" if self.sqlite else "DATETIME"
-
-    @property
-    def date_type(self) -> str:
-        return "TEXT" if self.sqlite else "DATE"
+    # The temporary tables' time and date types: the warehouse tables' own on both backends. On SQLite
+    # a TEXT column compared with a DATETIME one (NUMERIC affinity) is converted first, so its key
+    # cannot serve ``hc.time = p.time``: the final statement then scanned the hour table for every
+    # feature row, and a rebuild reaching 120 days past the last price took 4.4x as long (28.5 s
+    # instead of 6.5 s at 320 coins x 14 days). The values stay text either way.
+    datetime_type = "DATETIME"
+    date_type = "DATE"
 
     def straight_join(self) -> str:
         """Join order for range joins: drive from the small interval table, probe the calendar's key."""
