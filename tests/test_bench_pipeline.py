@@ -37,11 +37,15 @@ def test_task_times_and_the_report_from_the_metadata_and_the_logs(tmp_path):
                          {"d": dag, "r": f"run{i}", "s": t0, "e": t0 + timedelta(seconds=seconds)})
             log = tmp_path / "logs" / f"dag_id={dag}" / f"run_id=run{i}" / "task_id=t" / "attempt=1.log"
             log.parent.mkdir(parents=True)
-            log.write_text(f'{{"event": "INFO cryptoetl: step 2026-01-01/2026-01-02: 5 rows written in {work}s; '
+            history = ' (of a history load: 2026-01-01/2026-01-02)' if i == 2 else ''
+            log.write_text(f'{{"event": "run step over 2026-01-01/2026-01-02{history}"}}\n'
+                           f'{{"event": "INFO cryptoetl: step 2026-01-01/2026-01-02: 5 rows written in {work}s; '
                            f'peak RSS {rss} MiB"}}\n')
     tries = bench_pipeline.task_times(tmp_path, str(engine.url))
-    assert sorted((t["dag"], t["duration"], t["work"], t["rss"]) for t in tries) == [
-        ("ml_features", 8.0, 2.0, 120), ("prices_coingecko", 10.0, 4.0, 150), ("prices_coingecko", 12.0, 6.0, 170)]
+    assert sorted((t["dag"], t["duration"], t["work"], t["rss"], t["history"]) for t in tries) == [
+        ("ml_features", 8.0, 2.0, 120, True), ("prices_coingecko", 10.0, 4.0, 150, False),
+        ("prices_coingecko", 12.0, 6.0, 170, False)]
+    assert {t["start"] for t in tries} == {t0.replace(tzinfo=UTC)}
     rows = dict(bench_pipeline.report(10, 2, 600.0, tries, {"coingecko": {"/coins/markets": 2, "/x": 38}}))
     assert rows["time starting tasks, not working"].startswith("60% of task time")  # (6 + 6 + 6) / 30
     assert rows["CoinGecko calls per coin"].startswith("4.0 (40 calls; 2.00 per coin-day)")
@@ -93,23 +97,27 @@ def test_the_amplification_row_compares_the_derived_runs_with_one_run_over_the_r
     tries = [{"dag": "technical_indicators", "work": 3.0}, {"dag": "technical_indicators", "work": None},
              {"dag": "ml_features", "work": 2.0}, {"dag": "ml_features", "work": 1.0},
              {"dag": "prices_coingecko", "work": 50.0}]  # a source's work is not derived work
+    tries = [{**t, "history": True} for t in tries]
     name, value = bench_pipeline.amplification_row(tries, {"technical": 2.5, "features": 2.5})
     assert value.startswith("1.20x one run over the range") and "technical 1 runs 3.0 s" in value
-    assert "features 2 runs 3.0 s" in value and value.endswith("met")
-    assert bench_pipeline.amplification_row(tries, {"technical": 1.0, "features": 1.0})[1].endswith("MISSED")
+    assert "features 2 runs 3.0 s" in value and "<= 1.2x: met;" in value
+    assert "<= 1.2x: MISSED;" in bench_pipeline.amplification_row(tries, {"technical": 1.0, "features": 1.0})[1]
 
 
 def test_the_amplification_counts_only_the_runs_of_the_history_load():
     """Runs that start after the backlog settled (the freshness run, the health check) are not the load."""
     settled = datetime(2026, 12, 4, 8, 31, tzinfo=UTC)
     before, after = settled - timedelta(minutes=2), settled + timedelta(minutes=1)
-    tries = [{"dag": "technical_indicators", "work": 3.0, "start": before},
-             {"dag": "ml_features", "work": 2.0, "start": before},
-             {"dag": "technical_indicators", "work": 9.0, "start": after},
-             {"dag": "ml_features", "work": 9.0, "start": after}]
+    tries = [{"dag": "technical_indicators", "work": 3.0, "start": before, "history": True},
+             {"dag": "ml_features", "work": 2.0, "start": before, "history": True},
+             {"dag": "technical_indicators", "work": 9.0, "start": after, "history": True},
+             {"dag": "ml_features", "work": 9.0, "start": after, "history": True},
+             # an hourly increment during the load: it runs whether or not a load goes on
+             {"dag": "ml_features", "work": 0.5, "start": before, "history": False}]
     _, value = bench_pipeline.amplification_row(tries, {"technical": 2.5, "features": 2.5}, settled)
     assert value.startswith("1.00x one run over the range") and "technical 1 runs 3.0 s" in value
-    assert "features 1 runs 2.0 s" in value and value.endswith("met")
+    assert "features 1 runs 2.0 s" in value and "<= 1.2x: met" in value
+    assert value.endswith("besides, 1 regular runs meanwhile 0.5 s")
     assert bench_pipeline.amplification_row(tries, {"technical": 2.5, "features": 2.5})[1].startswith("4.60x")
 
 

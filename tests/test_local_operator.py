@@ -61,3 +61,24 @@ def test_failure_lines_falls_back_to_the_last_line():
     assert failure_lines(["starting", "Killed", LINK]) == "Killed"
     assert failure_lines([LINK]) == LINK  # better than nothing
     assert failure_lines([]) == "(no output)"
+
+
+def test_the_run_log_line_says_which_intervals_are_a_history_load(tmp_path, capsys):
+    """A backfill run's log names its intervals as a history load (make bench-pipeline counts those runs);
+    a fresh scheduled run's does not."""
+    from types import SimpleNamespace
+
+    from cryptoetl.airflow.planning import HISTORY_MARK
+
+    settings = Settings(warehouse_url=f"sqlite:///{tmp_path / 'w.db'}")
+    operator = LocalStepOperator(task_id="load_prices", step=get_step("prices"), settings=settings)
+    start, end = utc(2026, 1, 1), utc(2026, 1, 2)
+    lines = {}
+    for run_type in ("backfill", "scheduled"):
+        capsys.readouterr()
+        run = SimpleNamespace(run_type=run_type, run_id=f"{run_type}__2026-01-01", start_date=end)
+        command = operator._prepare({"data_interval_start": start, "data_interval_end": end, "dag_run": run})
+        assert "2026-01-01T00:00:00+00:00/2026-01-02T00:00:00+00:00" in " ".join(command)
+        (lines[run_type],) = [line for line in capsys.readouterr().out.splitlines() if "run prices over" in line]
+    assert f"({HISTORY_MARK} 2026-01-01T00:00:00+00:00/2026-01-02T00:00:00+00:00)" in lines["backfill"]
+    assert HISTORY_MARK not in lines["scheduled"]

@@ -160,7 +160,8 @@ class _StepMixin:
                 history = intervals if planning.is_history_run(context) else []
             else:
                 intervals, history = ([parse_interval(text) for text in texts or ()] for texts in pulled)
-        self.log.info("%s %s over %s", self.verb, self.step.name, ", ".join(map(str, intervals)))
+        self.log.info("%s %s over %s%s", self.verb, self.step.name, ", ".join(map(str, intervals)),
+                      f" ({planning.HISTORY_MARK} {', '.join(map(str, history))})" if history else "")
         self._intervals, self._history = intervals, history
         options = conf_options(context, self.step) if self.verb == "run" else []
         return command_for(self.step, intervals, self.verb, options)

@@ -42,6 +42,8 @@ from cryptoetl.steps import steps
 CATCHUP_AFTER = timedelta(hours=2)
 ACTIVE_STATES = ["queued", "running"]
 VARIABLE = "cryptoetl_pending__{dag_id}"
+# In a run's log line when it covers intervals of a history load (``make bench-pipeline`` reads it).
+HISTORY_MARK = "of a history load:"
 
 
 @dataclass(frozen=True)
