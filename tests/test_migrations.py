@@ -285,6 +285,29 @@ def test_0006_moves_stored_onchain_days_to_their_publication_delay_and_back(empt
     assert complete_at() == dict.fromkeys(("BTC", "ETH", "XMR"), midnight)
 
 
+def test_0009_copies_each_price_row_into_its_indicator_row_and_back(empty):
+    """Indicator rows computed before 0009 get the rest of their price row (market cap, volume,
+    source), so that the features rebuild, which now reads them there, loses nothing; an indicator row
+    whose price row is gone keeps NULL."""
+    engine = empty()
+    _alembic(engine, command.upgrade, "0008")
+    prices = [{"symbol": "BTC", "time": T0 + timedelta(hours=h), "price": 100.0 + h, "market_cap": 1e9 + h,
+               "total_volume": None if h == 1 else 5e6 + h, "source": "coingecko"} for h in range(3)]
+    with engine.begin() as conn:
+        conn.execute(schema.price_data_real.insert(), prices)
+        conn.execute(schema.technical_indicators.insert(), [
+            {"symbol": "BTC", "time": T0 + timedelta(hours=h), "close": 100.0 + h} for h in range(4)])
+    assert migrate.upgrade(engine) == [f"upgraded the schema from revision 0008 to {migrate.head_revision()}"]
+    t = schema.technical_indicators
+    with engine.connect() as conn:
+        got = conn.execute(select(t.c.market_cap, t.c.total_volume, t.c.source).order_by(t.c.time)).all()
+    assert [tuple(row) for row in got] == [(1e9, 5e6, "coingecko"), (1e9 + 1, None, "coingecko"),
+                                           (1e9 + 2, 5e6 + 2, "coingecko"), (None, None, None)]
+    _alembic(engine, command.downgrade, "0008")
+    assert {c["name"] for c in inspect(engine).get_columns("technical_indicators")}.isdisjoint(
+        schema.PRICE_ROW_COLUMNS)
+
+
 def test_custom_macro_series_gets_its_columns_from_migrate_and_the_rebuild_fills_them(empty, cli_env, tmp_path,
                                                                                          monkeypatch, capsys):
     import json

@@ -11,8 +11,9 @@ import requests
 from helpers import dump, settings_for, utc
 from sqlalchemy import delete, select, text
 
-from cryptoetl.config import ConfigError, Settings
+from cryptoetl.config import UNIVERSE, ConfigError, Settings
 from cryptoetl.intervals import Interval
+from cryptoetl.loaders.technical import run_technical
 from cryptoetl.sandbox.onchain import PRO_ONLY, QUERY_TIMEOUT, SERVER_BUSY
 from cryptoetl.sandbox.server import SandboxServer
 from cryptoetl.sources import blockchain_info, etherscan
@@ -447,6 +448,8 @@ def test_features_use_a_loaded_day_only_from_its_source_publication_delay(engine
                "total_volume": None, "source": "sandbox-synthetic"} for symbol in ("BTC", "ETH") for h in range(24)]
     with engine.begin() as conn:
         conn.execute(schema.price_data_real.insert(), prices)
+    run_technical(StepContext(settings_for(engine, symbols=UNIVERSE[:2]), engine),  # the features read its rows
+                  Interval(utc(2026, 3, 3), utc(2026, 3, 4)))
     features.rebuild(engine, start, end, ["BTC", "ETH"])
     onchain = {(r["symbol"], r["date"]): r for r in (r._mapping for r in _rows(engine))}
     table = schema.ml_features_materialized

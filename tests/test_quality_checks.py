@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select, update
 from cryptoetl.config import UNIVERSE, ConfigError
 from cryptoetl.intervals import Interval
 from cryptoetl.loaders.features import run_features
+from cryptoetl.loaders.technical import run_technical
 from cryptoetl.quality.checks import run_checks, subject
 from cryptoetl.quality.rules import limits_for
 from cryptoetl.step import StepContext
@@ -61,6 +62,11 @@ def _prices(symbols, start: datetime, hours: int) -> list[dict]:
 def _seed_prices(engine, symbols=SYMBOLS, start: datetime = D - DAY, hours: int = 48) -> None:
     """Prices for the day before (the coins' history) and the checked day."""
     _insert(engine, schema.price_data_real, _prices(symbols, start, hours))
+
+
+def _seed_indicators(engine, coins=UNIVERSE, start: datetime = D - DAY, hours: int = 48) -> None:
+    """The technical step over seeded prices: the features are built from its rows."""
+    run_technical(_ctx(engine, coins), Interval(start, start + H * hours))
 
 
 def _drop_prices(engine, symbol: str, start: datetime, end: datetime) -> None:
@@ -580,6 +586,7 @@ def test_a_failed_price_day_gets_no_feature_rows_until_its_check_passes(engine):
     coins = UNIVERSE[:2]
     ctx = _ctx(engine, coins)
     _seed_prices(engine, ["BTC", "ETH"], D - DAY, 72)
+    _seed_indicators(engine, coins, D - DAY, 72)
     _set_prices(engine, "BTC", D + 7 * H, D + 8 * H, price=0.0)  # the day's price check fails
     assert not all(r.ok for r in run_checks(ctx, get_step("prices"), THE_DAY))
     for day in (D - DAY, D + DAY):
@@ -599,6 +606,7 @@ def test_a_failed_price_day_gets_no_feature_rows_until_its_check_passes(engine):
 def test_a_failed_hour_leaves_only_that_hour_without_features(engine):
     ctx = _ctx(engine, UNIVERSE[:2])
     _seed_prices(engine, ["BTC", "ETH"], D, 24)
+    _seed_indicators(engine, UNIVERSE[:2], D, 24)
     _set_prices(engine, "ETH", D + 5 * H, D + 6 * H, price=0.0)
     results = {r.check: r.status for r in run_checks(ctx, get_step("prices_hourly"), Interval(D + 5 * H, D + 6 * H))}
     assert results["positive"] == "fail"
@@ -667,6 +675,7 @@ def test_a_day_that_failed_its_gate_with_its_rows_in_place_is_a_hole_the_prices_
     from cryptoetl.quality.health import holes
 
     _seed_prices(engine, hours=72)
+    _seed_indicators(engine, hours=72)  # computed before the rerun that brought the zero
     _set_prices(engine, "BTC", D + 10 * H, D + 11 * H, price=0.0)
     ctx = _ctx(engine)
     run_checks(ctx, get_step("prices"), THE_DAY)
@@ -677,8 +686,7 @@ def test_a_day_that_failed_its_gate_with_its_rows_in_place_is_a_hole_the_prices_
     features = [h for h in found if h.table == "ml_features_materialized"]
     assert [(h.start, h.end) for h in features] == [(D, D + DAY)]  # the day the features left out
     got = {h.table: d.action for d in decide(found, [], {}, D + 3 * DAY, 7) for h in [d.hole]}
-    assert got == {"price_data_real": "backfill", "ml_features_materialized": "follows",
-                   "technical_indicators": "follows"}  # none computed here: prices are being refilled
+    assert got == {"price_data_real": "backfill", "ml_features_materialized": "follows"}
 
 
 def test_a_gap_across_the_end_of_the_day_with_a_price_after_it_is_coingeckos_own(engine):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import reference_features
 from helpers import dump, settings_for, utc
+from sqlalchemy import select
 
 from cryptoetl.config import UNIVERSE
 from cryptoetl.intervals import Interval
@@ -171,6 +172,40 @@ def test_symbol_groups_cover_every_symbol_once_in_order():
     assert symbol_groups(symbols, hours=1000, rows_per_part=10) == [[s] for s in symbols]  # at least one symbol
     assert symbol_groups(symbols, hours=1, rows_per_part=100) == [symbols]
     assert symbol_groups([], hours=10) == []
+
+
+def test_indicator_rows_carry_their_price_row_and_feature_rows_follow_them(engine):
+    """The technical step copies each price row (close, market cap, volume, source) into its indicator
+    row, a revised price included; the features rebuild reads them there, so an hour whose indicators
+    are not computed yet has no feature row until they are (and then has the revised price)."""
+    prices = synthetic_prices(symbols=("BTC", "ETH"), hours=24 * 6, gaps=(24 * 5 + 3,))
+    prices.loc[prices.index[74], "total_volume"] = None  # BTC, inside the interval
+    _load_prices(engine, prices)
+    settings = settings_for(engine, warmup_hours=48, symbols=UNIVERSE[:2])
+    _run(run_technical, engine, settings, [(2, 6)])
+    p, t, f = schema.price_data_real, schema.technical_indicators, schema.ml_features_materialized
+    carried = [p.c.price, *(p.c[name] for name in schema.PRICE_ROW_COLUMNS)]
+    copied = [t.c.close, *(t.c[name] for name in schema.PRICE_ROW_COLUMNS)]
+    in_interval = [p.c.time >= (T0 + timedelta(days=2)).replace(tzinfo=None)]
+
+    def rows(columns, table, *where):
+        with engine.connect() as conn:
+            return sorted(tuple(r) for r in conn.execute(select(table.c.symbol, table.c.time, *columns).where(*where)))
+
+    assert rows(copied, t) == rows(carried, p, *in_interval) and len(rows(copied, t)) == 2 * (24 * 4 - 1)
+    revised = (T0 + timedelta(days=4, hours=5)).replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(p.update().where(p.c.symbol == "BTC", p.c.time == revised).values(
+            price=123.0, market_cap=4.5e9, total_volume=6.7e6, source="coingecko"))
+        conn.execute(t.delete().where(t.c.symbol == "BTC", t.c.time == revised))
+    _run(run_features, engine, settings, [(4, 5)])
+    built = rows([f.c.price, f.c.market_cap, f.c.total_volume, f.c.is_synthetic], f)
+    assert len(built) == 2 * 24 - 1 and ("BTC", revised) not in {r[:2] for r in built}
+    _run(run_technical, engine, settings, [(4, 5)])  # its asset event would now trigger the features
+    _run(run_features, engine, settings, [(4, 5)])
+    built = {r[:2]: r[2:] for r in rows([f.c.price, f.c.market_cap, f.c.total_volume, f.c.is_synthetic], f)}
+    assert len(built) == 2 * 24 and built[("BTC", revised)] == (123.0, 4.5e9, 6.7e6, False)
+    assert rows(copied, t) == rows(carried, p, *in_interval)
 
 
 @pytest.mark.parametrize("rows_per_part,time_major", [(1, True), (2 * 24 * 60, False), (2 * 24 * 60, True)])

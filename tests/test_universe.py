@@ -220,6 +220,7 @@ def test_features_of_a_coin_listed_mid_window(engine):
     assert [r[:2] + r[-1:] for r in chunked] == [r[:2] + r[-1:] for r in one_go]  # keys and bar counts exactly
     floats = lambda rows: [[float("nan") if v is None else v for v in r[2:-1]] for r in rows]  # noqa: E731
     assert floats(chunked) == [pytest.approx(r, rel=1e-9, nan_ok=True) for r in floats(one_go)]
+    run_technical(ctx, Interval(t0 + timedelta(hours=500), window.start))  # the features read its rows
     run_features(ctx, Interval(t0 + timedelta(hours=500), window.end))
 
     with engine.connect() as conn:

@@ -52,7 +52,8 @@ def run_technical(ctx: StepContext, interval: Interval) -> int:
     def reads(conn: Connection) -> Iterator[tuple[list[str], pd.DataFrame]]:
         for group in symbol_groups(symbols, hours):
             yield group, read_frame(conn, schema.price_data_real, time_column="time", start=read_start,
-                                    end=interval.end, symbols=group, columns=("symbol", "time", "price"))
+                                    end=interval.end, symbols=group,
+                                    columns=("symbol", "time", "price", *schema.PRICE_ROW_COLUMNS))
 
     def parts(groups: Iterable[tuple[list[str], pd.DataFrame]]) -> Iterator[tuple[dict, pd.DataFrame]]:
         for group, prices in groups:

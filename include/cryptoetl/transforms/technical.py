@@ -107,8 +107,10 @@ def indicator_matrices(closes: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def compute(prices: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Indicator rows for [start, end) from ``prices`` (symbol, time, price), which must
     include the warm-up bars before ``start``. Returns one row per input bar in the interval,
-    ordered by (symbol, time): for each symbol, the rows ``indicators_for_series`` gives."""
-    columns = ["symbol", "time", *OUTPUT_COLUMNS]
+    ordered by (symbol, time): for each symbol, the rows ``indicators_for_series`` gives, then any
+    other column of ``prices`` (the rest of the price row) as it was."""
+    carried = [c for c in prices.columns if c not in ("symbol", "time", "price")]
+    columns = ["symbol", "time", *OUTPUT_COLUMNS, *carried]
     if prices.empty:
         return pd.DataFrame(columns=columns)
     prices, codes, times = _bars_to_compute(prices, start, end)
@@ -126,6 +128,8 @@ def compute(prices: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.
     rows, cols = position[inside], codes[inside]
     for name, matrix in matrices.items():
         out[name] = matrix.to_numpy()[rows, cols]
+    for name in carried:
+        out[name] = prices[name].to_numpy()[inside]
     return pd.concat([out, _lookbacks(codes, times, close, inside)], axis=1)[columns]
 
 

@@ -4,8 +4,9 @@ The rows of an interval [lo, hi) are rebuilt in one transaction, entirely inside
 no price, indicator or news row travels to Python (only per-hour rows are sent: the calendar, and
 the macro values as of each hour, from the macro rows that can still be current). Small session
 temporary tables hold the per-hour context first, so that the final INSERT ... SELECT
-joins each price row to a handful of primary-key lookups. One module per part, each with its
-point-in-time rule (every value knowable at the row's ``time`` T, the hour start):
+joins each indicator row (which carries its price row) to a handful of primary-key lookups. One
+module per part, each with its point-in-time rule (every value knowable at the row's ``time`` T,
+the hour start):
 
 ``calendar``   ``tmp_feat_hours``: the hours the context covers.
 ``macro``      ``tmp_feat_macro``: per hour, every macro series as of that hour, and its age.
@@ -14,7 +15,7 @@ point-in-time rule (every value knowable at the row's ``time`` T, the hour start
 ``sentiment``  ``tmp_feat_sent_*``: per (scope, model, hour), trailing-window counts and means.
 ``universe``   ``tmp_feat_snap``: per hour, the universe snapshot known then (the coin's rank).
 ``select``     ``tmp_feat_hour_ctx``: the per-hour tables above gathered in one (in memory), then
-               the final INSERT ... SELECT (prices and indicators join it directly).
+               the final INSERT ... SELECT (over the indicator rows, which carry their prices).
 
 Each family also states how far past a changed input interval the features change
 (``LOOKAHEAD_HOURS``, merged here): a rebuild triggered by that input covers that much more.
