@@ -20,17 +20,18 @@ def day(k: int) -> Interval:
     return Interval(T0 + timedelta(days=k), T0 + timedelta(days=k + 1))
 
 
-def event(table: str, intervals, history=(), dag="prices_coingecko", run="backfill__2026-03-01"):
-    return SimpleNamespace(asset=SimpleNamespace(name=table), source_dag_id=dag, source_run_id=run,
+def event(table: str, intervals, history=(), dag="prices_coingecko", run="backfill__2026-03-01", sent=None):
+    return SimpleNamespace(asset=SimpleNamespace(name=table), source_dag_id=dag, source_run_id=run, timestamp=sent,
                            extra={"intervals": [str(iv) for iv in intervals], "history": [str(iv) for iv in history]})
 
 
 class FakeTi:
-    """``get_dr_count`` over a fixed set of active runs {dag_id: {run_id, ...}}."""
+    """``get_dr_count`` over a fixed set of active runs {dag_id: {run_id, ...}}; the task's start."""
 
-    def __init__(self, active: dict[str, set[str]]):
+    def __init__(self, active: dict[str, set[str]], start_date: datetime | None = None):
         self.active = active
         self.calls = 0
+        self.start_date = start_date
 
     def get_dr_count(self, dag_id, run_ids=None, states=None, logical_dates=None):
         self.calls += 1
@@ -44,6 +45,9 @@ def variables(monkeypatch):
     monkeypatch.setattr(planning, "read_pending", lambda step: list(store.get(step.dag_id, [])))
     monkeypatch.setattr(planning, "write_pending",
                         lambda step, ivs: store.__setitem__(step.dag_id, planning.merge(ivs)))
+    monkeypatch.setattr(planning, "read_rebuilt", lambda step: store.get(f"rebuilt {step.dag_id}"))
+    monkeypatch.setattr(planning, "write_rebuilt", lambda step, rebuilt: store.__setitem__(f"rebuilt {step.dag_id}",
+                                                                                           rebuilt))
     return store
 
 
@@ -146,3 +150,33 @@ def test_a_backfill_of_the_derived_dag_touches_no_pending_work(variables):
     result = planning.plan_run(context, technical, [day(1)])
     planning.finish(technical, result)
     assert result.run == [day(1)] and variables["technical_indicators"] == [day(9)]
+
+
+def test_an_event_the_last_history_rebuild_already_read_rebuilds_nothing(variables):
+    """The load's last price day sends its event just before the rebuild of the whole load starts (which
+    reads that day too): the run it queues drops it. An event sent after that start, or reaching past
+    what was rebuilt, is rebuilt; so is a regular increment."""
+    technical = get_step("technical")
+    reach = timedelta(hours=technical.lookahead_for("price_data_real"))
+    started = day(20).start
+    ti = FakeTi({}, start_date=started)
+    whole = planning.plan_run({"ti": ti, "triggering_asset_events": {"p": [
+        event("price_data_real", [day(0)], history=[day(0)], sent=started - timedelta(seconds=30))]}}, technical, None)
+    assert whole.run == [Interval(day(0).start, day(0).end + reach)] and whole.started == started
+    planning.finish(technical, whole)
+    assert variables["rebuilt technical_indicators"].intervals == whole.run
+
+    def rerun(intervals, history, sent):
+        context = {"ti": FakeTi({}, start_date=started + timedelta(minutes=1)), "triggering_asset_events": {
+            "p": [event("price_data_real", intervals, history=history, run="backfill__late", sent=sent)]}}
+        result = planning.plan_run(context, technical, None)
+        planning.finish(technical, result)
+        return result
+
+    assert rerun([day(0)], [day(0)], started - timedelta(seconds=4)).run == []  # read by the rebuild: skipped
+    assert rerun([day(0)], [day(0)], started + timedelta(seconds=4)).run == [whole.run[0]]  # sent after it started
+    assert rerun([day(0)], [], started - timedelta(seconds=4)).run == [whole.run[0]]  # a regular increment
+    before = Interval(day(0).start - timedelta(days=1), day(0).start)
+    assert rerun([before], [before], started - timedelta(seconds=4)).run == [before.extended(int(reach / H))]
+    assert planning.Rebuilt(started, whole.run).covers(Interval(day(0).start, started + reach), started - H)
+    assert not planning.Rebuilt(started, whole.run).covers(Interval(day(0).start, started + reach), None)

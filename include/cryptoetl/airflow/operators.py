@@ -176,6 +176,11 @@ class _StepMixin:
 
         timed = None if context.get("triggering_asset_events") else resolve_intervals(context, self.step)
         self._plan = plan = planning.plan_run(context, self.step, timed)
+        if not plan.run and not plan.pending:
+            raise AirflowSkipException(
+                f"{self.step.name}: nothing to rebuild: the history load's intervals of this run's events were "
+                f"rebuilt by a run that started after they were sent (Variable "
+                f"{planning.REBUILT_VARIABLE.format(dag_id=self.step.dag_id)})")
         if not plan.run:
             raise AirflowSkipException(
                 f"{self.step.name}: {len(plan.pending)} interval(s) of a history load held back until the DAGs "

@@ -18,7 +18,13 @@ source marks them in its event's ``extra["history"]``) are not rebuilt while the
   under Admin > Variables), written before the rebuild and cleared after it succeeds: a failed
   rebuild leaves its intervals for the next run. Only the DAG's own asset-triggered and timed runs
   read or write it, one at a time (``max_active_runs=1``); a backfill of the derived DAG itself
-  rebuilds just its own interval.
+  rebuilds just its own interval;
+- a rebuild of history work also records what it covered and when its task started
+  (``cryptoetl_rebuilt__<dag_id>``): a history event sent before that start, for hours inside it, was
+  already read by it (the data is committed before its event is sent), so a later run drops it
+  instead of rebuilding those hours again. At 320 coins x 14 days, the last daily price run's event
+  arrived 4 s before the one rebuild of the load started, and queued a second technical run of two
+  days and 1.8 s (1.27x one run over the range, instead of at most 1.2x).
 
 The planning itself (``plan``) is a pure function of intervals; the Airflow side (events, Variable,
 run counts) is the rest of this module.
@@ -27,8 +33,9 @@ run counts) is the rest of this module.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -42,8 +49,11 @@ from cryptoetl.steps import steps
 CATCHUP_AFTER = timedelta(hours=2)
 ACTIVE_STATES = ["queued", "running"]
 VARIABLE = "cryptoetl_pending__{dag_id}"
+REBUILT_VARIABLE = "cryptoetl_rebuilt__{dag_id}"
 # In a run's log line when it covers intervals of a history load (``make bench-pipeline`` reads it).
 HISTORY_MARK = "of a history load:"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,24 @@ class Plan:
     history: list[Interval]
     pending: list[Interval]
     keeps_pending: bool = True  # this run reads and writes the pending work (not a backfill of the DAG)
+    started: datetime | None = None  # when this run's task started (Airflow's clock, as the events')
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """The last rebuild of history work: its intervals, and when its task started (``as_of``)."""
+
+    as_of: datetime
+    intervals: list[Interval]
+
+    def covers(self, interval: Interval, sent_at: datetime | None) -> bool:
+        """Whether an event's (extended) ``interval``, sent at ``sent_at``, needs no rebuild: it was sent
+        before this rebuild started, so its data was committed and read, and every hour of it up to that
+        start lies in one interval rebuilt (later hours have no data yet: their own events come)."""
+        if sent_at is None or sent_at >= self.as_of or interval.start >= self.as_of:
+            return False
+        end = min(interval.end, self.as_of)
+        return any(iv.start <= interval.start and end <= iv.end for iv in self.intervals)
 
 
 def plan(now: Iterable[Interval], history: Iterable[Interval], pending: Iterable[Interval],
@@ -79,10 +107,11 @@ def is_history_run(context: Mapping[str, Any]) -> bool:
     return isinstance(end, datetime) and end + CATCHUP_AFTER < started
 
 
-def split_events(events: Mapping[Any, Iterable[Any]], step: Step,
+def split_events(events: Mapping[Any, Iterable[Any]], step: Step, rebuilt: Rebuilt | None = None,
                  ) -> tuple[list[Interval], list[Interval], dict[str, set[str]]]:
     """The triggering events' intervals, each extended by the step's lookahead for its input: (from
-    regular runs, from history loads, {source DAG: its run ids})."""
+    regular runs, from history loads, {source DAG: its run ids}). History intervals that ``rebuilt``
+    covers are left out (logged)."""
     now: list[Interval] = []
     history: list[Interval] = []
     sources: dict[str, set[str]] = {}
@@ -99,6 +128,11 @@ def split_events(events: Mapping[Any, Iterable[Any]], step: Step,
             marked = {str(text) for text in extra.get("history") or ()}
             for text in extra["intervals"]:
                 interval = parse_interval(text).extended(hours)
+                sent_at = getattr(event, "timestamp", None)
+                if text in marked and rebuilt is not None and rebuilt.covers(interval, sent_at):
+                    log.info("%s: %s (of a history load) was rebuilt by the run that started at %s: skipped",
+                             step.name, interval, rebuilt.as_of.isoformat())
+                    continue
                 (history if text in marked else now).append(interval)
             if getattr(event, "source_dag_id", None):
                 sources.setdefault(event.source_dag_id, set()).add(getattr(event, "source_run_id", None) or "")
@@ -164,6 +198,25 @@ def write_pending(step: Step, intervals: Iterable[Interval]) -> None:
                  description=f"{step.dag_id}: derived work held back during a history load (cryptoetl planning)")
 
 
+def read_rebuilt(step: Step) -> Rebuilt | None:
+    from airflow.sdk import Variable
+
+    raw = Variable.get(REBUILT_VARIABLE.format(dag_id=step.dag_id), default=None)
+    if not raw:
+        return None
+    record = json.loads(raw)
+    return Rebuilt(datetime.fromisoformat(record["as_of"]), [parse_interval(text) for text in record["intervals"]])
+
+
+def write_rebuilt(step: Step, rebuilt: Rebuilt) -> None:
+    from airflow.sdk import Variable
+
+    Variable.set(REBUILT_VARIABLE.format(dag_id=step.dag_id),
+                 json.dumps({"as_of": rebuilt.as_of.isoformat(), "intervals": [str(iv) for iv in rebuilt.intervals]}),
+                 description=f"{step.dag_id}: the last rebuild of a history load's work and when it started "
+                             "(cryptoetl planning: events sent before it, inside it, need no rebuild)")
+
+
 def plan_run(context: Mapping[str, Any], step: Step, timed: list[Interval] | None) -> Plan:
     """The plan of this derived run. ``timed``: a timed or backfill run's own interval (None for an
     asset-triggered run). Writes the pending work before anything is rebuilt (see the module docstring)."""
@@ -172,16 +225,19 @@ def plan_run(context: Mapping[str, Any], step: Step, timed: list[Interval] | Non
     if timed is not None:
         now, history, sources = timed, [], {}
     else:
-        now, history, sources = split_events(context.get("triggering_asset_events") or {}, step)
+        now, history, sources = split_events(context.get("triggering_asset_events") or {}, step, read_rebuilt(step))
     pending = read_pending(step)
     ti = context.get("ti")
     result = plan(now, history, pending,
                   lambda: timed is None and upstream_busy(ti, step, sources))
     write_pending(step, [*result.pending, *result.run])
-    return result
+    return replace(result, started=getattr(ti, "start_date", None))
 
 
 def finish(step: Step, result: Plan) -> None:
-    """After the rebuild succeeded: only the work held back stays pending."""
+    """After the rebuild succeeded: only the work held back stays pending; a rebuild of history work
+    records what it covered (``Rebuilt``)."""
     if result.keeps_pending:
         write_pending(step, result.pending)
+        if result.history and result.started is not None:
+            write_rebuilt(step, Rebuilt(result.started, merge(result.run)))
