@@ -134,8 +134,8 @@ def peak_rss_mib() -> float:
 
 def cmd_rebuild_features(args: argparse.Namespace, settings: Settings) -> int:
     """Rebuild ml_features_materialized in the warehouse (INSERT ... SELECT), for a range or for
-    every hour that has a price. For when the feature code changed; upstream reloads trigger
-    their own rebuilds."""
+    every hour that has a price (a row where the hour's indicators are computed). For when the
+    feature code changed; upstream reloads trigger their own rebuilds."""
     from cryptoetl.warehouse import features
 
     engine = _checked_engine(settings, features=True)

@@ -28,7 +28,7 @@ def upgrade() -> None:
         op.add_column("technical_indicators", sa.Column(
             name, kind, comment=f"the price row's {name} (price_data_real.{name})"))
     names = [name for name, _ in COLUMNS]
-    if op.get_bind().dialect.name == "mysql":
+    if op.get_bind().dialect.name in ("mysql", "mariadb"):  # a mysql:// or a mariadb:// URL
         op.execute("UPDATE technical_indicators t JOIN price_data_real p ON p.symbol = t.symbol AND p.time = t.time "
                    "SET " + ", ".join(f"t.{name} = p.{name}" for name in names))
     else:  # SQLite >= 3.33
