@@ -77,11 +77,12 @@ def settle(engine: Engine, timeout_s: float = SETTLE_TIMEOUT_S) -> float:
             conn.execute(text("SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0.001"))
         except DBAPIError as error:  # a user without SUPER: the server flushes at its own pace
             print(f"· cannot make the page cleaner eager ({error.orig}): waiting for it as it is")
-            return _wait_flushed(conn, began, timeout_s)
+            lwm = None
         try:
             return _wait_flushed(conn, began, timeout_s)
         finally:
-            conn.execute(text("SET GLOBAL innodb_max_dirty_pages_pct_lwm = :lwm"), {"lwm": lwm})
+            if lwm is not None:
+                conn.execute(text("SET GLOBAL innodb_max_dirty_pages_pct_lwm = :lwm"), {"lwm": lwm})
 
 
 def _wait_flushed(conn: Connection, began: float, timeout_s: float) -> float:
@@ -112,6 +113,12 @@ def features_vs_floor(engine: Engine, start: datetime, days: int, symbols: Seque
     ratio is of the shortest of each (the same rebuild varied 46-61 s from run to run here: the
     128 MB buffer pool reads through O_DIRECT, so every run goes to the disk)."""
     end = start + timedelta(days=days)
+
+    def copy() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO bench_floor SELECT * FROM ml_features_materialized WHERE time >= :lo "
+                              "AND time < :hi"), {"lo": start.replace(tzinfo=None), "hi": end.replace(tzinfo=None)})
+
     rebuilds, floors = [], []
     for _ in range(repeats):
         with engine.begin() as conn:
@@ -121,12 +128,6 @@ def features_vs_floor(engine: Engine, start: datetime, days: int, symbols: Seque
         with engine.begin() as conn:
             conn.execute(text("DROP TABLE IF EXISTS bench_floor"))
             conn.execute(text("CREATE TABLE bench_floor LIKE ml_features_materialized"))
-
-        def copy() -> None:
-            with engine.begin() as conn:
-                conn.execute(text("INSERT INTO bench_floor SELECT * FROM ml_features_materialized WHERE time >= :lo "
-                                  "AND time < :hi"), {"lo": start.replace(tzinfo=None), "hi": end.replace(tzinfo=None)})
-
         settle(engine)
         _, floor_s = timed(copy)
         with engine.begin() as conn:

@@ -22,10 +22,10 @@ source marks them in its event's ``extra["history"]``) are not rebuilt while the
 - a rebuild of history work also records what it covered and when its task started
   (``cryptoetl_rebuilt__<dag_id>``): a history event sent before that start (by ``CLOCK_SKEW``), for
   hours inside it, was already read by it (the data is committed before its event is sent, and the
-  task reads after it starts), so a later run drops it
-  instead of rebuilding those hours again. At 320 coins x 14 days, the last daily price run's event
-  arrived 4 s before the one rebuild of the load started, and queued a second technical run of two
-  days and 1.8 s (1.27x one run over the range, instead of at most 1.2x).
+  task reads after it starts), so a later run drops it instead of rebuilding those hours again. At
+  320 coins x 14 days, the last daily price run's event arrived 4 s before the one rebuild of the
+  load started, and queued a second technical run of two days and 1.8 s (1.27x one run over the
+  range, instead of at most 1.2x).
 
 The planning itself (``plan``) is a pure function of intervals; the Airflow side (events, Variable,
 run counts) is the rest of this module.
